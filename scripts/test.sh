@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command (what .ci/run calls): installs missing
+# dependencies (when root), builds rvisor, checks formatting and lints, and
+# runs every test of the workspace against the release binary.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "$(id -u)" = 0 ]; then
+    ./scripts/install.sh --deps-only
+else
+    echo "test.sh: not root, skipping dependency installation (scripts/install.sh --deps-only)" >&2
+fi
+if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+set -x
+cargo build --release -p rvisor
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+RVISOR_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/rvisor" \
+    cargo test --workspace --release --no-fail-fast

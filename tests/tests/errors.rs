@@ -12,9 +12,10 @@ use rvisor_tests::{require_file, Invocation, Output, Subreaper, TempDir, BUSYBOX
 
 const ORPHAN_GRACE: Duration = Duration::from_secs(3);
 
-/// Runs under rvisor; asserts no timeout and nothing left behind.
+/// Runs under rvisor; asserts no timeout and nothing left behind. The caller
+/// holds `Subreaper::lock()` for the whole test (native runs included, or
+/// their children would look like orphans to a concurrent test).
 fn run_checked(inv: &Invocation) -> Output {
-    let _guard = Subreaper::lock();
     let out = inv.run_rvisor();
     let orphans = Subreaper::orphans(ORPHAN_GRACE);
     out.assert_clean_exit();
@@ -28,6 +29,7 @@ fn run_checked(inv: &Invocation) -> Output {
 }
 
 fn assert_exec_error(inv: Invocation, status: i32) {
+    let _guard = Subreaper::lock();
     let native = inv.run_native();
     assert_eq!(native.status, status, "native side\n{}", native.describe());
     let out = run_checked(&inv);
@@ -106,6 +108,7 @@ fn script_with_shebang_runs() {
         0o755,
     );
     let inv = Invocation::new(&[file.to_str().unwrap(), "arg1"]);
+    let _guard = Subreaper::lock();
     let native = inv.run_native();
     let out = run_checked(&inv);
     rvisor_tests::assert_outputs_equal(&native, &out);
@@ -114,6 +117,7 @@ fn script_with_shebang_runs() {
 #[test]
 fn nothing_left_behind_after_success() {
     require_file(BUSYBOX, "busybox-static");
+    let _guard = Subreaper::lock();
     let out = run_checked(&Invocation::new(&[BUSYBOX, "true"]));
     assert_eq!(out.status, 0, "{}", out.describe());
 }
@@ -126,6 +130,7 @@ fn background_child_dies_with_the_sandbox() {
     require_file(BUSYBOX, "busybox-static");
     let inv = Invocation::new(&[BUSYBOX, "sh", "-c", "/bin/busybox sleep 1000 & exit 5"])
         .timeout(Duration::from_secs(30));
+    let _guard = Subreaper::lock();
     let out = run_checked(&inv);
     assert_eq!(out.status, 5, "{}", out.describe());
 }

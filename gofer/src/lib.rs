@@ -1,0 +1,54 @@
+//! The gofer: rvisor's file server.
+//!
+//! The gofer is the only rvisor process that opens host files once a sandbox
+//! runs. It confines itself to a mount namespace holding nothing but the
+//! served roots ([`confine`]), then answers the sentry's requests on a unix
+//! `SOCK_SEQPACKET` socket ([`server`]), donating host fds by SCM_RIGHTS.
+//! The sentry side of the protocol is [`client::Client`]; the wire types are
+//! in [`proto`] and their framing in [`wire`].
+
+use std::os::fd::OwnedFd;
+
+pub mod client;
+pub mod confine;
+pub mod proto;
+pub mod server;
+pub mod wire;
+
+/// Internal errors of the gofer process.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The connection to the sentry failed or carried garbage.
+    #[error("gofer transport: {0}")]
+    Wire(#[from] wire::WireError),
+    /// The peer broke the protocol (e.g. did not start with `Version`).
+    #[error("gofer protocol: {0}")]
+    Protocol(String),
+    /// A system call made while setting up failed.
+    #[error("gofer: {what}: {errno}")]
+    Sys {
+        what: String,
+        errno: nix::errno::Errno,
+    },
+}
+
+impl Error {
+    pub(crate) fn sys(what: impl Into<String>, errno: nix::errno::Errno) -> Error {
+        Error::Sys {
+            what: what.into(),
+            errno,
+        }
+    }
+}
+
+/// Entry point of `rvisor gofer`: confine this process to `mounts` (index =
+/// mount number used by `Attach`, 0 = rootfs), then serve `sock` until the
+/// sentry closes it.
+///
+/// Must run as root on the host (it creates namespaces and mounts), in a
+/// process that holds no other host fds (the runtime spawns it with only
+/// stdio and `sock` open) and has no other threads.
+pub fn run(sock: OwnedFd, mounts: Vec<confine::MountSpec>) -> Result<(), Error> {
+    let roots = confine::confine(&mounts)?;
+    server::serve(sock, roots)
+}

@@ -1,0 +1,129 @@
+//! Gofer protocol v1: the wire types spoken between the sentry and the gofer.
+//!
+//! Frames are `u32` little-endian length + bincode-encoded body, over a
+//! SOCK_SEQPACKET or SOCK_STREAM unix socket. Host fds travel beside a frame
+//! as SCM_RIGHTS. Every request carries a tag echoed in its reply so several
+//! may be in flight. Node ids are per-connection, never reused.
+//!
+//! Decoding is strict: frames above [`MAX_FRAME`] are rejected, unknown enum
+//! tags are rejected by bincode, names are single path components.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest frame either side accepts.
+pub const MAX_FRAME: u32 = 4 << 20;
+/// Protocol version; the first request on a connection is `Version`.
+pub const VERSION: u32 = 1;
+
+/// A gofer-side file: a confined O_PATH handle, never a path.
+pub type NodeId = u64;
+
+/// Linux errno as a plain number (positive).
+pub type Errno = i32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blksize: u64,
+    pub blocks: u64,
+    pub atime: (i64, u32),
+    pub mtime: (i64, u32),
+    pub ctime: (i64, u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dirent {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    /// DT_* type as getdents64 reports it.
+    pub kind: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatFs {
+    pub fs_type: u64,
+    pub bsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub namelen: u64,
+    pub frsize: u64,
+    pub flags: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Must be first: agree on the protocol version.
+    Version { version: u32 },
+    /// The root of served mount `mount` (0 = the rootfs). Returns `Reply::Node`.
+    Attach { mount: u32 },
+    /// Walk single components from `dir`, never following symlinks. Stops at
+    /// the first component that fails; returns `Reply::Walked`.
+    Walk { dir: NodeId, names: Vec<Vec<u8>> },
+    /// lstat of the node. Returns `Reply::Stat`.
+    Stat { node: NodeId },
+    /// Open the node for I/O with these open(2) flags (O_CREAT, O_EXCL, O_TRUNC,
+    /// O_NOFOLLOW, O_PATH are refused; O_NOCTTY|O_CLOEXEC|O_NONBLOCK forced).
+    /// Returns `Reply::Opened` with the host fd attached by SCM_RIGHTS.
+    Open { node: NodeId, flags: i32 },
+    /// All entries of a directory node ("." and ".." excluded). Returns `Reply::Dirents`.
+    Getdents { node: NodeId },
+    /// Target of a symlink node. Returns `Reply::Link`.
+    Readlink { node: NodeId },
+    /// statfs of the filesystem holding the node. Returns `Reply::StatFs`.
+    Statfs { node: NodeId },
+    /// Forget a node id. Returns `Reply::Ok`.
+    Close { node: NodeId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Ok,
+    Error {
+        errno: Errno,
+    },
+    Version {
+        version: u32,
+    },
+    Node {
+        node: NodeId,
+        stat: Stat,
+    },
+    /// One entry per component walked successfully, in order; `error` is the
+    /// errno of the first component that failed (None when all succeeded).
+    Walked {
+        nodes: Vec<(NodeId, Stat)>,
+        error: Option<Errno>,
+    },
+    Stat {
+        stat: Stat,
+    },
+    /// A host fd accompanies this reply.
+    Opened {
+        stat: Stat,
+    },
+    Dirents {
+        entries: Vec<Dirent>,
+    },
+    Link {
+        target: Vec<u8>,
+    },
+    StatFs {
+        statfs: StatFs,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame<T> {
+    pub tag: u64,
+    pub body: T,
+}

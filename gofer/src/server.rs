@@ -1,0 +1,547 @@
+//! The gofer's side of the protocol: serves confined roots to one sentry.
+//!
+//! Every request is treated as hostile. Nodes are per-connection ids (never
+//! reused) that hold an `O_PATH|O_NOFOLLOW` fd; paths never appear. Walks
+//! resolve one component at a time with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)`, so a walk
+//! can neither follow a symlink (the sentry resolves those itself) nor leave
+//! the mount it started in.
+//!
+//! Choices worth knowing on the sentry side:
+//! - Only regular files and directories can be opened. A symlink gives
+//!   `ELOOP`; a device node, FIFO or socket gives `ENXIO` (the gofer must
+//!   never block in open(2) on a FIFO, and devices are the sentry's own
+//!   business). Opened fds always carry `O_NONBLOCK|O_CLOEXEC|O_NOCTTY`.
+//!   If the name of a node now refers to a different file than the one walked
+//!   (it was replaced behind our back), open gives `ESTALE`.
+//! - Open refuses flags outside open(2)'s plain set, and `O_CREAT`, `O_EXCL`,
+//!   `O_TRUNC`, `O_NOFOLLOW`, `O_PATH`, `O_TMPFILE`, `O_ASYNC` with `EINVAL`;
+//!   on a read-only root any write access mode gives `EROFS`.
+//! - Getdents answers in one reply; a directory whose listing does not fit in
+//!   a frame gives `EOVERFLOW` (no pagination in v1).
+//! - Invalid walk components (empty, ".", "..", containing '/' or NUL) stop
+//!   the walk with `EINVAL`. Unknown node ids give `EBADF`, unknown mount
+//!   numbers `ENOENT`. A connection holding [`MAX_NODES`] nodes gets
+//!   `ENFILE` for new ones until it closes some.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fstatat, FileStat};
+
+use crate::client::valid_name;
+use crate::proto::{Dirent, Frame, NodeId, Reply, Request, Stat, StatFs, MAX_FRAME, VERSION};
+use crate::wire::{self, WireError};
+use crate::Error;
+
+/// One served mount, as produced by [`crate::confine`].
+pub struct ServedRoot {
+    /// `O_PATH` fd of the served directory (or, for a file mount, file).
+    pub dir: OwnedFd,
+    /// Refuse every write access.
+    pub readonly: bool,
+    /// For a root that is not a directory: the directory and name through
+    /// which it is reopened for I/O (an `O_PATH` fd cannot be reopened
+    /// without /proc). `None` for directory roots, which reopen as ".".
+    pub parent: Option<(OwnedFd, Vec<u8>)>,
+}
+
+impl ServedRoot {
+    /// A directory root.
+    pub fn dir(dir: OwnedFd, readonly: bool) -> ServedRoot {
+        ServedRoot {
+            dir,
+            readonly,
+            parent: None,
+        }
+    }
+}
+
+/// Resolve flags for walking one component.
+const WALK_RESOLVE: u64 = libc::RESOLVE_BENEATH
+    | libc::RESOLVE_NO_MAGICLINKS
+    | libc::RESOLVE_NO_SYMLINKS
+    | libc::RESOLVE_NO_XDEV;
+/// Resolve flags for reopening a walked node for I/O.
+const OPEN_RESOLVE: u64 =
+    libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_SYMLINKS;
+
+/// The kernel's O_LARGEFILE bit (the libc crate defines O_LARGEFILE as 0 on
+/// 64-bit targets, but a workload may still pass the real bit).
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+const KERNEL_O_LARGEFILE: i32 = 0o400000;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+const KERNEL_O_LARGEFILE: i32 = 0o100000;
+
+/// Open flags the sentry may pass (anything else is refused).
+const OPEN_ALLOWED: i32 = libc::O_ACCMODE
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DIRECTORY
+    | libc::O_NOATIME
+    | libc::O_DIRECT
+    | libc::O_DSYNC
+    | libc::O_SYNC
+    | KERNEL_O_LARGEFILE
+    | libc::O_CLOEXEC
+    | libc::O_NOCTTY;
+/// Open flags always added.
+const OPEN_FORCED: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+
+/// Most nodes one connection may hold open (attach nodes share their
+/// root's fd, so RLIMIT_NOFILE alone would not bound the table).
+pub const MAX_NODES: usize = 1 << 20;
+
+/// Bytes kept free in a Dirents frame for the frame's own fields.
+const DIRENTS_SLACK: usize = 256;
+/// Upper bound of the encoded size of one dirent besides its name.
+const DIRENT_OVERHEAD: usize = 16;
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(2)`, retried on `EINTR`/`EAGAIN`.
+pub(crate) fn openat2(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
+    let how = OpenHow {
+        flags: u64::from(flags as u32),
+        mode: 0,
+        resolve,
+    };
+    let mut tries = 0;
+    loop {
+        // SAFETY: `name` is a valid NUL-terminated string and `how` a valid
+        // open_how whose size we pass; both outlive the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if ret >= 0 {
+            let fd = i32::try_from(ret).map_err(|_| Errno::EBADF)?;
+            // SAFETY: openat2 returned a new fd that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            // openat2 asks for a retry when a rename raced the lookup.
+            Errno::EAGAIN if tries < 16 => tries += 1,
+            e => return Err(e),
+        }
+    }
+}
+
+/// lstat of an fd (works on `O_PATH` fds, symlinks included).
+pub(crate) fn fd_stat(fd: BorrowedFd<'_>) -> Result<FileStat, Errno> {
+    fstatat(
+        Some(fd.as_raw_fd()),
+        "",
+        AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+}
+
+fn to_u64<T: TryInto<u64>>(v: T) -> u64 {
+    v.try_into().unwrap_or(0)
+}
+
+fn to_time(sec: i64, nsec: i64) -> (i64, u32) {
+    (sec, u32::try_from(nsec).unwrap_or(0))
+}
+
+fn convert_stat(st: &FileStat) -> Stat {
+    Stat {
+        dev: to_u64(st.st_dev),
+        ino: to_u64(st.st_ino),
+        mode: st.st_mode,
+        nlink: to_u64(st.st_nlink),
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: to_u64(st.st_rdev),
+        size: to_u64(st.st_size),
+        blksize: to_u64(st.st_blksize),
+        blocks: to_u64(st.st_blocks),
+        atime: to_time(st.st_atime, st.st_atime_nsec),
+        mtime: to_time(st.st_mtime, st.st_mtime_nsec),
+        ctime: to_time(st.st_ctime, st.st_ctime_nsec),
+    }
+}
+
+fn file_type(mode: u32) -> u32 {
+    mode & libc::S_IFMT
+}
+
+/// How a node is reopened for I/O: through (directory, name), or as "."
+/// of its own fd (roots that are directories).
+type Via = Option<(Rc<OwnedFd>, CString)>;
+
+struct Node {
+    fd: Rc<OwnedFd>,
+    via: Via,
+    root: usize,
+}
+
+struct Root {
+    fd: Rc<OwnedFd>,
+    via: Via,
+    readonly: bool,
+}
+
+struct Server {
+    roots: Vec<Root>,
+    nodes: HashMap<NodeId, Node>,
+    next_id: NodeId,
+}
+
+type Handled = Result<(Reply, Option<OwnedFd>), Errno>;
+
+impl Server {
+    fn new(roots: Vec<ServedRoot>) -> Server {
+        let roots = roots
+            .into_iter()
+            .map(|r| Root {
+                fd: Rc::new(r.dir),
+                via: r.parent.and_then(|(dir, name)| {
+                    // A root whose name cannot be a C string just cannot be
+                    // reopened (open gives ENXIO below).
+                    CString::new(name).ok().map(|n| (Rc::new(dir), n))
+                }),
+                readonly: r.readonly,
+            })
+            .collect();
+        Server {
+            roots,
+            nodes: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    fn node(&self, id: NodeId) -> Result<&Node, Errno> {
+        self.nodes.get(&id).ok_or(Errno::EBADF)
+    }
+
+    fn add(&mut self, node: Node) -> Result<NodeId, Errno> {
+        if self.nodes.len() >= MAX_NODES {
+            return Err(Errno::ENFILE);
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.checked_add(1).ok_or(Errno::ENFILE)?;
+        self.nodes.insert(id, node);
+        Ok(id)
+    }
+
+    fn handle(&mut self, req: Request) -> Handled {
+        match req {
+            Request::Version { .. } => Ok((Reply::Version { version: VERSION }, None)),
+            Request::Attach { mount } => self.attach(mount),
+            Request::Walk { dir, names } => self.walk(dir, names),
+            Request::Stat { node } => {
+                let st = fd_stat(self.node(node)?.fd.as_fd())?;
+                Ok((
+                    Reply::Stat {
+                        stat: convert_stat(&st),
+                    },
+                    None,
+                ))
+            }
+            Request::Open { node, flags } => self.open(node, flags),
+            Request::Getdents { node } => self.getdents(node),
+            Request::Readlink { node } => self.readlink(node),
+            Request::Statfs { node } => self.statfs(node),
+            Request::Close { node } => {
+                self.nodes.remove(&node).ok_or(Errno::EBADF)?;
+                Ok((Reply::Ok, None))
+            }
+        }
+    }
+
+    fn attach(&mut self, mount: u32) -> Handled {
+        let idx = usize::try_from(mount).map_err(|_| Errno::ENOENT)?;
+        let root = self.roots.get(idx).ok_or(Errno::ENOENT)?;
+        let st = fd_stat(root.fd.as_fd())?;
+        let node = Node {
+            fd: root.fd.clone(),
+            via: root.via.clone(),
+            root: idx,
+        };
+        let id = self.add(node)?;
+        Ok((
+            Reply::Node {
+                node: id,
+                stat: convert_stat(&st),
+            },
+            None,
+        ))
+    }
+
+    fn walk(&mut self, dir: NodeId, names: Vec<Vec<u8>>) -> Handled {
+        let start = self.node(dir)?;
+        let root = start.root;
+        let mut cur = start.fd.clone();
+        let mut nodes = Vec::new();
+        let mut error = None;
+        for name in names {
+            if !valid_name(&name) {
+                error = Some(libc::EINVAL);
+                break;
+            }
+            let Ok(cname) = CString::new(name) else {
+                error = Some(libc::EINVAL);
+                break;
+            };
+            let step = openat2(
+                cur.as_fd(),
+                &cname,
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                WALK_RESOLVE,
+            )
+            .and_then(|fd| fd_stat(fd.as_fd()).map(|st| (fd, st)));
+            let (fd, st) = match step {
+                Ok(x) => x,
+                Err(e) => {
+                    error = Some(e as i32);
+                    break;
+                }
+            };
+            let fd = Rc::new(fd);
+            let id = match self.add(Node {
+                fd: fd.clone(),
+                via: Some((cur, cname)),
+                root,
+            }) {
+                Ok(id) => id,
+                Err(e) => {
+                    error = Some(e as i32);
+                    break;
+                }
+            };
+            nodes.push((id, convert_stat(&st)));
+            cur = fd;
+        }
+        Ok((Reply::Walked { nodes, error }, None))
+    }
+
+    /// Checks `flags` against the node and opens it for I/O.
+    fn reopen(&self, node: &Node, flags: i32) -> Result<(OwnedFd, FileStat), Errno> {
+        let acc = flags & libc::O_ACCMODE;
+        if acc == libc::O_ACCMODE || flags & !OPEN_ALLOWED != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let st = fd_stat(node.fd.as_fd())?;
+        match file_type(st.st_mode) {
+            libc::S_IFLNK => return Err(Errno::ELOOP),
+            libc::S_IFDIR if acc != libc::O_RDONLY => return Err(Errno::EISDIR),
+            libc::S_IFDIR => {}
+            libc::S_IFREG if flags & libc::O_DIRECTORY != 0 => return Err(Errno::ENOTDIR),
+            libc::S_IFREG => {}
+            _ => return Err(Errno::ENXIO),
+        }
+        let readonly = self.roots.get(node.root).is_none_or(|r| r.readonly);
+        if readonly && acc != libc::O_RDONLY {
+            return Err(Errno::EROFS);
+        }
+        let flags = flags | OPEN_FORCED;
+        let fd = match &node.via {
+            Some((dir, name)) => openat2(dir.as_fd(), name, flags, OPEN_RESOLVE)?,
+            None if file_type(st.st_mode) == libc::S_IFDIR => {
+                openat2(node.fd.as_fd(), c".", flags, OPEN_RESOLVE)?
+            }
+            None => return Err(Errno::ENXIO),
+        };
+        let now = fd_stat(fd.as_fd())?;
+        if now.st_dev != st.st_dev || now.st_ino != st.st_ino {
+            return Err(Errno::ESTALE);
+        }
+        if !matches!(file_type(now.st_mode), libc::S_IFREG | libc::S_IFDIR) {
+            return Err(Errno::ENXIO);
+        }
+        Ok((fd, now))
+    }
+
+    fn open(&self, id: NodeId, flags: i32) -> Handled {
+        let (fd, st) = self.reopen(self.node(id)?, flags)?;
+        Ok((
+            Reply::Opened {
+                stat: convert_stat(&st),
+            },
+            Some(fd),
+        ))
+    }
+
+    fn getdents(&self, id: NodeId) -> Handled {
+        let (fd, _) = self.reopen(self.node(id)?, libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let mut dir = nix::dir::Dir::from(fd)?;
+        let budget = MAX_FRAME as usize - DIRENTS_SLACK;
+        let mut used = 0usize;
+        let mut entries = Vec::new();
+        for ent in dir.iter() {
+            let ent = ent?;
+            let name = ent.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            used += name.len() + DIRENT_OVERHEAD;
+            if used > budget {
+                return Err(Errno::EOVERFLOW);
+            }
+            entries.push(Dirent {
+                name: name.to_vec(),
+                ino: ent.ino(),
+                kind: dirent_kind(ent.file_type()),
+            });
+        }
+        Ok((Reply::Dirents { entries }, None))
+    }
+
+    fn readlink(&self, id: NodeId) -> Handled {
+        let node = self.node(id)?;
+        let st = fd_stat(node.fd.as_fd())?;
+        if file_type(st.st_mode) != libc::S_IFLNK {
+            return Err(Errno::EINVAL);
+        }
+        let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+        // SAFETY: `buf` is writable for `buf.len()` bytes and the path is a
+        // valid empty C string; readlinkat writes at most `buf.len()` bytes.
+        let n = unsafe {
+            libc::readlinkat(
+                node.fd.as_raw_fd(),
+                c"".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).map_err(|_| Errno::last())?;
+        if n >= buf.len() {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        buf.truncate(n);
+        Ok((Reply::Link { target: buf }, None))
+    }
+
+    fn statfs(&self, id: NodeId) -> Handled {
+        let node = self.node(id)?;
+        let mut sf = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: `sf` is a valid out-pointer to a statfs buffer.
+        let ret = unsafe { libc::fstatfs(node.fd.as_raw_fd(), sf.as_mut_ptr()) };
+        if ret != 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: fstatfs succeeded, so it filled the whole struct.
+        let sf = unsafe { sf.assume_init() };
+        // struct statfs of the libc crate hides f_flags; statvfs has them.
+        let flags = nix::sys::statvfs::fstatvfs(node.fd.as_fd())?.flags().bits();
+        let statfs = StatFs {
+            fs_type: to_u64(sf.f_type),
+            bsize: to_u64(sf.f_bsize),
+            blocks: to_u64(sf.f_blocks),
+            bfree: to_u64(sf.f_bfree),
+            bavail: to_u64(sf.f_bavail),
+            files: to_u64(sf.f_files),
+            ffree: to_u64(sf.f_ffree),
+            namelen: to_u64(sf.f_namelen),
+            frsize: to_u64(sf.f_frsize),
+            flags: to_u64(flags),
+        };
+        Ok((Reply::StatFs { statfs }, None))
+    }
+}
+
+fn dirent_kind(t: Option<nix::dir::Type>) -> u8 {
+    use nix::dir::Type;
+    match t {
+        Some(Type::Fifo) => libc::DT_FIFO,
+        Some(Type::CharacterDevice) => libc::DT_CHR,
+        Some(Type::Directory) => libc::DT_DIR,
+        Some(Type::BlockDevice) => libc::DT_BLK,
+        Some(Type::File) => libc::DT_REG,
+        Some(Type::Symlink) => libc::DT_LNK,
+        Some(Type::Socket) => libc::DT_SOCK,
+        None => libc::DT_UNKNOWN,
+    }
+}
+
+/// Serves `roots` (index = mount number) on `sock` until the peer closes it.
+///
+/// The first request must be `Version` with [`VERSION`]; anything else is
+/// answered with an error and ends the connection. A frame that cannot be
+/// decoded, or a request carrying fds, also ends it (with `Err`). EOF from
+/// the peer is a clean `Ok(())`.
+pub fn serve(sock: OwnedFd, roots: Vec<ServedRoot>) -> Result<(), Error> {
+    wire::check_seqpacket(sock.as_fd())?;
+    let mut server = Server::new(roots);
+    let mut greeted = false;
+    loop {
+        let (frame, fds) = match wire::recv_frame::<Request>(sock.as_fd()) {
+            Ok(x) => x,
+            Err(WireError::Eof) => {
+                tracing::debug!("gofer: peer closed the connection");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::debug!("gofer: bad request: {e}");
+                return Err(e.into());
+            }
+        };
+        if !fds.is_empty() {
+            return Err(Error::Protocol("request carried file descriptors".into()));
+        }
+        let tag = frame.tag;
+        tracing::debug!(tag, request = ?frame.body, "gofer: request");
+        let (reply, fd, fatal) = if greeted {
+            match server.handle(frame.body) {
+                Ok((reply, fd)) => (reply, fd, None),
+                Err(e) => (Reply::Error { errno: e as i32 }, None, None),
+            }
+        } else {
+            match frame.body {
+                Request::Version { version } if version == VERSION => {
+                    greeted = true;
+                    (Reply::Version { version: VERSION }, None, None)
+                }
+                Request::Version { version } => (
+                    Reply::Error {
+                        errno: libc::EPROTONOSUPPORT,
+                    },
+                    None,
+                    Some(format!("unsupported protocol version {version}")),
+                ),
+                _ => (
+                    Reply::Error {
+                        errno: libc::EPROTO,
+                    },
+                    None,
+                    Some("first request is not Version".to_string()),
+                ),
+            }
+        };
+        tracing::debug!(tag, reply = ?reply, fd = fd.is_some(), "gofer: reply");
+        let raw: Vec<_> = fd.iter().map(|f| f.as_raw_fd()).collect();
+        match wire::send_frame(sock.as_fd(), &Frame { tag, body: reply }, &raw) {
+            Ok(()) => {}
+            Err(WireError::Eof) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        drop(fd);
+        if let Some(why) = fatal {
+            return Err(Error::Protocol(why));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,8 @@
 //! Gofer protocol v1: the wire types spoken between the sentry and the gofer.
 //!
 //! Frames are `u32` little-endian length + bincode-encoded body, over a
-//! SOCK_SEQPACKET or SOCK_STREAM unix socket. Host fds travel beside a frame
-//! as SCM_RIGHTS. Every request carries a tag echoed in its reply so several
+//! SOCK_SEQPACKET unix socket (see [`crate::wire`] for how a frame is split
+//! into packets). Host fds travel beside a frame as SCM_RIGHTS. Every request carries a tag echoed in its reply so several
 //! may be in flight. Node ids are per-connection, never reused.
 //!
 //! Decoding is strict: frames above [`MAX_FRAME`] are rejected, unknown enum

@@ -1,0 +1,1 @@
+//! OCI bundle and config.json handling (issue 3).

@@ -1,0 +1,5 @@
+//! Filesystem implementations: devfs, procfs/sysfs, and the tree setup of
+//! the sandbox's mounts.
+
+pub mod dev;
+pub mod proc;

@@ -1,0 +1,355 @@
+//! procfs and the minimal sysfs: synthetic nodes generated from the
+//! sandbox's own kernel state, never the host's.
+
+use crate::abi::*;
+use crate::kernel::task::Task;
+use crate::kernel::ThreadInfo;
+use crate::vfs::{lock, Dentry, FsType, Inode, Meta, Node, PROC_DEV};
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub enum ProcNode {
+    Root,
+    PidDir(i32),
+    FdDir(i32),
+    File(ProcFile),
+    Link(ProcLink),
+}
+
+#[derive(Clone, Debug)]
+pub enum ProcFile {
+    Meminfo,
+    Cpuinfo,
+    Stat,
+    Uptime,
+    Version,
+    Loadavg,
+    Filesystems,
+    Mounts,
+    PidStat(i32),
+    PidStatus(i32),
+    PidStatm(i32),
+    PidCmdline(i32),
+    PidEnviron(i32),
+    PidMaps(i32),
+    PidComm(i32),
+    CpuOnline,
+    Static(&'static str),
+}
+
+#[derive(Clone, Debug)]
+pub enum ProcLink {
+    SelfLink,
+    ThreadSelf,
+    Exe(i32),
+    Cwd(i32),
+    Root(i32),
+    Fd(i32, i32),
+}
+
+fn dir(p: ProcNode) -> Arc<Inode> {
+    let ino = match &p {
+        ProcNode::Root => 1,
+        ProcNode::PidDir(pid) => 0x1_0000 + *pid as u64 * 16,
+        ProcNode::FdDir(pid) => 0x1_0001 + *pid as u64 * 16,
+        _ => crate::vfs::new_ino(),
+    };
+    let mut m = Meta::new(S_IFDIR | 0o555, PROC_DEV, 0, 0);
+    m.ino = ino;
+    Inode::new(Node::Proc(p), m)
+}
+
+fn file(f: ProcFile) -> Arc<Inode> {
+    Inode::new(
+        Node::Proc(ProcNode::File(f)),
+        Meta::new(S_IFREG | 0o444, PROC_DEV, 0, 0),
+    )
+}
+
+fn link(l: ProcLink) -> Arc<Inode> {
+    Inode::new(
+        Node::Proc(ProcNode::Link(l)),
+        Meta::new(S_IFLNK | 0o777, PROC_DEV, 0, 0),
+    )
+}
+
+pub fn build_proc(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
+    Dentry::new_root(dir(ProcNode::Root), FsType::Proc, Some(mountpoint.clone()))
+}
+
+/// sysfs: only what libc and language runtimes read.
+pub fn build_sys(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
+    let d = |_: ()| Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o555, PROC_DEV + 1, 0, 0));
+    let root = Dentry::new_root(d(()), FsType::Sys, Some(mountpoint.clone()));
+    let devices = root.add_child(b"devices", d(()));
+    let system = devices.add_child(b"system", d(()));
+    let cpu = system.add_child(b"cpu", d(()));
+    cpu.add_child(b"online", file(ProcFile::CpuOnline));
+    cpu.add_child(b"possible", file(ProcFile::CpuOnline));
+    cpu.add_child(b"present", file(ProcFile::CpuOnline));
+    root.add_child(b"fs", d(()));
+    root.add_child(b"kernel", d(()));
+    root
+}
+
+fn thread(t: &Task, pid: i32) -> KResult<Arc<ThreadInfo>> {
+    t.k.thread(pid).ok_or(Errno::ENOENT)
+}
+
+pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
+    let name_s = std::str::from_utf8(name).map_err(|_| Errno::ENOENT)?;
+    match p {
+        ProcNode::Root => {
+            if let Ok(pid) = name_s.parse::<i32>() {
+                thread(t, pid)?;
+                return Ok(dir(ProcNode::PidDir(pid)));
+            }
+            Ok(match name_s {
+                "self" => link(ProcLink::SelfLink),
+                "thread-self" => link(ProcLink::ThreadSelf),
+                "meminfo" => file(ProcFile::Meminfo),
+                "cpuinfo" => file(ProcFile::Cpuinfo),
+                "stat" => file(ProcFile::Stat),
+                "uptime" => file(ProcFile::Uptime),
+                "version" => file(ProcFile::Version),
+                "loadavg" => file(ProcFile::Loadavg),
+                "filesystems" => file(ProcFile::Filesystems),
+                "mounts" => file(ProcFile::Mounts),
+                _ => return Err(Errno::ENOENT),
+            })
+        }
+        ProcNode::PidDir(pid) => {
+            let pid = *pid;
+            thread(t, pid)?;
+            Ok(match name_s {
+                "stat" => file(ProcFile::PidStat(pid)),
+                "status" => file(ProcFile::PidStatus(pid)),
+                "statm" => file(ProcFile::PidStatm(pid)),
+                "cmdline" => file(ProcFile::PidCmdline(pid)),
+                "environ" => file(ProcFile::PidEnviron(pid)),
+                "maps" => file(ProcFile::PidMaps(pid)),
+                "comm" => file(ProcFile::PidComm(pid)),
+                "mounts" => file(ProcFile::Mounts),
+                "exe" => link(ProcLink::Exe(pid)),
+                "cwd" => link(ProcLink::Cwd(pid)),
+                "root" => link(ProcLink::Root(pid)),
+                "fd" => dir(ProcNode::FdDir(pid)),
+                _ => return Err(Errno::ENOENT),
+            })
+        }
+        ProcNode::FdDir(pid) => {
+            let fd: i32 = name_s.parse().map_err(|_| Errno::ENOENT)?;
+            let th = thread(t, *pid)?;
+            let fds = th.fds();
+            lock(&fds).get(fd).map_err(|_| Errno::ENOENT)?;
+            Ok(link(ProcLink::Fd(*pid, fd)))
+        }
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+pub fn list(p: &ProcNode, t: &Task) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
+    let mut out = Vec::new();
+    let mut push = |n: &str, dt: u8| out.push((n.as_bytes().to_vec(), crate::vfs::new_ino(), dt));
+    match p {
+        ProcNode::Root => {
+            for n in ["self", "thread-self"] {
+                push(n, DT_LNK);
+            }
+            for n in [
+                "meminfo",
+                "cpuinfo",
+                "stat",
+                "uptime",
+                "version",
+                "loadavg",
+                "filesystems",
+                "mounts",
+            ] {
+                push(n, DT_REG);
+            }
+            for pid in t.k.tgids() {
+                push(&pid.to_string(), DT_DIR);
+            }
+        }
+        ProcNode::PidDir(_) => {
+            for n in [
+                "stat", "status", "statm", "cmdline", "environ", "maps", "comm", "mounts",
+            ] {
+                push(n, DT_REG);
+            }
+            for n in ["exe", "cwd", "root"] {
+                push(n, DT_LNK);
+            }
+            push("fd", DT_DIR);
+        }
+        ProcNode::FdDir(pid) => {
+            let th = thread(t, *pid)?;
+            let fds = th.fds();
+            let fds = lock(&fds);
+            for (fd, _) in fds.iter() {
+                push(&fd.to_string(), DT_LNK);
+            }
+        }
+        _ => return Err(Errno::ENOTDIR),
+    }
+    Ok(out)
+}
+
+/// Magic links resolve to a dentry directly, not through their text.
+pub fn link_target(p: &ProcNode, t: &Task) -> KResult<Option<Arc<Dentry>>> {
+    let ProcNode::Link(l) = p else {
+        return Ok(None);
+    };
+    Ok(match l {
+        ProcLink::Exe(pid) => thread(t, *pid)?.exe(),
+        ProcLink::Cwd(pid) => Some(lock(&thread(t, *pid)?.fs).cwd.clone()),
+        ProcLink::Root(pid) => Some(lock(&thread(t, *pid)?.fs).root.clone()),
+        ProcLink::Fd(pid, fd) => {
+            let th = thread(t, *pid)?;
+            let fds = th.fds();
+            let f = lock(&fds).get(*fd).map_err(|_| Errno::ENOENT)?;
+            f.dentry.clone()
+        }
+        ProcLink::SelfLink | ProcLink::ThreadSelf => None,
+    })
+}
+
+pub fn readlink(p: &ProcNode, t: &Task) -> KResult<Vec<u8>> {
+    let ProcNode::Link(l) = p else {
+        return Err(Errno::EINVAL);
+    };
+    match l {
+        ProcLink::SelfLink => Ok(t.tgid.to_string().into_bytes()),
+        ProcLink::ThreadSelf => Ok(format!("{}/task/{}", t.tgid, t.tid).into_bytes()),
+        ProcLink::Fd(pid, fd) => {
+            let th = thread(t, *pid)?;
+            let fds = th.fds();
+            let f = lock(&fds).get(*fd).map_err(|_| Errno::ENOENT)?;
+            Ok(match &f.dentry {
+                Some(d) => d.path(),
+                None => match &f.kind {
+                    crate::vfs::file::FileKind::Host { .. } => format!("host:[{fd}]").into_bytes(),
+                    _ => b"anon_inode:[unknown]".to_vec(),
+                },
+            })
+        }
+        _ => Ok(link_target(p, t)?.map(|d| d.path()).ok_or(Errno::ENOENT)?),
+    }
+}
+
+fn join0(v: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in v {
+        out.extend_from_slice(a);
+        out.push(0);
+    }
+    out
+}
+
+/// Content of a synthetic file, generated at open.
+pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
+    let k = &t.k;
+    let s = match f {
+        ProcFile::Meminfo => {
+            let total = k.mem_limit / 1024;
+            let used = k.mf.used() / 1024;
+            let free = total.saturating_sub(used);
+            format!(
+                "MemTotal:       {total:8} kB\nMemFree:        {free:8} kB\nMemAvailable:   {free:8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nActive:         {used:8} kB\nInactive:              0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:                 0 kB\nCommitLimit:    {total:8} kB\nCommitted_AS:   {used:8} kB\n"
+            )
+        }
+        ProcFile::Cpuinfo => {
+            let mut s = String::new();
+            for i in 0..k.ncpus {
+                s.push_str(&format!(
+                    "processor\t: {i}\nvendor_id\t: rvisor\ncpu family\t: 6\nmodel name\t: rvisor virtual CPU\ncpu MHz\t\t: 2000.000\ncache size\t: 0 KB\nphysical id\t: 0\nsiblings\t: {n}\ncore id\t\t: {i}\ncpu cores\t: {n}\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt avx avx2\nbogomips\t: 4000.00\n\n",
+                    n = k.ncpus
+                ));
+            }
+            s
+        }
+        ProcFile::Stat => {
+            let mut s = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
+            for i in 0..k.ncpus {
+                s.push_str(&format!("cpu{i} 0 0 0 0 0 0 0 0 0 0\n"));
+            }
+            let boot = k.boot_wall;
+            s.push_str(&format!(
+                "intr 0\nctxt 0\nbtime {boot}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\n",
+                k.tgids().len()
+            ));
+            s
+        }
+        ProcFile::Uptime => {
+            let up = k.boot.elapsed().as_secs_f64();
+            format!("{up:.2} 0.00\n")
+        }
+        ProcFile::Version => format!("Linux version {} (rvisor) #1 SMP PREEMPT_DYNAMIC\n", crate::kernel::RELEASE),
+        ProcFile::Loadavg => format!("0.00 0.00 0.00 1/{} {}\n", k.tgids().len(), k.last_pid()),
+        ProcFile::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\toverlay\n".to_string(),
+        ProcFile::Mounts => "none / overlay rw,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\ndev /dev devtmpfs rw,nosuid 0 0\nsysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n".to_string(),
+        ProcFile::CpuOnline => {
+            if k.ncpus <= 1 {
+                "0\n".to_string()
+            } else {
+                format!("0-{}\n", k.ncpus - 1)
+            }
+        }
+        ProcFile::Static(s) => s.to_string(),
+        ProcFile::PidCmdline(pid) => return Ok(join0(&lock(&thread(t, *pid)?.argv).clone())),
+        ProcFile::PidEnviron(pid) => return Ok(join0(&lock(&thread(t, *pid)?.envv).clone())),
+        ProcFile::PidComm(pid) => {
+            let mut c = lock(&thread(t, *pid)?.comm).clone();
+            c.push(b'\n');
+            return Ok(c);
+        }
+        ProcFile::PidMaps(pid) => {
+            let mm = thread(t, *pid)?.mm();
+            let text = lock(&mm).maps_text();
+            text
+        }
+        ProcFile::PidStatm(pid) => {
+            let mm = thread(t, *pid)?.mm();
+            let pages = lock(&mm).mapped_bytes() / PAGE_SIZE;
+            format!("{pages} 0 0 0 0 0 0\n")
+        }
+        ProcFile::PidStat(pid) => {
+            let th = thread(t, *pid)?;
+            let comm = String::from_utf8_lossy(&lock(&th.comm)).to_string();
+            let vsize = lock(&th.mm()).mapped_bytes();
+            format!(
+                "{} ({}) R {} {} {} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 0 {} 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+                th.tid,
+                comm,
+                th.ppid(),
+                th.tgid,
+                th.tgid,
+                vsize
+            )
+        }
+        ProcFile::PidStatus(pid) => {
+            let th = thread(t, *pid)?;
+            let comm = String::from_utf8_lossy(&lock(&th.comm)).to_string();
+            let vsize = lock(&th.mm()).mapped_bytes() / 1024;
+            let c = t.creds();
+            format!(
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t\nVmSize:\t{vsize} kB\nVmRSS:\t{vsize} kB\nThreads:\t1\nSigQ:\t0/0\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\nCpus_allowed_list:\t0-{}\n",
+                lock(&th.fs).umask,
+                th.tgid,
+                th.tid,
+                th.ppid(),
+                c.uid,
+                c.euid,
+                c.suid,
+                c.fsuid,
+                c.gid,
+                c.egid,
+                c.sgid,
+                c.fsgid,
+                k.ncpus.saturating_sub(1)
+            )
+        }
+    };
+    Ok(s.into_bytes())
+}

@@ -1,0 +1,156 @@
+//! The kernel: shared sandbox state (tasks, pid allocation, identity,
+//! counters) and the per-task run loop in [`task`].
+
+pub mod creds;
+pub mod exec;
+pub mod task;
+
+use crate::mm::memfile::MemoryFile;
+use crate::mm::MemoryManager;
+use crate::platform::Platform;
+use crate::vfs::file::FdTable;
+use crate::vfs::{lock, Dentry};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The kernel release the sandbox reports.
+pub const RELEASE: &str = "6.1.0-rvisor";
+
+pub struct FsContext {
+    pub root: Arc<Dentry>,
+    pub cwd: Arc<Dentry>,
+    pub umask: u32,
+}
+
+/// What other tasks (and procfs) may see of a thread.
+pub struct ThreadInfo {
+    pub tid: i32,
+    pub tgid: i32,
+    pub ppid: AtomicI32,
+    pub mm: Mutex<Arc<Mutex<MemoryManager>>>,
+    pub fds: Mutex<Arc<Mutex<FdTable>>>,
+    pub fs: Arc<Mutex<FsContext>>,
+    pub comm: Mutex<Vec<u8>>,
+    pub argv: Mutex<Vec<Vec<u8>>>,
+    pub envv: Mutex<Vec<Vec<u8>>>,
+    pub exe: Mutex<Option<Arc<Dentry>>>,
+}
+
+impl ThreadInfo {
+    pub fn mm(&self) -> Arc<Mutex<MemoryManager>> {
+        lock(&self.mm).clone()
+    }
+    pub fn fds(&self) -> Arc<Mutex<FdTable>> {
+        lock(&self.fds).clone()
+    }
+    pub fn exe(&self) -> Option<Arc<Dentry>> {
+        lock(&self.exe).clone()
+    }
+    pub fn ppid(&self) -> i32 {
+        self.ppid.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Kernel {
+    pub mf: Arc<MemoryFile>,
+    pub platform: Box<dyn Platform>,
+    pub gofer: Arc<gofer::client::Client>,
+    pub root: Arc<Dentry>,
+    pub hostname: Mutex<Vec<u8>>,
+    pub domainname: Mutex<Vec<u8>>,
+    pub ncpus: usize,
+    pub mem_limit: u64,
+    pub boot: Instant,
+    pub boot_wall: u64,
+    next_pid: AtomicI32,
+    threads: Mutex<HashMap<i32, Arc<ThreadInfo>>>,
+    /// Unimplemented syscalls: number -> count.
+    pub unimplemented: Mutex<BTreeMap<u64, u64>>,
+}
+
+impl Kernel {
+    pub fn new(
+        mf: Arc<MemoryFile>,
+        platform: Box<dyn Platform>,
+        gofer: Arc<gofer::client::Client>,
+        root: Arc<Dentry>,
+        hostname: &str,
+    ) -> Kernel {
+        let ncpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        // SAFETY: sysinfo fills a plain struct.
+        let mem = unsafe {
+            let mut si: libc::sysinfo = std::mem::zeroed();
+            libc::sysinfo(&mut si);
+            si.totalram * si.mem_unit as u64
+        };
+        Kernel {
+            mf,
+            platform,
+            gofer,
+            root,
+            hostname: Mutex::new(hostname.as_bytes().to_vec()),
+            domainname: Mutex::new(b"(none)".to_vec()),
+            ncpus,
+            mem_limit: mem,
+            boot: Instant::now(),
+            boot_wall: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            next_pid: AtomicI32::new(1),
+            threads: Mutex::new(HashMap::new()),
+            unimplemented: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn alloc_pid(&self) -> i32 {
+        self.next_pid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn last_pid(&self) -> i32 {
+        self.next_pid.load(Ordering::Relaxed) - 1
+    }
+
+    pub fn register(&self, t: Arc<ThreadInfo>) {
+        lock(&self.threads).insert(t.tid, t);
+    }
+
+    pub fn unregister(&self, tid: i32) {
+        lock(&self.threads).remove(&tid);
+    }
+
+    pub fn thread(&self, tid: i32) -> Option<Arc<ThreadInfo>> {
+        lock(&self.threads).get(&tid).cloned()
+    }
+
+    pub fn tgids(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = lock(&self.threads)
+            .values()
+            .filter(|t| t.tid == t.tgid)
+            .map(|t| t.tid)
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn count_unimplemented(&self, nr: u64) {
+        *lock(&self.unimplemented).entry(nr).or_insert(0) += 1;
+    }
+
+    /// One line per distinct unimplemented syscall.
+    pub fn unimplemented_report(&self) -> Vec<String> {
+        lock(&self.unimplemented)
+            .iter()
+            .map(|(nr, n)| {
+                format!(
+                    "unimplemented syscall {} (nr {nr}): {n} call(s)",
+                    crate::syscalls::names::syscall_name(*nr)
+                )
+            })
+            .collect()
+    }
+}

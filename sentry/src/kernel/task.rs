@@ -1,0 +1,304 @@
+//! Tasks: one per workload thread, each driven by its own sentry thread
+//! through a platform Context.
+
+use super::creds::Creds;
+use super::{FsContext, Kernel, ThreadInfo};
+use crate::abi::*;
+use crate::mm::MemoryManager;
+use crate::platform::{Context, Event, Regs};
+use crate::vfs::file::FdTable;
+use crate::vfs::{lock, Dentry, Meta};
+use std::sync::atomic::AtomicI32;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The status a shell reports: the code, or 128 + signal.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c & 0xff,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+pub const RLIMIT_COUNT: usize = 16;
+pub const RLIMIT_STACK: usize = 3;
+pub const RLIMIT_NOFILE: usize = 7;
+
+pub fn default_rlimits() -> [Rlimit; RLIMIT_COUNT] {
+    let inf = Rlimit {
+        cur: RLIM_INFINITY,
+        max: RLIM_INFINITY,
+    };
+    let mut r = [inf; RLIMIT_COUNT];
+    r[RLIMIT_STACK] = Rlimit {
+        cur: 8 << 20,
+        max: RLIM_INFINITY,
+    };
+    r[4] = Rlimit {
+        cur: 0,
+        max: RLIM_INFINITY,
+    }; // RLIMIT_CORE
+    r[RLIMIT_NOFILE] = Rlimit {
+        cur: 1024,
+        max: 1 << 20,
+    };
+    r[6] = Rlimit {
+        cur: 63_000,
+        max: 63_000,
+    }; // RLIMIT_NPROC
+    r[8] = Rlimit {
+        cur: 8 << 20,
+        max: 8 << 20,
+    }; // RLIMIT_MEMLOCK
+    r[11] = Rlimit {
+        cur: 63_000,
+        max: 63_000,
+    }; // RLIMIT_SIGPENDING
+    r[12] = Rlimit {
+        cur: 819_200,
+        max: 819_200,
+    }; // RLIMIT_MSGQUEUE
+    r
+}
+
+pub struct Task {
+    pub k: Arc<Kernel>,
+    pub tid: i32,
+    pub tgid: i32,
+    pub info: Arc<ThreadInfo>,
+    pub regs: Regs,
+    pub ctx: Box<dyn Context>,
+    pub creds: Creds,
+    pub sigactions: Arc<Mutex<[SigAction; 64]>>,
+    pub sigmask: u64,
+    pub clear_child_tid: u64,
+    pub robust_list: (u64, u64),
+    pub rlimits: [Rlimit; RLIMIT_COUNT],
+    pub exit: Option<ExitStatus>,
+    pub debug: bool,
+}
+
+impl Task {
+    /// The first task of the sandbox (pid 1), with an empty address space.
+    pub fn new_init(k: Arc<Kernel>, fds: FdTable, cwd: Arc<Dentry>, creds: Creds) -> KResult<Task> {
+        let ctx = k.platform.new_context().map_err(|e| {
+            tracing::error!("cannot start stub: {e}");
+            Errno::EAGAIN
+        })?;
+        let tid = k.alloc_pid();
+        let mm = MemoryManager::new(k.mf.clone(), k.platform.new_address_space());
+        let info = Arc::new(ThreadInfo {
+            tid,
+            tgid: tid,
+            ppid: AtomicI32::new(0),
+            mm: Mutex::new(Arc::new(Mutex::new(mm))),
+            fds: Mutex::new(Arc::new(Mutex::new(fds))),
+            fs: Arc::new(Mutex::new(FsContext {
+                root: k.root.clone(),
+                cwd,
+                umask: 0o022,
+            })),
+            comm: Mutex::new(Vec::new()),
+            argv: Mutex::new(Vec::new()),
+            envv: Mutex::new(Vec::new()),
+            exe: Mutex::new(None),
+        });
+        k.register(info.clone());
+        let regs = ctx.initial_regs();
+        Ok(Task {
+            k,
+            tid,
+            tgid: tid,
+            info,
+            regs,
+            ctx,
+            creds,
+            sigactions: Arc::new(Mutex::new([SigAction::default(); 64])),
+            sigmask: 0,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            rlimits: default_rlimits(),
+            exit: None,
+            debug: false,
+        })
+    }
+
+    pub fn mm(&self) -> Arc<Mutex<MemoryManager>> {
+        self.info.mm()
+    }
+
+    pub fn fds(&self) -> Arc<Mutex<FdTable>> {
+        self.info.fds()
+    }
+
+    pub fn fs_root(&self) -> Arc<Dentry> {
+        lock(&self.info.fs).root.clone()
+    }
+
+    pub fn cwd(&self) -> Arc<Dentry> {
+        lock(&self.info.fs).cwd.clone()
+    }
+
+    pub fn umask(&self) -> u32 {
+        lock(&self.info.fs).umask
+    }
+
+    pub fn creds(&self) -> Creds {
+        self.creds.clone()
+    }
+
+    pub fn may_access(&self, m: &Meta, mask: u32) -> KResult<()> {
+        self.creds.may_access(m, mask)
+    }
+
+    pub fn install_mm(&mut self, mm: MemoryManager) {
+        *lock(&self.info.mm) = Arc::new(Mutex::new(mm));
+    }
+
+    pub fn nofile_limit(&self) -> u64 {
+        self.rlimits[RLIMIT_NOFILE].cur
+    }
+
+    // Workload memory access.
+
+    pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
+        lock(&self.mm()).copy_in(addr, buf)
+    }
+
+    pub fn copy_out(&self, addr: u64, buf: &[u8]) -> KResult<()> {
+        lock(&self.mm()).copy_out(addr, buf)
+    }
+
+    pub fn read_obj<T: Pod>(&self, addr: u64) -> KResult<T> {
+        let mut b = vec![0u8; std::mem::size_of::<T>()];
+        self.copy_in(addr, &mut b)?;
+        Ok(pod_from_bytes(&b))
+    }
+
+    pub fn write_obj<T: Pod>(&self, addr: u64, v: &T) -> KResult<()> {
+        self.copy_out(addr, pod_bytes(v))
+    }
+
+    pub fn read_cstr(&self, addr: u64, max: usize) -> KResult<Vec<u8>> {
+        lock(&self.mm()).copy_in_cstr(addr, max)
+    }
+
+    /// A path argument: EFAULT on a bad pointer, ENAMETOOLONG past PATH_MAX.
+    pub fn read_path(&self, addr: u64) -> KResult<Vec<u8>> {
+        self.read_cstr(addr, crate::vfs::path::PATH_MAX - 1)
+    }
+
+    /// A NULL-terminated array of string pointers (argv, envp).
+    pub fn read_str_array(&self, addr: u64) -> KResult<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        if addr == 0 {
+            return Ok(out);
+        }
+        let mut total = 0usize;
+        for i in 0.. {
+            let p: u64 = self.read_obj(addr + i * 8)?;
+            if p == 0 {
+                break;
+            }
+            let s = self.read_cstr(p, 128 * 1024)?;
+            total += s.len() + 1 + 8;
+            if total > 2 << 20 || out.len() >= 0x7fff_ffff {
+                return Err(Errno::E2BIG);
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// Run the task until it exits.
+    pub fn run(&mut self) -> ExitStatus {
+        loop {
+            let as_ = lock(&self.mm()).as_.clone();
+            match self.ctx.switch(&*as_, &mut self.regs) {
+                Ok(Event::Syscall) => crate::syscalls::dispatch(self),
+                Ok(Event::Fault { signo, code, addr }) => {
+                    tracing::debug!(
+                        signo,
+                        code,
+                        addr = format_args!("{addr:#x}"),
+                        rip = format_args!("{:#x}", self.regs.rip),
+                        "fault"
+                    );
+                    self.force_signal(signo);
+                }
+                Ok(Event::Interrupted) => {}
+                Err(e) => {
+                    tracing::error!("task {}: platform failure: {e}", self.tid);
+                    self.exit = Some(ExitStatus::Signaled(libc::SIGKILL));
+                }
+            }
+            if let Some(st) = self.exit {
+                self.k.unregister(self.tid);
+                return st;
+            }
+        }
+    }
+
+    /// A signal the workload cannot have ignored or handled here (faults,
+    /// or default-action signals): terminate the thread group.
+    pub fn force_signal(&mut self, signo: i32) {
+        let act = self
+            .sigactions
+            .lock()
+            .map(|a| a[(signo - 1) as usize & 63])
+            .unwrap_or_default();
+        if act.handler != SIG_DFL && act.handler != SIG_IGN {
+            // User handlers need signal frames (rt_sigreturn); delivered by the
+            // signals subsystem once it lands. Until then the default applies.
+            tracing::warn!(
+                signo,
+                "signal handler installed but delivery not implemented; terminating"
+            );
+        }
+        self.exit = Some(ExitStatus::Signaled(signo));
+    }
+
+    /// Send a signal to this task's own process (kill/tgkill to self).
+    pub fn send_signal_self(&mut self, signo: i32) {
+        if signo == 0 {
+            return;
+        }
+        let act = self
+            .sigactions
+            .lock()
+            .map(|a| a[(signo - 1) as usize & 63])
+            .unwrap_or_default();
+        let default_ignored = matches!(
+            signo,
+            libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT
+        );
+        if act.handler == SIG_IGN || (act.handler == SIG_DFL && default_ignored) {
+            return;
+        }
+        if signo != libc::SIGKILL
+            && signo != libc::SIGSTOP
+            && self.sigmask & (1u64 << (signo - 1)) != 0
+        {
+            return; // blocked: stays pending (not yet tracked)
+        }
+        self.force_signal(signo);
+    }
+}

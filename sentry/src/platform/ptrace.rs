@@ -1,0 +1,440 @@
+//! The ptrace platform: each workload thread runs in a stub process forked
+//! by the sentry thread that drives it and traced with PTRACE_SYSEMU, so
+//! every `syscall` instruction stops the stub before the kernel runs it.
+//!
+//! A stub's address space holds only the stub page (at [`STUB_ADDR`]) and
+//! mappings of the memory file that the sentry injects. Threads of one
+//! workload process get one stub process each; they share the memory file
+//! pages, and each stub replays the address space's change log before it
+//! runs (see [`PtraceAddressSpace`]).
+
+use super::{AddressSpace, Context, Event, Platform, PlatformError, Prot, Regs};
+use crate::abi::TASK_SIZE;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The stub page: one page just below the top of the user address space.
+/// Start of the stub region: a stack page (RW) then the code page (RX).
+pub const STUB_ADDR: u64 = TASK_SIZE - 0x2000;
+const STUB_CODE: u64 = STUB_ADDR + 0x1000;
+/// Stack pointer for injected syscalls (never used by them, but kept valid).
+const STUB_SP: u64 = STUB_CODE - 64;
+/// Offset of `syscall; int3` used for injected syscalls.
+const STUB_SYSCALL: u64 = 0;
+/// Offset of the entry the forked child jumps to.
+const STUB_INIT: u64 = 16;
+
+/// Machine code of the stub page. `keep` is a range that stays mapped in
+/// stubs besides the stub region (none today).
+fn stub_code(keep: (u64, u64)) -> Vec<u8> {
+    let mut c = vec![0xcc_u8; 16];
+    c[0] = 0x0f; // syscall
+    c[1] = 0x05;
+    c[2] = 0xcc; // int3: tells the tracer an injected syscall finished
+                 // init: unmap everything below the stub page except `keep`; int3 (the
+                 // tracer takes over at the SIGTRAP stop).
+    for (start, end) in unmap_ranges(keep) {
+        c.extend_from_slice(&[0xb8, 11, 0, 0, 0]); // mov eax, SYS_munmap
+        c.extend_from_slice(&[0x48, 0xbf]); // mov rdi, imm64
+        c.extend_from_slice(&start.to_le_bytes());
+        c.extend_from_slice(&[0x48, 0xbe]); // mov rsi, imm64
+        c.extend_from_slice(&(end - start).to_le_bytes());
+        c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    }
+    c.push(0xcc); // int3
+    c
+}
+
+/// The ranges a fresh stub unmaps: [0, STUB_ADDR) minus `keep`.
+fn unmap_ranges(keep: (u64, u64)) -> Vec<(u64, u64)> {
+    if keep.0 >= keep.1 || keep.1 > STUB_ADDR {
+        return vec![(0, STUB_ADDR)];
+    }
+    let mut v = Vec::new();
+    if keep.0 > 0 {
+        v.push((0, keep.0));
+    }
+    if keep.1 < STUB_ADDR {
+        v.push((keep.1, STUB_ADDR));
+    }
+    v
+}
+
+pub struct PtracePlatform {
+    memfd: RawFd,
+    keep: (u64, u64),
+}
+
+impl PtracePlatform {
+    /// Map the stub page into the sentry (every stub inherits it by fork).
+    pub fn new(memfd: RawFd) -> Result<Self, PlatformError> {
+        // Nothing of the sentry's address space stays in stubs.
+        let keep = (0, 0);
+        crate::platform::ptrace_sys::map_stub_page(STUB_ADDR, &stub_code(keep))?;
+        Ok(PtracePlatform { memfd, keep })
+    }
+}
+
+impl Platform for PtracePlatform {
+    fn name(&self) -> &'static str {
+        "ptrace"
+    }
+    fn new_address_space(&self) -> Arc<dyn AddressSpace> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Arc::new(PtraceAddressSpace {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            log: Mutex::new(AsLog {
+                epoch: 0,
+                ops: Vec::new(),
+            }),
+        })
+    }
+    fn reserved(&self) -> Vec<(u64, u64)> {
+        if self.keep.0 < self.keep.1 {
+            vec![self.keep]
+        } else {
+            vec![]
+        }
+    }
+    fn new_context(&self) -> Result<Box<dyn Context>, PlatformError> {
+        let pid = crate::platform::ptrace_sys::fork_stub(self.memfd, STUB_CODE + STUB_INIT)?;
+        let pid = Pid::from_raw(pid);
+        // The child traps (int3) once its address space is empty.
+        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
+            other => {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+                return Err(PlatformError::StubDied(format!("stub start: {other:?}")));
+            }
+        }
+        ptrace::setoptions(
+            pid,
+            ptrace::Options::PTRACE_O_EXITKILL | ptrace::Options::PTRACE_O_TRACESYSGOOD,
+        )
+        .map_err(|err| PlatformError::Host {
+            op: "PTRACE_SETOPTIONS",
+            err,
+        })?;
+        let template = ptrace::getregs(pid).map_err(|err| PlatformError::Host {
+            op: "PTRACE_GETREGS",
+            err,
+        })?;
+        Ok(Box::new(PtraceContext {
+            pid,
+            memfd: self.memfd,
+            template,
+            keep: self.keep,
+            bound: None,
+            dead: false,
+        }))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AsOp {
+    Map {
+        addr: u64,
+        len: u64,
+        off: u64,
+        prot: Prot,
+    },
+    Unmap {
+        addr: u64,
+        len: u64,
+    },
+}
+
+struct AsLog {
+    epoch: u64,
+    ops: Vec<AsOp>,
+}
+
+/// An address space as a log of changes; each stub replays what it has not
+/// yet applied before running workload code.
+pub struct PtraceAddressSpace {
+    id: u64,
+    log: Mutex<AsLog>,
+}
+
+impl PtraceAddressSpace {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AsLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl AddressSpace for PtraceAddressSpace {
+    fn map_file(&self, addr: u64, len: u64, off: u64, prot: Prot) {
+        self.lock().ops.push(AsOp::Map {
+            addr,
+            len,
+            off,
+            prot,
+        });
+    }
+    fn unmap(&self, addr: u64, len: u64) {
+        self.lock().ops.push(AsOp::Unmap { addr, len });
+    }
+    fn reset(&self, maps: &[(u64, u64, u64, Prot)]) {
+        let mut log = self.lock();
+        log.epoch += 1;
+        log.ops = maps
+            .iter()
+            .map(|&(addr, len, off, prot)| AsOp::Map {
+                addr,
+                len,
+                off,
+                prot,
+            })
+            .collect();
+    }
+    fn log_len(&self) -> usize {
+        self.lock().ops.len()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Which address space state a stub currently reflects.
+#[derive(Clone, Copy)]
+struct Bound {
+    as_id: u64,
+    epoch: u64,
+    applied: usize,
+}
+
+pub struct PtraceContext {
+    keep: (u64, u64),
+    pid: Pid,
+    memfd: RawFd,
+    template: Regs,
+    bound: Option<Bound>,
+    dead: bool,
+}
+
+impl PtraceContext {
+    fn host(op: &'static str) -> impl Fn(nix::Error) -> PlatformError {
+        move |err| PlatformError::Host { op, err }
+    }
+
+    /// Run one real syscall inside the stub (address-space maintenance only).
+    fn inject(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
+        let mut r = self.template;
+        r.rip = STUB_CODE + STUB_SYSCALL;
+        r.rsp = STUB_SP;
+        r.rax = nr as u64;
+        r.rcx = r.rip;
+        r.r11 = r.eflags;
+        r.orig_rax = u64::MAX;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        ptrace::setregs(self.pid, r).map_err(Self::host("PTRACE_SETREGS"))?;
+        ptrace::cont(self.pid, None).map_err(Self::host("PTRACE_CONT"))?;
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => break,
+                // A stray host signal (e.g. SIGSTOP from outside): suppress and go on.
+                Ok(WaitStatus::Stopped(_, sig))
+                    if !matches!(
+                        sig,
+                        Signal::SIGSEGV | Signal::SIGBUS | Signal::SIGILL | Signal::SIGFPE
+                    ) =>
+                {
+                    ptrace::cont(self.pid, None).map_err(Self::host("PTRACE_CONT"))?;
+                }
+                Ok(WaitStatus::Stopped(_, sig)) => {
+                    let regs = ptrace::getregs(self.pid).ok();
+                    self.dead = true;
+                    return Err(PlatformError::StubDied(format!(
+                        "stub faulted with {sig:?} injecting syscall {nr} at rip {:#x?}",
+                        regs.map(|r| r.rip)
+                    )));
+                }
+                Ok(WaitStatus::PtraceSyscall(_)) => {
+                    ptrace::cont(self.pid, None).map_err(Self::host("PTRACE_CONT"))?;
+                }
+                other => {
+                    self.dead = true;
+                    return Err(PlatformError::StubDied(format!("during inject: {other:?}")));
+                }
+            }
+        }
+        let out = ptrace::getregs(self.pid).map_err(Self::host("PTRACE_GETREGS"))?;
+        Ok(out.rax as i64)
+    }
+
+    fn apply(&mut self, op: AsOp) -> Result<(), PlatformError> {
+        let ret = match op {
+            AsOp::Map {
+                addr,
+                len,
+                off,
+                prot,
+            } => self.inject(
+                libc::SYS_mmap,
+                [
+                    addr,
+                    len,
+                    prot as u64,
+                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                    self.memfd as u64,
+                    off,
+                ],
+            )?,
+            AsOp::Unmap { addr, len } => self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?,
+        };
+        if (-4095..0).contains(&ret) {
+            tracing::warn!(?op, errno = -ret, "address space change failed in stub");
+        }
+        Ok(())
+    }
+
+    /// Bring the stub's mappings up to date with `mm`.
+    fn sync(&mut self, mm: &PtraceAddressSpace) -> Result<(), PlatformError> {
+        let (epoch, pending): (u64, Vec<AsOp>) = {
+            let log = mm.lock();
+            let start = match self.bound {
+                Some(b) if b.as_id == mm.id && b.epoch == log.epoch => b.applied,
+                _ => usize::MAX,
+            };
+            if start == log.ops.len() {
+                return Ok(());
+            }
+            if start == usize::MAX {
+                (log.epoch, log.ops.clone())
+            } else {
+                (log.epoch, log.ops[start.min(log.ops.len())..].to_vec())
+            }
+        };
+        let full = !matches!(self.bound, Some(b) if b.as_id == mm.id && b.epoch == epoch);
+        if full {
+            // A different address space or a compacted log: start empty.
+            for (start, end) in unmap_ranges(self.keep) {
+                self.apply(AsOp::Unmap {
+                    addr: start,
+                    len: end - start,
+                })?;
+            }
+            self.bound = Some(Bound {
+                as_id: mm.id,
+                epoch,
+                applied: 0,
+            });
+        }
+        for op in pending {
+            self.apply(op)?;
+            if let Some(b) = self.bound.as_mut() {
+                b.applied += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Context for PtraceContext {
+    fn switch(&mut self, mm: &dyn AddressSpace, regs: &mut Regs) -> Result<Event, PlatformError> {
+        if self.dead {
+            return Err(PlatformError::StubDied("stub is gone".into()));
+        }
+        let Some(mm) = mm.as_any().downcast_ref::<PtraceAddressSpace>() else {
+            return Err(PlatformError::StubDied("foreign address space".into()));
+        };
+        self.sync(mm)?;
+        ptrace::setregs(self.pid, *regs).map_err(Self::host("PTRACE_SETREGS"))?;
+        ptrace::sysemu(self.pid, None).map_err(Self::host("PTRACE_SYSEMU"))?;
+        let status = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+        let event = match status {
+            Ok(WaitStatus::PtraceSyscall(_)) => Event::Syscall,
+            Ok(WaitStatus::Stopped(_, sig)) => {
+                let info = ptrace::getsiginfo(self.pid).map_err(Self::host("PTRACE_GETSIGINFO"))?;
+                let signo = sig as i32;
+                let synchronous = matches!(
+                    sig,
+                    Signal::SIGSEGV
+                        | Signal::SIGBUS
+                        | Signal::SIGFPE
+                        | Signal::SIGILL
+                        | Signal::SIGTRAP
+                ) && info.si_code > 0;
+                if synchronous {
+                    // SAFETY: si_addr is valid for the fault signals checked above.
+                    let addr = unsafe { info.si_addr() } as u64;
+                    Event::Fault {
+                        signo,
+                        code: info.si_code,
+                        addr,
+                    }
+                } else {
+                    Event::Interrupted
+                }
+            }
+            other => {
+                self.dead = true;
+                return Err(PlatformError::StubDied(format!("{other:?}")));
+            }
+        };
+        *regs = ptrace::getregs(self.pid).map_err(Self::host("PTRACE_GETREGS"))?;
+        Ok(event)
+    }
+
+    fn initial_regs(&self) -> Regs {
+        let mut r = self.template;
+        r.rax = 0;
+        r.orig_rax = u64::MAX;
+        r.rdi = 0;
+        r.rsi = 0;
+        r.rdx = 0;
+        r.r10 = 0;
+        r.r8 = 0;
+        r.r9 = 0;
+        r.fs_base = 0;
+        r.gs_base = 0;
+        r.eflags = 0x202;
+        r
+    }
+
+    fn host_pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+}
+
+impl Drop for PtraceContext {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stub_maps_memory_and_stops_at_syscalls() {
+        let mf = crate::mm::memfile::MemoryFile::new().unwrap();
+        let p = PtracePlatform::new(mf.fd()).unwrap();
+        let as_ = p.new_address_space();
+        let mut ctx = p.new_context().unwrap();
+        let off = mf.allocate(4096).unwrap();
+        // mov eax, 39 (getpid); syscall; jmp back
+        mf.write(off, &[0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7])
+            .unwrap();
+        as_.map_file(0x40_0000, 4096, off, PROT_READ_EXEC);
+        let mut regs = ctx.initial_regs();
+        regs.rip = 0x40_0000;
+        let ev = ctx.switch(&*as_, &mut regs).unwrap();
+        assert_eq!(ev, Event::Syscall);
+        assert_eq!(regs.orig_rax, 39);
+    }
+    const PROT_READ_EXEC: u32 = 5;
+}

@@ -1,0 +1,116 @@
+//! The unsafe host calls of the ptrace platform: mapping the stub page and
+//! forking a stub.
+
+use super::PlatformError;
+use std::os::fd::RawFd;
+
+/// Map the stub region at `addr` in the sentry, so every forked stub has it:
+/// one RW stack page, then one RX page holding `code`.
+pub fn map_stub_page(addr: u64, code: &[u8]) -> Result<(), PlatformError> {
+    let len: u64 = 0x2000;
+    if code.len() as u64 > 0x1000 {
+        return Err(PlatformError::StubAddressBusy);
+    }
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; we
+    // check that the kernel honoured the address.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED || p as u64 != addr {
+        return Err(PlatformError::StubAddressBusy);
+    }
+    let code_page = (p as u64 + 0x1000) as *mut libc::c_void;
+    // SAFETY: the second page of the fresh mapping holds >= code.len() bytes.
+    unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), code_page as *mut u8, code.len()) };
+    // SAFETY: code_page is the second page of the mapping created above.
+    if unsafe { libc::mprotect(code_page, 0x1000, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
+        return Err(PlatformError::Host {
+            op: "mprotect",
+            err: nix::Error::last(),
+        });
+    }
+    Ok(())
+}
+
+extern "C" {
+    /// glibc (2.35+): offset of the rseq area from the thread pointer.
+    static __rseq_offset: isize;
+    /// glibc (2.35+): size of the registered rseq area, 0 if none.
+    static __rseq_size: u32;
+}
+
+/// Fork a stub: the child asks to be traced by the calling thread, keeps only
+/// `memfd` open, and jumps to the stub page's init code, which empties its
+/// address space and stops. Returns the child's pid.
+pub fn fork_stub(memfd: RawFd, entry: u64) -> Result<i32, PlatformError> {
+    // SAFETY: after fork the child runs only raw syscalls and then jumps into
+    // the stub page; it never returns into Rust code or touches locks.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(PlatformError::Host {
+            op: "fork",
+            err: nix::Error::last(),
+        });
+    }
+    if pid == 0 {
+        // SAFETY: child side; raw syscalls only, then a jump to stub code.
+        unsafe {
+            // glibc registered an rseq area in this thread's TLS; the kernel
+            // writes to it on every return to user mode and raises SIGSEGV
+            // once the stub unmaps it. Unregister it (glibc registers 32
+            // bytes; try the advertised size too).
+            let tp: u64;
+            std::arch::asm!("mov {}, fs:0", out(reg) tp);
+            let area = tp.wrapping_add(__rseq_offset as u64);
+            if __rseq_size != 0 {
+                const RSEQ_SIG: u32 = 0x5305_3053;
+                for len in [32u32, __rseq_size] {
+                    if libc::syscall(libc::SYS_rseq, area, len, 1, RSEQ_SIG) == 0 {
+                        break;
+                    }
+                }
+            }
+            let disable = libc::stack_t {
+                ss_sp: std::ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: 0,
+            };
+            libc::syscall(
+                libc::SYS_sigaltstack,
+                &disable as *const libc::stack_t,
+                0usize,
+            );
+            libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL,
+                0,
+                0,
+                0,
+            );
+            libc::syscall(libc::SYS_setsid);
+            if memfd > 0 {
+                libc::syscall(libc::SYS_close_range, 0, memfd - 1, 0);
+            }
+            libc::syscall(libc::SYS_close_range, memfd + 1, u32::MAX, 0);
+            let empty: u64 = 0;
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &empty as *const u64,
+                0usize,
+                8usize,
+            );
+            std::arch::asm!("jmp {0}", in(reg) entry, options(noreturn));
+        }
+    }
+    Ok(pid)
+}

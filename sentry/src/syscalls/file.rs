@@ -1,0 +1,1336 @@
+//! File syscalls: open/close/read/write and friends, stat, directories,
+//! links, permissions.
+
+use super::Args;
+use crate::abi::*;
+use crate::fs::proc::{self, ProcNode};
+use crate::kernel::task::Task;
+use crate::vfs::file::{File, FileKind};
+use crate::vfs::path::{self, Walker};
+use crate::vfs::{lock, Dentry, FsType, Inode, Meta, Node, MEM_DEV};
+use std::sync::{Arc, Mutex};
+
+/// Linux caps one read/write at this many bytes.
+const MAX_RW: usize = 0x7fff_f000;
+/// We move at most this much per call (a short count, as Linux allows).
+const CHUNK: usize = 16 << 20;
+const IOV_MAX: usize = 1024;
+
+pub fn get_file(t: &Task, fd: i32) -> KResult<Arc<File>> {
+    lock(&t.fds()).get(fd)
+}
+
+fn install(t: &Task, f: Arc<File>, cloexec: bool) -> KResult<u64> {
+    let limit = t.nofile_limit();
+    lock(&t.fds())
+        .alloc(f, cloexec, 0, limit)
+        .map(|fd| fd as u64)
+}
+
+/// The directory a *at() call starts from.
+fn base_dir(t: &Task, dirfd: i32, path: &[u8]) -> KResult<Arc<Dentry>> {
+    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
+        return Ok(t.cwd());
+    }
+    let f = get_file(t, dirfd)?;
+    let d = f.dentry.clone().ok_or(Errno::ENOTDIR)?;
+    if !path.is_empty() && !d.meta().is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(d)
+}
+
+fn writable_fs(d: &Arc<Dentry>) -> KResult<()> {
+    match d.fs {
+        FsType::Overlay | FsType::Tmpfs | FsType::Dev => Ok(()),
+        FsType::Proc | FsType::Sys => Err(Errno::EACCES),
+    }
+}
+
+/// Open an existing dentry with `flags` (permission checks already done).
+pub fn open_dentry(t: &Task, d: &Arc<Dentry>, flags: i32) -> KResult<Arc<File>> {
+    let inode = d.inode();
+    let meta = inode.meta();
+    if flags & O_PATH != 0 {
+        return Ok(File::new(
+            Some(d.clone()),
+            FileKind::Path,
+            flags & (O_PATH | O_NOFOLLOW | O_DIRECTORY),
+        ));
+    }
+    if meta.is_dir() {
+        return Ok(File::new(
+            Some(d.clone()),
+            FileKind::Dir {
+                entries: Mutex::new(None),
+            },
+            flags,
+        ));
+    }
+    if meta.is_lnk() {
+        return Err(Errno::ELOOP);
+    }
+    let kind = match &inode.node {
+        Node::Lower(l) => FileKind::Lower { fd: l.fd()? },
+        Node::Mem(_) => FileKind::Mem(inode.clone()),
+        Node::Dev(crate::fs::dev::DevKind::Tty) => return Err(Errno::ENXIO),
+        Node::Dev(k) => FileKind::Dev(*k),
+        Node::Proc(ProcNode::File(f)) => FileKind::Synthetic(proc::generate(f, t)?),
+        Node::Fifo => return Err(Errno::ENXIO),
+        _ => return Err(Errno::ENXIO),
+    };
+    Ok(File::new(
+        Some(d.clone()),
+        kind,
+        flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC),
+    ))
+}
+
+fn access_mask(flags: i32) -> u32 {
+    match flags & O_ACCMODE {
+        O_RDONLY => 4,
+        O_WRONLY => 2,
+        _ => 6,
+    }
+}
+
+fn create_child(
+    t: &Task,
+    dir: &Arc<Dentry>,
+    name: &[u8],
+    node: Node,
+    mode: u32,
+) -> KResult<Arc<Dentry>> {
+    writable_fs(dir)?;
+    t.may_access(&dir.meta(), 2 | 1)?;
+    let c = t.creds();
+    let mut m = Meta::new(mode, MEM_DEV, c.fsuid, c.fsgid);
+    let dmeta = dir.meta();
+    if dmeta.mode & 0o2000 != 0 {
+        m.gid = dmeta.gid;
+        if m.mode & S_IFMT == S_IFDIR {
+            m.mode |= 0o2000;
+        }
+    }
+    if let Node::Symlink(s) = &node {
+        m.size = s.len() as u64;
+    }
+    let inode = Inode::new(node, m);
+    let d = Dentry::new_child(dir, name, inode);
+    lock(&dir.children).insert(name.to_vec(), Some(d.clone()));
+    let mut dm = lock(&dir.inode().meta).clone();
+    dm.mtime = crate::vfs::now();
+    dm.ctime = dm.mtime;
+    *lock(&dir.inode().meta) = dm;
+    Ok(d)
+}
+
+pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KResult<u64> {
+    if flags & O_TMPFILE == O_TMPFILE {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let base = base_dir(t, dirfd, path)?;
+    let follow = flags & O_NOFOLLOW == 0;
+    let mut w = Walker::new(t);
+    let d = if flags & O_CREAT != 0 {
+        let (dir, name) = w.walk_parent(&base, path)?;
+        if name == b"." || name == b".." || path.ends_with(b"/") {
+            return Err(Errno::EISDIR);
+        }
+        match dir.lookup(&name, t) {
+            Ok(existing) => {
+                if flags & O_EXCL != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                let existing = existing.follow_mounts();
+                if existing.meta().is_lnk() {
+                    if !follow {
+                        return Err(Errno::ELOOP);
+                    }
+                    w.walk(&base, path, true)?
+                } else {
+                    existing
+                }
+            }
+            Err(Errno::ENOENT) => {
+                let mode = S_IFREG | (mode & 0o7777 & !t.umask());
+                let d = create_child(t, &dir, &name, Node::Mem(Mutex::new(Vec::new())), mode)?;
+                let f = open_dentry(t, &d, flags)?;
+                return install(t, f, flags & O_CLOEXEC != 0);
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        w.walk(&base, path, follow)?
+    };
+    let meta = d.meta();
+    if flags & O_PATH == 0 {
+        if meta.is_lnk() {
+            return Err(Errno::ELOOP);
+        }
+        if flags & O_DIRECTORY != 0 && !meta.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let wants_write = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0;
+        if meta.is_dir() && (flags & O_ACCMODE != O_RDONLY || flags & O_CREAT != 0) {
+            return Err(Errno::EISDIR);
+        }
+        t.may_access(
+            &meta,
+            access_mask(flags) | if flags & O_TRUNC != 0 { 2 } else { 0 },
+        )?;
+        if wants_write && meta.is_reg() {
+            writable_fs(&d)?;
+            let inode = d.copy_up()?;
+            if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY {
+                if let Node::Mem(data) = &inode.node {
+                    lock(data).clear();
+                }
+            }
+        }
+        if wants_write && matches!(d.inode().node, Node::Proc(_)) {
+            return Err(Errno::EACCES);
+        }
+    } else if flags & O_DIRECTORY != 0 && !meta.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let f = open_dentry(t, &d, flags)?;
+    install(t, f, flags & O_CLOEXEC != 0)
+}
+
+pub fn sys_open(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    do_open(t, AT_FDCWD, &path, a.int(1), a.uint(2))
+}
+
+pub fn sys_openat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    do_open(t, a.int(0), &path, a.int(2), a.uint(3))
+}
+
+pub fn sys_creat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    do_open(t, AT_FDCWD, &path, O_CREAT | O_WRONLY | O_TRUNC, a.uint(1))
+}
+
+pub fn sys_openat2(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    let size = a.usize(3);
+    if size < 24 || size > 4096 {
+        return Err(Errno::EINVAL);
+    }
+    let how: [u64; 2] = t.read_obj(a.u(2))?;
+    let resolve: u64 = t.read_obj(a.u(2) + 16)?;
+    if resolve != 0 {
+        // RESOLVE_* restrictions land with the full VFS.
+        return Err(Errno::EINVAL);
+    }
+    let (flags, mode) = (how[0], how[1]);
+    if flags > u32::MAX as u64
+        || mode & !0o7777 != 0
+        || (mode != 0 && flags & (O_CREAT as u64) == 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    do_open(t, a.int(0), &path, flags as i32, mode as u32)
+}
+
+pub fn sys_close(t: &mut Task, a: &Args) -> KResult<u64> {
+    lock(&t.fds()).remove(a.int(0)).map(|_| 0)
+}
+
+pub fn sys_close_range(t: &mut Task, a: &Args) -> KResult<u64> {
+    const CLOSE_RANGE_UNSHARE: u32 = 2;
+    const CLOSE_RANGE_CLOEXEC: u32 = 4;
+    let (first, last, flags) = (a.uint(0), a.uint(1), a.uint(2));
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(Errno::EINVAL);
+    }
+    lock(&t.fds()).close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    Ok(0)
+}
+
+/// Write `data` to `f`; a broken pipe also raises SIGPIPE.
+fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<usize> {
+    let r = match off {
+        Some(o) => f.pwrite(data, o),
+        None => f.write(data),
+    };
+    if r == Err(Errno::EPIPE) {
+        t.send_signal_self(libc::SIGPIPE);
+    }
+    r
+}
+
+fn read_common(t: &mut Task, fd: i32, buf: u64, count: usize, off: Option<u64>) -> KResult<u64> {
+    let f = get_file(t, fd)?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    if matches!(f.kind, FileKind::Dir { .. }) {
+        return Err(Errno::EISDIR);
+    }
+    if off.is_some() && !f.is_seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let n = count.min(MAX_RW).min(CHUNK);
+    if n == 0 {
+        return Ok(0);
+    }
+    // Probe the destination first so a bad pointer consumes no input.
+    t.copy_out(buf, &[]).and_then(|_| {
+        let mm = t.mm();
+        let mm = lock(&mm);
+        let mut probe = [0u8; 1];
+        mm.copy_in(buf, &mut probe)?;
+        mm.copy_in(buf + n as u64 - 1, &mut probe)
+    })?;
+    let mut data = vec![0u8; n];
+    let got = match off {
+        Some(o) => f.pread(&mut data, o)?,
+        None => f.read(&mut data)?,
+    };
+    t.copy_out(buf, &data[..got])?;
+    Ok(got as u64)
+}
+
+pub fn sys_read(t: &mut Task, a: &Args) -> KResult<u64> {
+    read_common(t, a.int(0), a.u(1), a.usize(2), None)
+}
+
+pub fn sys_pread64(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.i64(3) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    read_common(t, a.int(0), a.u(1), a.usize(2), Some(a.u(3)))
+}
+
+fn write_common(t: &mut Task, fd: i32, buf: u64, count: usize, off: Option<u64>) -> KResult<u64> {
+    let f = get_file(t, fd)?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    if off.is_some() && !f.is_seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let n = count.min(MAX_RW).min(CHUNK);
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut data = vec![0u8; n];
+    t.copy_in(buf, &mut data)?;
+    write_file(t, &f, &data, off).map(|n| n as u64)
+}
+
+pub fn sys_write(t: &mut Task, a: &Args) -> KResult<u64> {
+    write_common(t, a.int(0), a.u(1), a.usize(2), None)
+}
+
+pub fn sys_pwrite64(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.i64(3) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    write_common(t, a.int(0), a.u(1), a.usize(2), Some(a.u(3)))
+}
+
+fn read_iovecs(t: &Task, addr: u64, cnt: usize) -> KResult<Vec<IoVec>> {
+    if cnt > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut v = Vec::with_capacity(cnt);
+    let mut total: u64 = 0;
+    for i in 0..cnt as u64 {
+        let iov: IoVec = t.read_obj(addr + i * 16)?;
+        if iov.len > isize::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        total = total.checked_add(iov.len).ok_or(Errno::EINVAL)?;
+        if total > isize::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        v.push(iov);
+    }
+    Ok(v)
+}
+
+fn readv_common(t: &mut Task, fd: i32, iov: u64, cnt: usize, off: Option<u64>) -> KResult<u64> {
+    let iovs = read_iovecs(t, iov, cnt)?;
+    let f = get_file(t, fd)?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    let mut total = 0u64;
+    for v in iovs {
+        if v.len == 0 {
+            continue;
+        }
+        let r = read_common(t, fd, v.base, v.len as usize, off.map(|o| o + total));
+        match r {
+            Ok(n) => {
+                total += n;
+                if n < v.len {
+                    break;
+                }
+            }
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(total)
+}
+
+fn writev_common(t: &mut Task, fd: i32, iov: u64, cnt: usize, off: Option<u64>) -> KResult<u64> {
+    let iovs = read_iovecs(t, iov, cnt)?;
+    let f = get_file(t, fd)?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    // Gather into one buffer so the write is a single operation (pipes and
+    // terminals see one record, as with Linux's writev).
+    let mut data = Vec::new();
+    for v in &iovs {
+        let n = (v.len as usize).min(CHUNK.saturating_sub(data.len()));
+        if n == 0 {
+            continue;
+        }
+        let start = data.len();
+        data.resize(start + n, 0);
+        if let Err(e) = t.copy_in(v.base, &mut data[start..]) {
+            data.truncate(start);
+            if data.is_empty() {
+                return Err(e);
+            }
+            break;
+        }
+    }
+    if data.is_empty() {
+        return Ok(0);
+    }
+    if off.is_some() && !f.is_seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    write_file(t, &f, &data, off).map(|n| n as u64)
+}
+
+pub fn sys_readv(t: &mut Task, a: &Args) -> KResult<u64> {
+    readv_common(t, a.int(0), a.u(1), a.usize(2), None)
+}
+
+pub fn sys_writev(t: &mut Task, a: &Args) -> KResult<u64> {
+    writev_common(t, a.int(0), a.u(1), a.usize(2), None)
+}
+
+pub fn sys_preadv(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.i64(3) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    readv_common(t, a.int(0), a.u(1), a.usize(2), Some(a.u(3)))
+}
+
+pub fn sys_pwritev(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.i64(3) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    writev_common(t, a.int(0), a.u(1), a.usize(2), Some(a.u(3)))
+}
+
+pub fn sys_lseek(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    if matches!(f.kind, FileKind::Path) {
+        return Err(Errno::EBADF);
+    }
+    f.lseek(a.i64(1), a.int(2))
+}
+
+pub fn sys_dup(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    install(t, f, false)
+}
+
+fn dup_to(t: &Task, old: i32, new: i32, cloexec: bool) -> KResult<u64> {
+    let f = get_file(t, old)?;
+    if new < 0 || new as u64 >= t.nofile_limit() {
+        return Err(Errno::EBADF);
+    }
+    lock(&t.fds()).put(new, f, cloexec);
+    Ok(new as u64)
+}
+
+pub fn sys_dup2(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.int(0) == a.int(1) {
+        get_file(t, a.int(0))?;
+        return Ok(a.int(1) as u64);
+    }
+    dup_to(t, a.int(0), a.int(1), false)
+}
+
+pub fn sys_dup3(t: &mut Task, a: &Args) -> KResult<u64> {
+    let flags = a.int(2);
+    if flags & !O_CLOEXEC != 0 || a.int(0) == a.int(1) {
+        return Err(Errno::EINVAL);
+    }
+    dup_to(t, a.int(0), a.int(1), flags & O_CLOEXEC != 0)
+}
+
+pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
+    const F_DUPFD: i32 = 0;
+    const F_GETFD: i32 = 1;
+    const F_SETFD: i32 = 2;
+    const F_GETFL: i32 = 3;
+    const F_SETFL: i32 = 4;
+    const F_DUPFD_CLOEXEC: i32 = 1030;
+    let fd = a.int(0);
+    let fds = t.fds();
+    match a.int(1) {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let f = lock(&fds).get(fd)?;
+            let min = a.int(2);
+            if min < 0 || min as u64 >= t.nofile_limit() {
+                return Err(Errno::EINVAL);
+            }
+            let limit = t.nofile_limit();
+            lock(&fds)
+                .alloc(f, a.int(1) == F_DUPFD_CLOEXEC, min, limit)
+                .map(|v| v as u64)
+        }
+        F_GETFD => Ok(lock(&fds).entry(fd)?.cloexec as u64),
+        F_SETFD => lock(&fds).set_cloexec(fd, a.u(2) & 1 != 0).map(|_| 0),
+        F_GETFL => {
+            let f = lock(&fds).get(fd)?;
+            Ok((f.flags() | 0o100000) as u64) // O_LARGEFILE, as Linux reports
+        }
+        F_SETFL => {
+            let f = lock(&fds).get(fd)?;
+            let settable = O_APPEND | O_NONBLOCK | 0o40000 /* O_DIRECT */ | 0o1000000 /* O_NOATIME */ | 0o20000 /* O_ASYNC */;
+            let old = f.flags();
+            if f.flags() & O_PATH != 0 {
+                return Err(Errno::EBADF);
+            }
+            let new = (old & !settable) | (a.int(2) & settable);
+            f.flags.store(new, std::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        _ => {
+            lock(&fds).get(fd)?;
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
+    const TCGETS: u64 = 0x5401;
+    const TCSETS: u64 = 0x5402;
+    const TCSETSW: u64 = 0x5403;
+    const TCSETSF: u64 = 0x5404;
+    const TIOCGPGRP: u64 = 0x540f;
+    const TIOCGWINSZ: u64 = 0x5413;
+    const TIOCSWINSZ: u64 = 0x5414;
+    const FIONREAD: u64 = 0x541b;
+    const FIONBIO: u64 = 0x5421;
+    const FIONCLEX: u64 = 0x5450;
+    const FIOCLEX: u64 = 0x5451;
+    let fd = a.int(0);
+    let f = get_file(t, fd)?;
+    if matches!(f.kind, FileKind::Path) {
+        return Err(Errno::EBADF);
+    }
+    let req = a.u(1) & 0xffff_ffff;
+    match req {
+        FIOCLEX | FIONCLEX => return lock(&t.fds()).set_cloexec(fd, req == FIOCLEX).map(|_| 0),
+        FIONBIO => {
+            let on: i32 = t.read_obj(a.u(2))?;
+            let fl = f.flags();
+            f.flags.store(
+                if on != 0 {
+                    fl | O_NONBLOCK
+                } else {
+                    fl & !O_NONBLOCK
+                },
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            return Ok(0);
+        }
+        _ => {}
+    }
+    match &f.kind {
+        FileKind::Host { fd: hfd, tty: true } => {
+            use std::os::fd::AsRawFd;
+            let size = match req {
+                TCGETS | TCSETS | TCSETSW | TCSETSF => 60, // struct termios (kernel)
+                TIOCGWINSZ | TIOCSWINSZ => 8,
+                TIOCGPGRP => {
+                    return t.write_obj(a.u(2), &(t.tgid)).map(|_| 0);
+                }
+                FIONREAD => 4,
+                _ => return Err(Errno::ENOTTY),
+            };
+            let mut buf = vec![0u8; size];
+            let is_set = matches!(req, TCSETS | TCSETSW | TCSETSF | TIOCSWINSZ);
+            if is_set {
+                t.copy_in(a.u(2), &mut buf)?;
+            }
+            // SAFETY: buf is large enough for the request's argument struct.
+            let r = unsafe { libc::ioctl(hfd.as_raw_fd(), req as _, buf.as_mut_ptr()) };
+            if r < 0 {
+                return Err(Errno::last_host());
+            }
+            if !is_set {
+                t.copy_out(a.u(2), &buf)?;
+            }
+            Ok(r as u64)
+        }
+        FileKind::Dir { .. } if req == FIONREAD => Err(Errno::ENOTTY),
+        FileKind::Lower { .. } | FileKind::Mem(_) | FileKind::Synthetic(_) if req == FIONREAD => {
+            let size = f.size()?;
+            let pos = *lock(&f.pos);
+            let n = size.saturating_sub(pos).min(i32::MAX as u64) as i32;
+            t.write_obj(a.u(2), &n).map(|_| 0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+// stat family.
+
+fn stat_at(t: &Task, dirfd: i32, path: &[u8], flags: i32) -> KResult<KStat> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if dirfd == AT_FDCWD {
+            return Ok(t.cwd().meta().to_kstat());
+        }
+        return get_file(t, dirfd)?.stat();
+    }
+    let base = base_dir(t, dirfd, path)?;
+    let d = Walker::new(t).walk(&base, path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    Ok(d.meta().to_kstat())
+}
+
+pub fn sys_stat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let st = stat_at(t, AT_FDCWD, &path, 0)?;
+    t.write_obj(a.u(1), &st).map(|_| 0)
+}
+
+pub fn sys_lstat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let st = stat_at(t, AT_FDCWD, &path, AT_SYMLINK_NOFOLLOW)?;
+    t.write_obj(a.u(1), &st).map(|_| 0)
+}
+
+pub fn sys_fstat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let st = get_file(t, a.int(0))?.stat()?;
+    t.write_obj(a.u(1), &st).map(|_| 0)
+}
+
+pub fn sys_newfstatat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    let st = stat_at(t, a.int(0), &path, a.int(3))?;
+    t.write_obj(a.u(2), &st).map(|_| 0)
+}
+
+fn dev_major(d: u64) -> u32 {
+    (((d >> 8) & 0xfff) | ((d >> 32) & !0xfff)) as u32
+}
+
+fn dev_minor(d: u64) -> u32 {
+    ((d & 0xff) | ((d >> 12) & !0xff)) as u32
+}
+
+pub fn sys_statx(t: &mut Task, a: &Args) -> KResult<u64> {
+    const AT_STATX_SYNC_TYPE: i32 = 0x6000;
+    let flags = a.int(2);
+    let mask = a.uint(3);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || mask & 0x8000_0000 != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(a.u(1))?;
+    let st = stat_at(t, a.int(0), &path, flags & !AT_STATX_SYNC_TYPE)?;
+    let mut b = [0u8; 256];
+    let put32 = |b: &mut [u8; 256], o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 = |b: &mut [u8; 256], o: usize, v: u64| b[o..o + 8].copy_from_slice(&v.to_le_bytes());
+    put32(&mut b, 0, 0x7ff); // STATX_BASIC_STATS
+    put32(&mut b, 4, st.st_blksize as u32);
+    put32(&mut b, 16, st.st_nlink as u32);
+    put32(&mut b, 20, st.st_uid);
+    put32(&mut b, 24, st.st_gid);
+    b[28..30].copy_from_slice(&(st.st_mode as u16).to_le_bytes());
+    put64(&mut b, 32, st.st_ino);
+    put64(&mut b, 40, st.st_size as u64);
+    put64(&mut b, 48, st.st_blocks as u64);
+    for (o, (s, ns)) in [
+        (64, (st.st_atime, st.st_atime_nsec)),
+        (96, (st.st_ctime, st.st_ctime_nsec)),
+        (112, (st.st_mtime, st.st_mtime_nsec)),
+    ] {
+        put64(&mut b, o, s as u64);
+        put32(&mut b, o + 8, ns as u32);
+    }
+    put32(&mut b, 128, dev_major(st.st_rdev));
+    put32(&mut b, 132, dev_minor(st.st_rdev));
+    put32(&mut b, 136, dev_major(st.st_dev));
+    put32(&mut b, 140, dev_minor(st.st_dev));
+    t.copy_out(a.u(4), &b).map(|_| 0)
+}
+
+pub fn sys_getdents64(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    if matches!(f.kind, FileKind::Path) {
+        return Err(Errno::EBADF);
+    }
+    let cap = a.usize(2).min(CHUNK);
+    let buf = f.getdents(t, cap)?;
+    t.copy_out(a.u(1), &buf)?;
+    Ok(buf.len() as u64)
+}
+
+// Links and names.
+
+fn readlink_at(t: &Task, dirfd: i32, path: &[u8], buf: u64, size: i32) -> KResult<u64> {
+    if size <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let d = if path.is_empty() {
+        get_file(t, dirfd)?.dentry.clone().ok_or(Errno::ENOENT)?
+    } else {
+        let base = base_dir(t, dirfd, path)?;
+        Walker::new(t).walk(&base, path, false)?
+    };
+    let target = path::readlink(t, &d)?;
+    let n = target.len().min(size as usize);
+    t.copy_out(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+pub fn sys_readlink(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    readlink_at(t, AT_FDCWD, &path, a.u(1), a.int(2))
+}
+
+pub fn sys_readlinkat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    readlink_at(t, a.int(0), &path, a.u(2), a.int(3))
+}
+
+fn access_at(t: &Task, dirfd: i32, path: &[u8], mode: i32, flags: i32) -> KResult<u64> {
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let d = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        get_file(t, dirfd)?.dentry.clone().ok_or(Errno::EBADF)?
+    } else {
+        let base = base_dir(t, dirfd, path)?;
+        Walker::new(t).walk(&base, path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+    };
+    let m = d.meta();
+    if mode & 2 != 0 && matches!(d.fs, FsType::Proc | FsType::Sys) && !m.is_dir() {
+        return Err(Errno::EACCES);
+    }
+    t.may_access(&m, mode as u32)?;
+    Ok(0)
+}
+
+pub fn sys_access(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    access_at(t, AT_FDCWD, &path, a.int(1), 0)
+}
+
+pub fn sys_faccessat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    access_at(t, a.int(0), &path, a.int(2), 0)
+}
+
+pub fn sys_faccessat2(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    access_at(t, a.int(0), &path, a.int(2), a.int(3))
+}
+
+pub fn sys_getcwd(t: &mut Task, a: &Args) -> KResult<u64> {
+    let mut p = t.cwd().path();
+    p.push(0);
+    if a.usize(1) < p.len() {
+        return Err(Errno::ERANGE);
+    }
+    t.copy_out(a.u(0), &p)?;
+    Ok(p.len() as u64)
+}
+
+fn set_cwd(t: &Task, d: Arc<Dentry>) -> KResult<u64> {
+    if !d.meta().is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    t.may_access(&d.meta(), 1)?;
+    lock(&t.info.fs).cwd = d;
+    Ok(0)
+}
+
+pub fn sys_chdir(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let d = Walker::new(t).walk(&t.cwd(), &path, true)?;
+    set_cwd(t, d)
+}
+
+pub fn sys_fchdir(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    let d = f.dentry.clone().ok_or(Errno::ENOTDIR)?;
+    set_cwd(t, d)
+}
+
+pub fn sys_umask(t: &mut Task, a: &Args) -> KResult<u64> {
+    let mut fs = lock(&t.info.fs);
+    let old = fs.umask;
+    fs.umask = a.uint(0) & 0o777;
+    Ok(old as u64)
+}
+
+fn mkdir_at(t: &Task, dirfd: i32, path: &[u8], mode: u32) -> KResult<u64> {
+    let base = base_dir(t, dirfd, path)?;
+    let (dir, name) = Walker::new(t).walk_parent(&base, path)?;
+    if name == b"." || name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    match dir.lookup(&name, t) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let mode = S_IFDIR | (mode & 0o7777 & !t.umask());
+    create_child(t, &dir, &name, Node::MemDir, mode)?;
+    Ok(0)
+}
+
+pub fn sys_mkdir(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    mkdir_at(t, AT_FDCWD, &path, a.uint(1))
+}
+
+pub fn sys_mkdirat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    mkdir_at(t, a.int(0), &path, a.uint(2))
+}
+
+fn check_sticky(t: &Task, dir: &Meta, victim: &Meta) -> KResult<()> {
+    let c = t.creds();
+    if dir.mode & 0o1000 != 0 && c.fsuid != 0 && c.fsuid != dir.uid && c.fsuid != victim.uid {
+        return Err(Errno::EPERM);
+    }
+    Ok(())
+}
+
+fn unlink_at(t: &Task, dirfd: i32, path: &[u8], rmdir: bool) -> KResult<u64> {
+    let base = base_dir(t, dirfd, path)?;
+    let (dir, name) = Walker::new(t).walk_parent(&base, path)?;
+    if name == b"." {
+        return Err(if rmdir { Errno::EINVAL } else { Errno::EISDIR });
+    }
+    if name == b".." {
+        return Err(if rmdir {
+            Errno::ENOTEMPTY
+        } else {
+            Errno::EISDIR
+        });
+    }
+    let victim = dir.lookup(&name, t)?;
+    writable_fs(&dir)?;
+    t.may_access(&dir.meta(), 2 | 1)?;
+    let vm = victim.meta();
+    check_sticky(t, &dir.meta(), &vm)?;
+    if rmdir {
+        if !vm.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if lock(&victim.mounted).is_some() {
+            return Err(Errno::EBUSY);
+        }
+        if !victim.is_empty_dir(t)? {
+            return Err(Errno::ENOTEMPTY);
+        }
+    } else if vm.is_dir() {
+        return Err(Errno::EISDIR);
+    } else if path.ends_with(b"/") {
+        return Err(Errno::ENOTDIR);
+    }
+    // A whiteout hides any lower entry of the same name.
+    lock(&dir.children).insert(name, None);
+    let vi = victim.inode();
+    let mut m = lock(&vi.meta);
+    m.nlink = m.nlink.saturating_sub(1);
+    Ok(0)
+}
+
+pub fn sys_unlink(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    unlink_at(t, AT_FDCWD, &path, false)
+}
+
+pub fn sys_rmdir(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    unlink_at(t, AT_FDCWD, &path, true)
+}
+
+pub fn sys_unlinkat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let flags = a.int(2);
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(a.u(1))?;
+    unlink_at(t, a.int(0), &path, flags & AT_REMOVEDIR != 0)
+}
+
+fn symlink_at(t: &Task, target: &[u8], dirfd: i32, path: &[u8]) -> KResult<u64> {
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let base = base_dir(t, dirfd, path)?;
+    let (dir, name) = Walker::new(t).walk_parent(&base, path)?;
+    if name == b"." || name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    match dir.lookup(&name, t) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    create_child(
+        t,
+        &dir,
+        &name,
+        Node::Symlink(target.to_vec()),
+        S_IFLNK | 0o777,
+    )?;
+    Ok(0)
+}
+
+pub fn sys_symlink(t: &mut Task, a: &Args) -> KResult<u64> {
+    let target = t.read_path(a.u(0))?;
+    let path = t.read_path(a.u(1))?;
+    symlink_at(t, &target, AT_FDCWD, &path)
+}
+
+pub fn sys_symlinkat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let target = t.read_path(a.u(0))?;
+    let path = t.read_path(a.u(2))?;
+    symlink_at(t, &target, a.int(1), &path)
+}
+
+fn rename_at(
+    t: &Task,
+    olddir: i32,
+    old: &[u8],
+    newdir: i32,
+    new: &[u8],
+    flags: u32,
+) -> KResult<u64> {
+    const RENAME_NOREPLACE: u32 = 1;
+    if flags & !RENAME_NOREPLACE != 0 {
+        // RENAME_EXCHANGE and RENAME_WHITEOUT land with the full VFS.
+        return Err(Errno::EINVAL);
+    }
+    let ob = base_dir(t, olddir, old)?;
+    let nb = base_dir(t, newdir, new)?;
+    let (od, oname) = Walker::new(t).walk_parent(&ob, old)?;
+    let (nd, nname) = Walker::new(t).walk_parent(&nb, new)?;
+    if oname == b"." || oname == b".." || nname == b"." || nname == b".." {
+        return Err(Errno::EBUSY);
+    }
+    let src = od.lookup(&oname, t)?;
+    writable_fs(&od)?;
+    writable_fs(&nd)?;
+    if od.fs != nd.fs || !Arc::ptr_eq(&od.follow_mounts(), &od) && od.fs != FsType::Overlay {
+        return Err(Errno::EXDEV);
+    }
+    t.may_access(&od.meta(), 3)?;
+    t.may_access(&nd.meta(), 3)?;
+    let sm = src.meta();
+    if sm.is_dir() {
+        // Moving directories would need a recursive copy-up of the lower
+        // layer; refused with the errno overlayfs uses without redirect_dir.
+        if matches!(src.inode().node, Node::Lower(_)) {
+            return Err(Errno::EXDEV);
+        }
+        // A directory may not move below itself.
+        let mut p = Some(nd.clone());
+        while let Some(d) = p {
+            if Arc::ptr_eq(&d, &src) {
+                return Err(Errno::EINVAL);
+            }
+            p = d.parent.clone();
+        }
+    }
+    match nd.lookup(&nname, t) {
+        Ok(dst) => {
+            if flags & RENAME_NOREPLACE != 0 {
+                return Err(Errno::EEXIST);
+            }
+            if Arc::ptr_eq(&dst, &src) {
+                return Ok(0);
+            }
+            let dm = dst.meta();
+            if dm.is_dir() && !sm.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            if !dm.is_dir() && sm.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if dm.is_dir() && !dst.is_empty_dir(t)? {
+                return Err(Errno::ENOTEMPTY);
+            }
+        }
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let inode = if sm.is_reg() || sm.is_lnk() {
+        src.copy_up()?
+    } else {
+        src.inode()
+    };
+    let moved = Dentry::new_child(&nd, &nname, inode);
+    // Keep an upper directory's children with it.
+    let kids = std::mem::take(&mut *lock(&src.children));
+    *lock(&moved.children) = kids;
+    lock(&od.children).insert(oname, None);
+    lock(&nd.children).insert(nname, Some(moved));
+    Ok(0)
+}
+
+pub fn sys_rename(t: &mut Task, a: &Args) -> KResult<u64> {
+    let old = t.read_path(a.u(0))?;
+    let new = t.read_path(a.u(1))?;
+    rename_at(t, AT_FDCWD, &old, AT_FDCWD, &new, 0)
+}
+
+pub fn sys_renameat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let old = t.read_path(a.u(1))?;
+    let new = t.read_path(a.u(3))?;
+    rename_at(t, a.int(0), &old, a.int(2), &new, 0)
+}
+
+pub fn sys_renameat2(t: &mut Task, a: &Args) -> KResult<u64> {
+    let old = t.read_path(a.u(1))?;
+    let new = t.read_path(a.u(3))?;
+    rename_at(t, a.int(0), &old, a.int(2), &new, a.uint(4))
+}
+
+// Attributes.
+
+fn lookup_at(
+    t: &Task,
+    dirfd: i32,
+    path: &[u8],
+    follow: bool,
+    empty_ok: bool,
+) -> KResult<Arc<Dentry>> {
+    if path.is_empty() {
+        if !empty_ok {
+            return Err(Errno::ENOENT);
+        }
+        if dirfd == AT_FDCWD {
+            return Ok(t.cwd());
+        }
+        return get_file(t, dirfd)?.dentry.clone().ok_or(Errno::EBADF);
+    }
+    let base = base_dir(t, dirfd, path)?;
+    Walker::new(t).walk(&base, path, follow)
+}
+
+/// Apply a metadata change to a dentry's (copied-up) inode.
+fn set_meta(t: &Task, d: &Arc<Dentry>, f: impl FnOnce(&mut Meta) -> KResult<()>) -> KResult<u64> {
+    writable_fs(d)?;
+    let inode = d.copy_up()?;
+    let mut m = lock(&inode.meta);
+    f(&mut m)?;
+    m.ctime = crate::vfs::now();
+    let _ = t;
+    Ok(0)
+}
+
+fn chmod_d(t: &Task, d: &Arc<Dentry>, mode: u32) -> KResult<u64> {
+    let c = t.creds();
+    set_meta(t, d, |m| {
+        if c.fsuid != 0 && c.fsuid != m.uid {
+            return Err(Errno::EPERM);
+        }
+        m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
+        Ok(())
+    })
+}
+
+pub fn sys_chmod(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let d = lookup_at(t, AT_FDCWD, &path, true, false)?;
+    chmod_d(t, &d, a.uint(1))
+}
+
+pub fn sys_fchmod(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    if matches!(f.kind, FileKind::Path) {
+        return Err(Errno::EBADF);
+    }
+    let d = f.dentry.clone().ok_or(Errno::EBADF)?;
+    chmod_d(t, &d, a.uint(1))
+}
+
+pub fn sys_fchmodat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    let d = lookup_at(t, a.int(0), &path, true, false)?;
+    chmod_d(t, &d, a.uint(2))
+}
+
+fn chown_d(t: &Task, d: &Arc<Dentry>, uid: u32, gid: u32) -> KResult<u64> {
+    let c = t.creds();
+    set_meta(t, d, |m| {
+        if c.fsuid != 0 {
+            if uid != u32::MAX && uid != m.uid {
+                return Err(Errno::EPERM);
+            }
+            if gid != u32::MAX && c.fsuid != m.uid {
+                return Err(Errno::EPERM);
+            }
+        }
+        if uid != u32::MAX {
+            m.uid = uid;
+        }
+        if gid != u32::MAX {
+            m.gid = gid;
+        }
+        if m.mode & S_IFMT != S_IFDIR {
+            m.mode &= !0o4000;
+            if m.mode & 0o010 != 0 {
+                m.mode &= !0o2000;
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn sys_chown(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let d = lookup_at(t, AT_FDCWD, &path, true, false)?;
+    chown_d(t, &d, a.uint(1), a.uint(2))
+}
+
+pub fn sys_lchown(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let d = lookup_at(t, AT_FDCWD, &path, false, false)?;
+    chown_d(t, &d, a.uint(1), a.uint(2))
+}
+
+pub fn sys_fchown(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    let d = f.dentry.clone().ok_or(Errno::EBADF)?;
+    chown_d(t, &d, a.uint(1), a.uint(2))
+}
+
+pub fn sys_fchownat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let flags = a.int(4);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(a.u(1))?;
+    let d = lookup_at(
+        t,
+        a.int(0),
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
+    chown_d(t, &d, a.uint(2), a.uint(3))
+}
+
+pub fn sys_utimensat(t: &mut Task, a: &Args) -> KResult<u64> {
+    const UTIME_NOW: i64 = (1 << 30) - 1;
+    const UTIME_OMIT: i64 = (1 << 30) - 2;
+    let flags = a.int(3);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let times: Option<[Timespec; 2]> = if a.u(2) == 0 {
+        None
+    } else {
+        let t0: Timespec = t.read_obj(a.u(2))?;
+        let t1: Timespec = t.read_obj(a.u(2) + 16)?;
+        for ts in [&t0, &t1] {
+            if ts.tv_nsec != UTIME_NOW
+                && ts.tv_nsec != UTIME_OMIT
+                && !(0..1_000_000_000).contains(&ts.tv_nsec)
+            {
+                return Err(Errno::EINVAL);
+            }
+        }
+        Some([t0, t1])
+    };
+    let d = if a.u(1) == 0 {
+        get_file(t, a.int(0))?.dentry.clone().ok_or(Errno::EBADF)?
+    } else {
+        let path = t.read_path(a.u(1))?;
+        lookup_at(
+            t,
+            a.int(0),
+            &path,
+            flags & AT_SYMLINK_NOFOLLOW == 0,
+            flags & AT_EMPTY_PATH != 0,
+        )?
+    };
+    let now = crate::vfs::now();
+    set_meta(t, &d, |m| {
+        let pick = |ts: &Timespec, old: (i64, u32)| match ts.tv_nsec {
+            UTIME_NOW => now,
+            UTIME_OMIT => old,
+            n => (ts.tv_sec, n as u32),
+        };
+        match &times {
+            None => {
+                m.atime = now;
+                m.mtime = now;
+            }
+            Some([at, mt]) => {
+                m.atime = pick(at, m.atime);
+                m.mtime = pick(mt, m.mtime);
+            }
+        }
+        Ok(())
+    })
+}
+
+fn truncate_d(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let m = d.meta();
+    if m.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if !m.is_reg() {
+        return Err(Errno::EINVAL);
+    }
+    writable_fs(d)?;
+    let inode = d.copy_up()?;
+    match &inode.node {
+        Node::Mem(data) => {
+            if len > (1 << 40) {
+                return Err(Errno::EFBIG);
+            }
+            lock(data).resize(len as usize, 0);
+            let mut mm = lock(&inode.meta);
+            mm.mtime = crate::vfs::now();
+            mm.ctime = mm.mtime;
+            let _ = t;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_truncate(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let d = lookup_at(t, AT_FDCWD, &path, true, false)?;
+    t.may_access(&d.meta(), 2)?;
+    truncate_d(t, &d, a.i64(1))
+}
+
+pub fn sys_ftruncate(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    if !f.writable() {
+        return Err(if matches!(f.kind, FileKind::Path) {
+            Errno::EBADF
+        } else {
+            Errno::EINVAL
+        });
+    }
+    let d = f.dentry.clone().ok_or(Errno::EINVAL)?;
+    truncate_d(t, &d, a.i64(1))
+}
+
+pub fn sys_fsync(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    if matches!(f.kind, FileKind::Path) {
+        return Err(Errno::EBADF);
+    }
+    // The upper layer lives in memory and the lower is read-only: there is
+    // nothing to write back.
+    Ok(0)
+}
+
+pub fn sys_fadvise64(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    if !f.is_seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    if a.int(3) < 0 || a.int(3) > 5 || a.i64(2) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+fn statfs_d(t: &Task, d: &Arc<Dentry>, buf: u64) -> KResult<u64> {
+    let mut words = [0u64; 15];
+    match (&d.inode().node, d.fs) {
+        (Node::Lower(l), FsType::Overlay) => {
+            let s = l.gofer.statfs(l.node).map_err(Errno)?;
+            words[0] = 0x794c_7630; // OVERLAYFS_SUPER_MAGIC
+            words[1] = s.bsize;
+            words[2] = s.blocks;
+            words[3] = s.bfree;
+            words[4] = s.bavail;
+            words[5] = s.files;
+            words[6] = s.ffree;
+            words[8] = 255;
+            words[9] = s.frsize;
+            words[10] = s.flags;
+        }
+        (_, fs) => {
+            words[0] = match fs {
+                FsType::Proc => 0x9fa0,
+                FsType::Sys => 0x6265_6572,
+                FsType::Dev | FsType::Tmpfs => 0x0102_1994,
+                FsType::Overlay => 0x794c_7630,
+            };
+            words[1] = 4096;
+            words[8] = 255;
+            words[9] = 4096;
+        }
+    }
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    t.copy_out(buf, &bytes[..120]).map(|_| 0)
+}
+
+pub fn sys_statfs(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let d = lookup_at(t, AT_FDCWD, &path, true, false)?;
+    statfs_d(t, &d, a.u(1))
+}
+
+pub fn sys_fstatfs(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = get_file(t, a.int(0))?;
+    match &f.dentry {
+        Some(d) => statfs_d(t, d, a.u(1)),
+        None => {
+            let words = [
+                0x0102_1994u64,
+                4096,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                255,
+                4096,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ];
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            t.copy_out(a.u(1), &bytes[..120]).map(|_| 0)
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Memory syscalls: mmap, munmap, mprotect, brk, mremap, madvise, msync,
+//! mincore.
+
+use super::file::get_file;
+use super::Args;
+use crate::abi::*;
+use crate::kernel::task::Task;
+use crate::mm::{Backing, USER_END};
+use crate::vfs::file::FileKind;
+use crate::vfs::{lock, Node};
+use std::os::fd::AsRawFd;
+
+pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (addr, len, prot, flags, fd, off) =
+        (a.u(0), a.u(1), a.uint(2), a.uint(3), a.int(4), a.u(5));
+    if len == 0 || off % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | 0x0100_0000 | 0x0200_0000) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+    let shared = match flags & MAP_TYPE {
+        MAP_SHARED | MAP_SHARED_VALIDATE => true,
+        MAP_PRIVATE => false,
+        _ => return Err(Errno::EINVAL),
+    };
+    if len > USER_END {
+        return Err(Errno::ENOMEM);
+    }
+    if flags & MAP_HUGETLB != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fixed = flags & MAP_FIXED != 0;
+    let noreplace = flags & MAP_FIXED_NOREPLACE != 0;
+    let mm = t.mm();
+    if flags & MAP_ANONYMOUS != 0 {
+        return lock(&mm).mmap(addr, len, prot, shared, fixed, noreplace, Backing::Anon);
+    }
+    let f = get_file(t, fd)?;
+    if matches!(f.kind, FileKind::Path) {
+        return Err(Errno::EBADF);
+    }
+    if !f.readable() {
+        return Err(Errno::EACCES);
+    }
+    if shared && prot & PROT_WRITE != 0 && !f.writable() {
+        return Err(Errno::EACCES);
+    }
+    let (path, dev, ino) = match &f.dentry {
+        Some(d) => {
+            let m = d.meta();
+            (String::from_utf8_lossy(&d.path()).to_string(), m.dev, m.ino)
+        }
+        None => (String::new(), 0, 0),
+    };
+    match &f.kind {
+        // The lower layer is read-only, so a copy is coherent even when shared.
+        FileKind::Lower { fd: host } => lock(&mm).mmap(
+            addr,
+            len,
+            prot,
+            shared,
+            fixed,
+            noreplace,
+            Backing::FileCopy {
+                fd: host.as_raw_fd(),
+                file_off: off,
+                path,
+                dev,
+                ino,
+            },
+        ),
+        FileKind::Mem(inode) if !shared => {
+            let Node::Mem(data) = &inode.node else {
+                return Err(Errno::ENODEV);
+            };
+            let data = lock(data);
+            let start = (off as usize).min(data.len());
+            lock(&mm).mmap(
+                addr,
+                len,
+                prot,
+                false,
+                fixed,
+                noreplace,
+                Backing::Bytes {
+                    data: &data[start..],
+                    path,
+                    dev,
+                    ino,
+                    file_off: off,
+                },
+            )
+        }
+        FileKind::Dev(crate::fs::dev::DevKind::Zero) => {
+            lock(&mm).mmap(addr, len, prot, shared, fixed, noreplace, Backing::Anon)
+        }
+        // Shared writable mappings of in-memory files need the page cache
+        // that comes with the full VFS.
+        _ => Err(Errno::ENODEV),
+    }
+}
+
+pub fn sys_munmap(t: &mut Task, a: &Args) -> KResult<u64> {
+    lock(&t.mm()).munmap(a.u(0), a.u(1)).map(|_| 0)
+}
+
+pub fn sys_mprotect(t: &mut Task, a: &Args) -> KResult<u64> {
+    let prot = a.uint(2) & !(0x0100_0000 | 0x0200_0000);
+    lock(&t.mm()).mprotect(a.u(0), a.u(1), prot).map(|_| 0)
+}
+
+pub fn sys_brk(t: &mut Task, a: &Args) -> KResult<u64> {
+    Ok(lock(&t.mm()).brk(a.u(0)))
+}
+
+pub fn sys_mremap(t: &mut Task, a: &Args) -> KResult<u64> {
+    lock(&t.mm()).mremap(a.u(0), a.u(1), a.u(2), a.uint(3), a.u(4))
+}
+
+pub fn sys_madvise(t: &mut Task, a: &Args) -> KResult<u64> {
+    const MADV_DONTNEED: i32 = 4;
+    const MADV_FREE: i32 = 8;
+    let (addr, len, advice) = (a.u(0), a.u(1), a.int(2));
+    if addr % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match advice {
+        MADV_DONTNEED | MADV_FREE => lock(&t.mm()).madvise_dontneed(addr, len).map(|_| 0),
+        // Hints about access patterns and huge pages change nothing visible.
+        0..=3 | 9..=19 | 100 | 101 | 20..=25 => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn check_mapped(t: &Task, addr: u64, len: u64) -> KResult<()> {
+    let end = addr
+        .checked_add(page_round_up(len).ok_or(Errno::ENOMEM)?)
+        .ok_or(Errno::ENOMEM)?;
+    let mm = t.mm();
+    let mm = lock(&mm);
+    let mut cur = addr;
+    for v in mm.vmas() {
+        if v.end <= cur {
+            continue;
+        }
+        if v.start > cur || cur >= end {
+            break;
+        }
+        cur = v.end;
+    }
+    if cur < end {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
+
+pub fn sys_msync(t: &mut Task, a: &Args) -> KResult<u64> {
+    const MS_ASYNC: i32 = 1;
+    const MS_INVALIDATE: i32 = 2;
+    const MS_SYNC: i32 = 4;
+    let flags = a.int(2);
+    if a.u(0) % PAGE_SIZE != 0
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    // Only anonymous and read-only file mappings exist: nothing to flush.
+    check_mapped(t, a.u(0), a.u(1)).map(|_| 0)
+}
+
+pub fn sys_mincore(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (addr, len) = (a.u(0), a.u(1));
+    if addr % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    check_mapped(t, addr, len)?;
+    let pages = page_round_up(len).ok_or(Errno::ENOMEM)? / PAGE_SIZE;
+    // Pages of the memory file are never swapped out.
+    t.copy_out(a.u(2), &vec![1u8; pages as usize]).map(|_| 0)
+}

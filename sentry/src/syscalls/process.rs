@@ -1,0 +1,354 @@
+//! Process identity, limits, exit and exec.
+
+use super::Args;
+use crate::abi::*;
+use crate::kernel::task::{ExitStatus, Task, RLIMIT_COUNT, RLIMIT_NOFILE};
+use crate::vfs::lock;
+
+pub fn sys_getpid(t: &mut Task, _: &Args) -> KResult<u64> {
+    Ok(t.tgid as u64)
+}
+
+pub fn sys_gettid(t: &mut Task, _: &Args) -> KResult<u64> {
+    Ok(t.tid as u64)
+}
+
+pub fn sys_getppid(t: &mut Task, _: &Args) -> KResult<u64> {
+    Ok(t.info.ppid() as u64)
+}
+
+pub fn sys_getpgrp(t: &mut Task, _: &Args) -> KResult<u64> {
+    Ok(t.tgid as u64)
+}
+
+pub fn sys_getpgid(t: &mut Task, a: &Args) -> KResult<u64> {
+    let pid = a.int(0);
+    if pid != 0 && pid != t.tgid {
+        return Err(if pid < 0 { Errno::EINVAL } else { Errno::ESRCH });
+    }
+    Ok(t.tgid as u64)
+}
+
+pub fn sys_getsid(t: &mut Task, a: &Args) -> KResult<u64> {
+    sys_getpgid(t, a)
+}
+
+pub fn sys_getuid(t: &mut Task, _: &Args) -> KResult<u64> {
+    Ok(t.creds.uid as u64)
+}
+
+pub fn sys_geteuid(t: &mut Task, _: &Args) -> KResult<u64> {
+    Ok(t.creds.euid as u64)
+}
+
+pub fn sys_getgid(t: &mut Task, _: &Args) -> KResult<u64> {
+    Ok(t.creds.gid as u64)
+}
+
+pub fn sys_getegid(t: &mut Task, _: &Args) -> KResult<u64> {
+    Ok(t.creds.egid as u64)
+}
+
+pub fn sys_getresuid(t: &mut Task, a: &Args) -> KResult<u64> {
+    let c = t.creds();
+    t.write_obj(a.u(0), &c.uid)?;
+    t.write_obj(a.u(1), &c.euid)?;
+    t.write_obj(a.u(2), &c.suid).map(|_| 0)
+}
+
+pub fn sys_getresgid(t: &mut Task, a: &Args) -> KResult<u64> {
+    let c = t.creds();
+    t.write_obj(a.u(0), &c.gid)?;
+    t.write_obj(a.u(1), &c.egid)?;
+    t.write_obj(a.u(2), &c.sgid).map(|_| 0)
+}
+
+pub fn sys_getgroups(t: &mut Task, a: &Args) -> KResult<u64> {
+    let size = a.int(0);
+    let groups = t.creds().groups;
+    if size < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if size == 0 {
+        return Ok(groups.len() as u64);
+    }
+    if (size as usize) < groups.len() {
+        return Err(Errno::EINVAL);
+    }
+    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    t.copy_out(a.u(1), &bytes)?;
+    Ok(groups.len() as u64)
+}
+
+pub fn sys_exit(t: &mut Task, a: &Args) -> KResult<u64> {
+    // With one thread per process so far, exit ends the thread group.
+    t.exit = Some(ExitStatus::Exited(a.int(0) & 0xff));
+    Ok(0)
+}
+
+pub fn sys_exit_group(t: &mut Task, a: &Args) -> KResult<u64> {
+    t.exit = Some(ExitStatus::Exited(a.int(0) & 0xff));
+    Ok(0)
+}
+
+pub fn sys_wait4(_t: &mut Task, a: &Args) -> KResult<u64> {
+    const WNOHANG: i32 = 1;
+    const WUNTRACED: i32 = 2;
+    const WCONTINUED: i32 = 8;
+    const WALL: i32 = 0x4000_0000;
+    const WCLONE: i32 = 0x8000_0000u32 as i32;
+    const WNOTHREAD: i32 = 0x2000_0000;
+    if a.int(2) & !(WNOHANG | WUNTRACED | WCONTINUED | WALL | WCLONE | WNOTHREAD) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // No task has children until fork lands.
+    Err(Errno::ECHILD)
+}
+
+pub fn sys_sched_yield(_t: &mut Task, _: &Args) -> KResult<u64> {
+    std::thread::yield_now();
+    Ok(0)
+}
+
+pub fn sys_sched_getaffinity(t: &mut Task, a: &Args) -> KResult<u64> {
+    let size = a.usize(1);
+    let pid = a.int(0);
+    if pid != 0 && pid != t.tid && t.k.thread(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    let n = t.k.ncpus;
+    let need = n.div_ceil(64) * 8;
+    if size < need || size % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut mask = vec![0u8; need];
+    for i in 0..n {
+        mask[i / 8] |= 1 << (i % 8);
+    }
+    t.copy_out(a.u(2), &mask)?;
+    Ok(need as u64)
+}
+
+pub fn sys_set_tid_address(t: &mut Task, a: &Args) -> KResult<u64> {
+    t.clear_child_tid = a.u(0);
+    Ok(t.tid as u64)
+}
+
+pub fn sys_set_robust_list(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.u(1) != 24 {
+        return Err(Errno::EINVAL);
+    }
+    t.robust_list = (a.u(0), a.u(1));
+    Ok(0)
+}
+
+pub fn sys_get_robust_list(t: &mut Task, a: &Args) -> KResult<u64> {
+    let pid = a.int(0);
+    if pid != 0 && pid != t.tid {
+        return Err(Errno::ESRCH);
+    }
+    t.write_obj(a.u(1), &t.robust_list.0)?;
+    t.write_obj(a.u(2), &t.robust_list.1).map(|_| 0)
+}
+
+fn check_resource(r: u32) -> KResult<usize> {
+    if r as usize >= RLIMIT_COUNT {
+        return Err(Errno::EINVAL);
+    }
+    Ok(r as usize)
+}
+
+fn set_limit(t: &mut Task, r: usize, new: Rlimit) -> KResult<()> {
+    if new.cur > new.max {
+        return Err(Errno::EINVAL);
+    }
+    let old = t.rlimits[r];
+    if new.max > old.max && t.creds.euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    if r == RLIMIT_NOFILE && new.max > 1 << 20 {
+        return Err(Errno::EPERM);
+    }
+    t.rlimits[r] = new;
+    Ok(())
+}
+
+pub fn sys_getrlimit(t: &mut Task, a: &Args) -> KResult<u64> {
+    let r = check_resource(a.uint(0))?;
+    t.write_obj(a.u(1), &t.rlimits[r]).map(|_| 0)
+}
+
+pub fn sys_setrlimit(t: &mut Task, a: &Args) -> KResult<u64> {
+    let r = check_resource(a.uint(0))?;
+    let new: Rlimit = t.read_obj(a.u(1))?;
+    set_limit(t, r, new).map(|_| 0)
+}
+
+pub fn sys_prlimit64(t: &mut Task, a: &Args) -> KResult<u64> {
+    let pid = a.int(0);
+    if pid != 0 && pid != t.tgid {
+        return Err(if pid < 0 { Errno::EINVAL } else { Errno::ESRCH });
+    }
+    let r = check_resource(a.uint(1))?;
+    let new: Option<Rlimit> = if a.u(2) != 0 {
+        Some(t.read_obj(a.u(2))?)
+    } else {
+        None
+    };
+    let old = t.rlimits[r];
+    if let Some(n) = new {
+        set_limit(t, r, n)?;
+    }
+    if a.u(3) != 0 {
+        t.write_obj(a.u(3), &old)?;
+    }
+    Ok(0)
+}
+
+/// CPU time of the stub, from the host's per-process CPU clock.
+fn cpu_time(t: &Task) -> (i64, i64) {
+    let clock = (!t.ctx.host_pid() << 3) | 2;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-parameter.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec, ts.tv_nsec)
+}
+
+pub fn sys_getrusage(t: &mut Task, a: &Args) -> KResult<u64> {
+    const RUSAGE_SELF: i32 = 0;
+    const RUSAGE_CHILDREN: i32 = -1;
+    const RUSAGE_THREAD: i32 = 1;
+    let who = a.int(0);
+    let mut b = [0u8; 144];
+    match who {
+        RUSAGE_SELF | RUSAGE_THREAD => {
+            let (s, ns) = cpu_time(t);
+            b[0..8].copy_from_slice(&s.to_le_bytes());
+            b[8..16].copy_from_slice(&(ns / 1000).to_le_bytes());
+            let rss = lock(&t.mm()).mapped_bytes() / 1024;
+            b[32..40].copy_from_slice(&rss.to_le_bytes());
+        }
+        RUSAGE_CHILDREN => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    t.copy_out(a.u(1), &b).map(|_| 0)
+}
+
+pub fn sys_times(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (s, ns) = cpu_time(t);
+    let ticks = s * 100 + ns / 10_000_000;
+    if a.u(0) != 0 {
+        let v: [i64; 4] = [ticks, 0, 0, 0];
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        t.copy_out(a.u(0), &bytes)?;
+    }
+    Ok((t.k.boot.elapsed().as_millis() / 10) as u64 + 1)
+}
+
+pub fn sys_getrandom(t: &mut Task, a: &Args) -> KResult<u64> {
+    const GRND_NONBLOCK: u32 = 1;
+    const GRND_RANDOM: u32 = 2;
+    const GRND_INSECURE: u32 = 4;
+    let flags = a.uint(2);
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
+        || (flags & GRND_RANDOM != 0 && flags & GRND_INSECURE != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let n = a.usize(1).min(33_554_431).min(1 << 20);
+    let mut buf = vec![0u8; n];
+    crate::fs::dev::fill_random(&mut buf)?;
+    t.copy_out(a.u(0), &buf)?;
+    Ok(n as u64)
+}
+
+pub fn sys_arch_prctl(t: &mut Task, a: &Args) -> KResult<u64> {
+    const ARCH_SET_GS: i32 = 0x1001;
+    const ARCH_SET_FS: i32 = 0x1002;
+    const ARCH_GET_FS: i32 = 0x1003;
+    const ARCH_GET_GS: i32 = 0x1004;
+    match a.int(0) {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if a.u(1) >= crate::mm::USER_END {
+                return Err(Errno::EPERM);
+            }
+            if a.int(0) == ARCH_SET_FS {
+                t.regs.fs_base = a.u(1);
+            } else {
+                t.regs.gs_base = a.u(1);
+            }
+            Ok(0)
+        }
+        ARCH_GET_FS => t.write_obj(a.u(1), &t.regs.fs_base).map(|_| 0),
+        ARCH_GET_GS => t.write_obj(a.u(1), &t.regs.gs_base).map(|_| 0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_prctl(t: &mut Task, a: &Args) -> KResult<u64> {
+    const PR_SET_PDEATHSIG: i32 = 1;
+    const PR_GET_PDEATHSIG: i32 = 2;
+    const PR_GET_DUMPABLE: i32 = 3;
+    const PR_SET_DUMPABLE: i32 = 4;
+    const PR_SET_NAME: i32 = 15;
+    const PR_GET_NAME: i32 = 16;
+    const PR_GET_SECCOMP: i32 = 21;
+    const PR_CAPBSET_READ: i32 = 23;
+    const PR_SET_NO_NEW_PRIVS: i32 = 38;
+    const PR_GET_NO_NEW_PRIVS: i32 = 39;
+    match a.int(0) {
+        PR_SET_NAME => {
+            let mut buf = [0u8; 16];
+            t.copy_in(a.u(1), &mut buf[..15]).or_else(|_| {
+                // The name may end before a page boundary.
+                t.read_cstr(a.u(1), 15)
+                    .map(|s| buf[..s.len()].copy_from_slice(&s))
+            })?;
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(15);
+            *lock(&t.info.comm) = buf[..end].to_vec();
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut buf = [0u8; 16];
+            let c = lock(&t.info.comm).clone();
+            let n = c.len().min(15);
+            buf[..n].copy_from_slice(&c[..n]);
+            t.copy_out(a.u(1), &buf).map(|_| 0)
+        }
+        PR_GET_DUMPABLE => Ok(1),
+        PR_SET_DUMPABLE => {
+            if a.u(1) > 1 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => t.write_obj(a.u(1), &0i32).map(|_| 0),
+        PR_SET_PDEATHSIG => {
+            if a.u(1) > 64 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        PR_GET_SECCOMP => Ok(0),
+        PR_CAPBSET_READ => {
+            if a.u(1) > 40 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(1)
+        }
+        PR_GET_NO_NEW_PRIVS => Ok(0),
+        PR_SET_NO_NEW_PRIVS => Err(Errno::EINVAL),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_execve(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    let argv = t.read_str_array(a.u(1))?;
+    let envp = t.read_str_array(a.u(2))?;
+    crate::kernel::exec::execve(t, &path, argv, envp)?;
+    Ok(0)
+}

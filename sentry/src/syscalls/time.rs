@@ -1,0 +1,145 @@
+//! Clocks and sleeps.
+
+use super::Args;
+use crate::abi::*;
+use crate::kernel::task::Task;
+
+fn host_clock(t: &Task, clock: i32) -> KResult<Timespec> {
+    let host = match clock {
+        0..=1 | 4..=7 | 9 | 11 => clock,
+        // CPU clocks of the caller: the stub's host CPU clock (process clock).
+        2 | 3 => (!t.ctx.host_pid() << 3) | 2,
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-parameter.
+    if unsafe { libc::clock_gettime(host, &mut ts) } != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Timespec {
+        tv_sec: ts.tv_sec,
+        tv_nsec: ts.tv_nsec,
+    })
+}
+
+pub fn sys_clock_gettime(t: &mut Task, a: &Args) -> KResult<u64> {
+    let ts = host_clock(t, a.int(0))?;
+    t.write_obj(a.u(1), &ts).map(|_| 0)
+}
+
+pub fn sys_clock_getres(t: &mut Task, a: &Args) -> KResult<u64> {
+    let clock = a.int(0);
+    host_clock(t, clock)?;
+    let res = match clock {
+        5 | 6 => Timespec {
+            tv_sec: 0,
+            tv_nsec: 4_000_000,
+        },
+        _ => Timespec {
+            tv_sec: 0,
+            tv_nsec: 1,
+        },
+    };
+    if a.u(1) != 0 {
+        t.write_obj(a.u(1), &res)?;
+    }
+    Ok(0)
+}
+
+pub fn sys_gettimeofday(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.u(0) != 0 {
+        let ts = host_clock(t, 0)?;
+        t.write_obj(
+            a.u(0),
+            &Timeval {
+                tv_sec: ts.tv_sec,
+                tv_usec: ts.tv_nsec / 1000,
+            },
+        )?;
+    }
+    if a.u(1) != 0 {
+        t.write_obj(a.u(1), &[0i32; 2])?;
+    }
+    Ok(0)
+}
+
+pub fn sys_time(t: &mut Task, a: &Args) -> KResult<u64> {
+    let ts = host_clock(t, 0)?;
+    if a.u(0) != 0 {
+        t.write_obj(a.u(0), &ts.tv_sec)?;
+    }
+    Ok(ts.tv_sec as u64)
+}
+
+fn sleep_until(t: &Task, clock: i32, deadline: Timespec) -> KResult<()> {
+    loop {
+        let now = host_clock(t, clock)?;
+        let left = (deadline.tv_sec - now.tv_sec) as i128 * 1_000_000_000
+            + (deadline.tv_nsec - now.tv_nsec) as i128;
+        if left <= 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_nanos(
+            left.min(u64::MAX as i128) as u64
+        ));
+    }
+}
+
+fn check_ts(ts: &Timespec) -> KResult<()> {
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+fn add(a: Timespec, b: Timespec) -> Timespec {
+    let mut s = a.tv_sec.saturating_add(b.tv_sec);
+    let mut ns = a.tv_nsec + b.tv_nsec;
+    if ns >= 1_000_000_000 {
+        ns -= 1_000_000_000;
+        s = s.saturating_add(1);
+    }
+    Timespec {
+        tv_sec: s,
+        tv_nsec: ns,
+    }
+}
+
+pub fn sys_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
+    let req: Timespec = t.read_obj(a.u(0))?;
+    check_ts(&req)?;
+    let start = host_clock(t, 1)?;
+    sleep_until(t, 1, add(start, req))?;
+    Ok(0)
+}
+
+pub fn sys_clock_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
+    const TIMER_ABSTIME: i32 = 1;
+    let (clock, flags) = (a.int(0), a.int(1));
+    if !matches!(clock, 0 | 1 | 7 | 8 | 9 | 11) {
+        return Err(if matches!(clock, 2 | 3) {
+            Errno::EINVAL
+        } else {
+            Errno::EINVAL
+        });
+    }
+    let clock = if clock == 8 {
+        0
+    } else if clock == 9 {
+        7
+    } else {
+        clock
+    };
+    let req: Timespec = t.read_obj(a.u(2))?;
+    check_ts(&req)?;
+    let deadline = if flags & TIMER_ABSTIME != 0 {
+        req
+    } else {
+        add(host_clock(t, clock)?, req)
+    };
+    sleep_until(t, clock, deadline)?;
+    Ok(0)
+}

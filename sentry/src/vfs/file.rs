@@ -1,0 +1,436 @@
+//! Open file descriptions and file descriptor tables.
+
+use super::{lock, Dentry, Inode, Node};
+use crate::abi::*;
+use crate::fs::dev::DevKind;
+use crate::kernel::task::Task;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub enum FileKind {
+    /// Lower-layer regular file: reads go to the gofer-donated host fd.
+    Lower {
+        fd: Arc<OwnedFd>,
+    },
+    /// In-memory regular file.
+    Mem(Arc<Inode>),
+    /// A directory; the listing is taken at the first getdents.
+    Dir {
+        entries: Mutex<Option<Vec<(Vec<u8>, u64, u8)>>>,
+    },
+    Dev(DevKind),
+    /// One of the sandbox's stdio streams, a host fd owned by the kernel.
+    Host {
+        fd: Arc<OwnedFd>,
+        tty: bool,
+    },
+    /// Content generated at open (procfs, sysfs).
+    Synthetic(Vec<u8>),
+    /// O_PATH: no I/O.
+    Path,
+}
+
+pub struct File {
+    pub dentry: Option<Arc<Dentry>>,
+    pub kind: FileKind,
+    pub flags: AtomicI32,
+    pub pos: Mutex<u64>,
+}
+
+impl File {
+    pub fn new(dentry: Option<Arc<Dentry>>, kind: FileKind, flags: i32) -> Arc<File> {
+        Arc::new(File {
+            dentry,
+            kind,
+            flags: AtomicI32::new(flags),
+            pos: Mutex::new(0),
+        })
+    }
+
+    pub fn flags(&self) -> i32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn readable(&self) -> bool {
+        let f = self.flags();
+        f & O_PATH == 0 && matches!(f & O_ACCMODE, O_RDONLY | O_RDWR)
+    }
+
+    pub fn writable(&self) -> bool {
+        let f = self.flags();
+        f & O_PATH == 0 && matches!(f & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    pub fn is_seekable(&self) -> bool {
+        matches!(
+            self.kind,
+            FileKind::Lower { .. }
+                | FileKind::Mem(_)
+                | FileKind::Dir { .. }
+                | FileKind::Synthetic(_)
+        ) || matches!(self.kind, FileKind::Dev(d) if d != DevKind::Tty)
+    }
+
+    pub fn stat(&self) -> KResult<KStat> {
+        if let FileKind::Host { fd, .. } = &self.kind {
+            let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+            let mut k = KStat {
+                st_dev: st.st_dev,
+                st_ino: st.st_ino,
+                st_nlink: st.st_nlink,
+                st_mode: st.st_mode,
+                st_uid: 0,
+                st_gid: 0,
+                st_rdev: st.st_rdev,
+                st_size: st.st_size,
+                st_blksize: st.st_blksize,
+                st_blocks: st.st_blocks,
+                st_atime: st.st_atime,
+                st_atime_nsec: st.st_atime_nsec,
+                st_mtime: st.st_mtime,
+                st_mtime_nsec: st.st_mtime_nsec,
+                st_ctime: st.st_ctime,
+                st_ctime_nsec: st.st_ctime_nsec,
+                ..Default::default()
+            };
+            k.pad0 = 0;
+            return Ok(k);
+        }
+        match &self.dentry {
+            Some(d) => {
+                let mut k = d.meta().to_kstat();
+                if let FileKind::Synthetic(data) = &self.kind {
+                    if k.st_mode & S_IFMT == S_IFREG && k.st_size == 0 {
+                        k.st_size = 0;
+                        let _ = data;
+                    }
+                }
+                Ok(k)
+            }
+            None => Err(Errno::EBADF),
+        }
+    }
+
+    /// Read at `off`; Ok(0) at end of file.
+    pub fn pread(&self, buf: &mut [u8], off: u64) -> KResult<usize> {
+        match &self.kind {
+            FileKind::Lower { fd } => loop {
+                match nix::sys::uio::pread(&**fd, buf, off as i64) {
+                    Err(nix::Error::EINTR) => continue,
+                    r => return r.map_err(Errno::from),
+                }
+            },
+            FileKind::Mem(inode) => {
+                let Node::Mem(data) = &inode.node else {
+                    return Err(Errno::EINVAL);
+                };
+                let data = lock(data);
+                let start = (off as usize).min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+            FileKind::Synthetic(data) => {
+                let start = (off as usize).min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+            FileKind::Dev(d) => d.read(buf),
+            FileKind::Dir { .. } => Err(Errno::EISDIR),
+            FileKind::Host { fd, .. } => host_read(fd.as_raw_fd(), buf),
+            FileKind::Path => Err(Errno::EBADF),
+        }
+    }
+
+    pub fn pwrite(&self, buf: &[u8], off: u64) -> KResult<usize> {
+        match &self.kind {
+            FileKind::Mem(inode) => {
+                let Node::Mem(data) = &inode.node else {
+                    return Err(Errno::EINVAL);
+                };
+                let mut data = lock(data);
+                let off = if self.flags() & O_APPEND != 0 {
+                    data.len() as u64
+                } else {
+                    off
+                };
+                let end = off.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
+                if end > (1 << 40) {
+                    return Err(Errno::EFBIG);
+                }
+                if data.len() < end as usize {
+                    data.resize(end as usize, 0);
+                }
+                data[off as usize..end as usize].copy_from_slice(buf);
+                drop(data);
+                let mut m = lock(&inode.meta);
+                m.mtime = super::now();
+                m.ctime = m.mtime;
+                Ok(buf.len())
+            }
+            FileKind::Dev(d) => d.write(buf),
+            FileKind::Host { fd, .. } => host_write(fd.as_raw_fd(), buf),
+            FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),
+            FileKind::Dir { .. } => Err(Errno::EISDIR),
+            FileKind::Path => Err(Errno::EBADF),
+        }
+    }
+
+    pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
+        if !self.is_seekable() {
+            return self.pread(buf, 0);
+        }
+        let mut pos = lock(&self.pos);
+        let n = self.pread(buf, *pos)?;
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    pub fn write(&self, buf: &[u8]) -> KResult<usize> {
+        if !self.is_seekable() {
+            return self.pwrite(buf, 0);
+        }
+        let mut pos = lock(&self.pos);
+        let n = self.pwrite(buf, *pos)?;
+        if self.flags() & O_APPEND != 0 {
+            if let FileKind::Mem(inode) = &self.kind {
+                if let Node::Mem(d) = &inode.node {
+                    *pos = lock(d).len() as u64;
+                    return Ok(n);
+                }
+            }
+        }
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    pub fn size(&self) -> KResult<u64> {
+        match &self.kind {
+            FileKind::Synthetic(d) => Ok(d.len() as u64),
+            _ => Ok(self.stat()?.st_size.max(0) as u64),
+        }
+    }
+
+    pub fn lseek(&self, off: i64, whence: i32) -> KResult<u64> {
+        const SEEK_SET: i32 = 0;
+        const SEEK_CUR: i32 = 1;
+        const SEEK_END: i32 = 2;
+        const SEEK_DATA: i32 = 3;
+        const SEEK_HOLE: i32 = 4;
+        if !self.is_seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        if let FileKind::Dev(_) = self.kind {
+            return Ok(0);
+        }
+        let mut pos = lock(&self.pos);
+        let new = match whence {
+            SEEK_SET => off,
+            SEEK_CUR => (*pos as i64).checked_add(off).ok_or(Errno::EOVERFLOW)?,
+            SEEK_END => (self.size()? as i64)
+                .checked_add(off)
+                .ok_or(Errno::EOVERFLOW)?,
+            SEEK_DATA | SEEK_HOLE => {
+                let size = self.size()? as i64;
+                if off < 0 || off >= size {
+                    return Err(Errno::ENXIO);
+                }
+                if whence == SEEK_DATA {
+                    off
+                } else {
+                    size
+                }
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        if new < 0 {
+            return Err(Errno::EINVAL);
+        }
+        if let FileKind::Dir { entries } = &self.kind {
+            if new == 0 {
+                *lock(entries) = None;
+            }
+        }
+        *pos = new as u64;
+        Ok(new as u64)
+    }
+
+    /// getdents64 into a buffer of `cap` bytes; pos counts entries.
+    pub fn getdents(&self, t: &Task, cap: usize) -> KResult<Vec<u8>> {
+        let FileKind::Dir { entries } = &self.kind else {
+            return Err(Errno::ENOTDIR);
+        };
+        let Some(dentry) = &self.dentry else {
+            return Err(Errno::ENOTDIR);
+        };
+        let mut entries = lock(entries);
+        if entries.is_none() {
+            let mut list = vec![
+                (b".".to_vec(), dentry.meta().ino, DT_DIR),
+                (
+                    b"..".to_vec(),
+                    super::path::parent_of(dentry, &t.fs_root()).meta().ino,
+                    DT_DIR,
+                ),
+            ];
+            list.extend(dentry.list(t)?);
+            *entries = Some(list);
+        }
+        let list = entries.as_ref().map(|l| l.as_slice()).unwrap_or(&[]);
+        let mut pos = lock(&self.pos);
+        let mut out = Vec::new();
+        while (*pos as usize) < list.len() {
+            let (name, ino, kind) = &list[*pos as usize];
+            let reclen = (19 + name.len() + 1).div_ceil(8) * 8;
+            if out.len() + reclen > cap {
+                if out.is_empty() {
+                    return Err(Errno::EINVAL);
+                }
+                break;
+            }
+            let next = *pos + 1;
+            out.extend_from_slice(&ino.to_le_bytes());
+            out.extend_from_slice(&(next as i64).to_le_bytes());
+            out.extend_from_slice(&(reclen as u16).to_le_bytes());
+            out.push(*kind);
+            out.extend_from_slice(name);
+            out.resize(out.len() + (reclen - 19 - name.len()), 0);
+            *pos = next;
+        }
+        Ok(out)
+    }
+}
+
+fn host_read(fd: RawFd, buf: &mut [u8]) -> KResult<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Err(nix::Error::EINTR) => continue,
+            r => return r.map_err(Errno::from),
+        }
+    }
+}
+
+fn host_write(fd: RawFd, buf: &[u8]) -> KResult<usize> {
+    // SAFETY: fd is a host fd owned by the kernel for the sandbox's lifetime.
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    loop {
+        match nix::unistd::write(bfd, buf) {
+            Err(nix::Error::EINTR) => continue,
+            r => return r.map_err(Errno::from),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct FdEntry {
+    pub file: Arc<File>,
+    pub cloexec: bool,
+}
+
+#[derive(Clone, Default)]
+pub struct FdTable {
+    fds: Vec<Option<FdEntry>>,
+}
+
+impl FdTable {
+    pub fn get(&self, fd: i32) -> KResult<Arc<File>> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        self.fds
+            .get(fd as usize)
+            .and_then(|e| e.as_ref())
+            .map(|e| e.file.clone())
+            .ok_or(Errno::EBADF)
+    }
+
+    pub fn entry(&self, fd: i32) -> KResult<&FdEntry> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        self.fds
+            .get(fd as usize)
+            .and_then(|e| e.as_ref())
+            .ok_or(Errno::EBADF)
+    }
+
+    pub fn set_cloexec(&mut self, fd: i32, on: bool) -> KResult<()> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        match self.fds.get_mut(fd as usize).and_then(|e| e.as_mut()) {
+            Some(e) => {
+                e.cloexec = on;
+                Ok(())
+            }
+            None => Err(Errno::EBADF),
+        }
+    }
+
+    /// Install at the lowest free fd >= `min`, below `limit`.
+    pub fn alloc(&mut self, file: Arc<File>, cloexec: bool, min: i32, limit: u64) -> KResult<i32> {
+        let mut i = min.max(0) as usize;
+        loop {
+            if i as u64 >= limit {
+                return Err(Errno::EMFILE);
+            }
+            if i >= self.fds.len() || self.fds[i].is_none() {
+                break;
+            }
+            i += 1;
+        }
+        self.put(i as i32, file, cloexec);
+        Ok(i as i32)
+    }
+
+    pub fn put(&mut self, fd: i32, file: Arc<File>, cloexec: bool) -> Option<FdEntry> {
+        let i = fd as usize;
+        if self.fds.len() <= i {
+            self.fds.resize(i + 1, None);
+        }
+        self.fds[i].replace(FdEntry { file, cloexec })
+    }
+
+    pub fn remove(&mut self, fd: i32) -> KResult<FdEntry> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        self.fds
+            .get_mut(fd as usize)
+            .and_then(|e| e.take())
+            .ok_or(Errno::EBADF)
+    }
+
+    pub fn close_on_exec(&mut self) {
+        for e in self.fds.iter_mut() {
+            if e.as_ref().map(|x| x.cloexec).unwrap_or(false) {
+                *e = None;
+            }
+        }
+    }
+
+    pub fn close_range(&mut self, first: u32, last: u32, cloexec_only: bool) {
+        let end = (last as usize).min(self.fds.len().saturating_sub(1));
+        for i in first as usize..=end {
+            if i >= self.fds.len() {
+                break;
+            }
+            if cloexec_only {
+                if let Some(e) = self.fds[i].as_mut() {
+                    e.cloexec = true;
+                }
+            } else {
+                self.fds[i] = None;
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (i32, &FdEntry)> {
+        self.fds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e)))
+    }
+}

@@ -1,0 +1,411 @@
+//! The virtual filesystem: inodes, the dentry cache with the overlay root's
+//! upper layer folded in, mounts, and path resolution.
+//!
+//! The root is an overlay: the lower layer is served read-only by the gofer;
+//! the upper layer lives in the sentry (children maps of dentries, with
+//! `None` as a whiteout). Writing a lower file copies it up first.
+//!
+//! Lock order: Dentry.children -> Dentry.inode -> Inode.meta.
+
+pub mod file;
+pub mod path;
+
+use crate::abi::*;
+use crate::fs::dev::DevKind;
+use crate::fs::proc::ProcNode;
+use gofer::proto::{NodeId, Stat};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// Device number reported for the sentry's in-memory files.
+pub const MEM_DEV: u64 = 0x2d;
+pub const PROC_DEV: u64 = 0x16;
+pub const DEV_DEV: u64 = 0x5;
+
+static NEXT_INO: AtomicU64 = AtomicU64::new(1_000_000);
+
+pub fn new_ino() -> u64 {
+    NEXT_INO.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Clone, Debug)]
+pub struct Meta {
+    pub ino: u64,
+    pub dev: u64,
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub atime: (i64, u32),
+    pub mtime: (i64, u32),
+    pub ctime: (i64, u32),
+}
+
+pub fn now() -> (i64, u32) {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos())
+}
+
+impl Meta {
+    pub fn new(mode: u32, dev: u64, uid: u32, gid: u32) -> Meta {
+        let t = now();
+        Meta {
+            ino: new_ino(),
+            dev,
+            mode,
+            nlink: if mode & S_IFMT == S_IFDIR { 2 } else { 1 },
+            uid,
+            gid,
+            rdev: 0,
+            size: 0,
+            blocks: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    }
+    pub fn from_gofer(s: &Stat) -> Meta {
+        Meta {
+            ino: s.ino,
+            dev: s.dev,
+            mode: s.mode,
+            nlink: s.nlink,
+            uid: s.uid,
+            gid: s.gid,
+            rdev: s.rdev,
+            size: s.size,
+            blocks: s.blocks,
+            atime: s.atime,
+            mtime: s.mtime,
+            ctime: s.ctime,
+        }
+    }
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+    pub fn is_reg(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
+    pub fn is_lnk(&self) -> bool {
+        self.mode & S_IFMT == S_IFLNK
+    }
+    pub fn to_kstat(&self) -> KStat {
+        KStat {
+            st_dev: self.dev,
+            st_ino: self.ino,
+            st_nlink: self.nlink,
+            st_mode: self.mode,
+            st_uid: self.uid,
+            st_gid: self.gid,
+            pad0: 0,
+            st_rdev: self.rdev,
+            st_size: self.size as i64,
+            st_blksize: 4096,
+            st_blocks: self.blocks as i64,
+            st_atime: self.atime.0,
+            st_atime_nsec: self.atime.1 as i64,
+            st_mtime: self.mtime.0,
+            st_mtime_nsec: self.mtime.1 as i64,
+            st_ctime: self.ctime.0,
+            st_ctime_nsec: self.ctime.1 as i64,
+            unused: [0; 3],
+        }
+    }
+}
+
+/// A file served by the gofer (the overlay's read-only lower layer).
+pub struct LowerNode {
+    pub node: NodeId,
+    pub gofer: Arc<gofer::client::Client>,
+    /// One host fd shared by every open of this file (reads use pread).
+    pub host_fd: OnceLock<Arc<OwnedFd>>,
+}
+
+impl LowerNode {
+    pub fn fd(&self) -> KResult<Arc<OwnedFd>> {
+        if let Some(fd) = self.host_fd.get() {
+            return Ok(fd.clone());
+        }
+        let (fd, _) = self.gofer.open(self.node, O_RDONLY).map_err(Errno)?;
+        let fd = Arc::new(fd);
+        let _ = self.host_fd.set(fd.clone());
+        Ok(self.host_fd.get().cloned().unwrap_or(fd))
+    }
+}
+
+impl Drop for LowerNode {
+    fn drop(&mut self) {
+        let _ = self.gofer.close(self.node);
+    }
+}
+
+pub enum Node {
+    /// Lower-layer file, directory or symlink.
+    Lower(LowerNode),
+    /// In-memory regular file (upper layer or tmpfs).
+    Mem(Mutex<Vec<u8>>),
+    /// In-memory directory (its entries are the dentry's children).
+    MemDir,
+    /// In-memory symlink.
+    Symlink(Vec<u8>),
+    /// A character device of devfs.
+    Dev(DevKind),
+    /// A FIFO created with mknod (pipes come with issue 5).
+    Fifo,
+    /// Synthetic procfs/sysfs node.
+    Proc(ProcNode),
+}
+
+pub struct Inode {
+    pub node: Node,
+    pub meta: Mutex<Meta>,
+}
+
+impl Inode {
+    pub fn new(node: Node, meta: Meta) -> Arc<Inode> {
+        Arc::new(Inode {
+            node,
+            meta: Mutex::new(meta),
+        })
+    }
+    pub fn meta(&self) -> Meta {
+        let mut m = lock(&self.meta).clone();
+        if let Node::Mem(d) = &self.node {
+            m.size = lock(d).len() as u64;
+            m.blocks = m.size.div_ceil(512);
+        }
+        m
+    }
+}
+
+/// Which filesystem a dentry belongs to (for statfs and mount rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsType {
+    Overlay,
+    Tmpfs,
+    Proc,
+    Sys,
+    Dev,
+}
+
+pub struct Dentry {
+    pub name: Vec<u8>,
+    pub parent: Option<Arc<Dentry>>,
+    pub inode: Mutex<Arc<Inode>>,
+    /// Cached lookups: `None` is a negative entry or a whiteout.
+    pub children: Mutex<HashMap<Vec<u8>, Option<Arc<Dentry>>>>,
+    /// Root of a filesystem mounted on this dentry.
+    pub mounted: Mutex<Option<Arc<Dentry>>>,
+    /// For a filesystem root: the dentry it is mounted on.
+    pub mountpoint: Option<Arc<Dentry>>,
+    pub fs: FsType,
+}
+
+impl Dentry {
+    pub fn new_root(inode: Arc<Inode>, fs: FsType, mountpoint: Option<Arc<Dentry>>) -> Arc<Dentry> {
+        Arc::new(Dentry {
+            name: b"/".to_vec(),
+            parent: None,
+            inode: Mutex::new(inode),
+            children: Mutex::new(HashMap::new()),
+            mounted: Mutex::new(None),
+            mountpoint,
+            fs,
+        })
+    }
+
+    pub fn new_child(parent: &Arc<Dentry>, name: &[u8], inode: Arc<Inode>) -> Arc<Dentry> {
+        Arc::new(Dentry {
+            name: name.to_vec(),
+            parent: Some(parent.clone()),
+            inode: Mutex::new(inode),
+            children: Mutex::new(HashMap::new()),
+            mounted: Mutex::new(None),
+            mountpoint: None,
+            fs: parent.fs,
+        })
+    }
+
+    pub fn inode(&self) -> Arc<Inode> {
+        lock(&self.inode).clone()
+    }
+
+    pub fn meta(&self) -> Meta {
+        self.inode().meta()
+    }
+
+    /// Follow mounts stacked on this dentry.
+    pub fn follow_mounts(self: &Arc<Dentry>) -> Arc<Dentry> {
+        let mut d = self.clone();
+        loop {
+            let m = lock(&d.mounted).clone();
+            match m {
+                Some(root) => d = root,
+                None => return d,
+            }
+        }
+    }
+
+    /// Add an in-memory child (mount setup, devfs population).
+    pub fn add_child(self: &Arc<Dentry>, name: &[u8], inode: Arc<Inode>) -> Arc<Dentry> {
+        let d = Dentry::new_child(self, name, inode);
+        lock(&self.children).insert(name.to_vec(), Some(d.clone()));
+        d
+    }
+
+    /// Absolute path within the sandbox.
+    pub fn path(self: &Arc<Dentry>) -> Vec<u8> {
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut d = self.clone();
+        loop {
+            if let Some(p) = d.parent.clone() {
+                parts.push(d.name.clone());
+                d = p;
+            } else if let Some(mp) = d.mountpoint.clone() {
+                d = mp;
+            } else {
+                break;
+            }
+        }
+        if parts.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut out = Vec::new();
+        for p in parts.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    /// Look up one name in this directory (no mount following, no `..`).
+    pub fn lookup(
+        self: &Arc<Dentry>,
+        name: &[u8],
+        t: &crate::kernel::task::Task,
+    ) -> KResult<Arc<Dentry>> {
+        if name.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let inode = self.inode();
+        if !inode.meta().is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if let Node::Proc(p) = &inode.node {
+            // Synthetic directories are generated on every lookup.
+            let child = crate::fs::proc::lookup(p, name, t)?;
+            return Ok(Dentry::new_child(self, name, child));
+        }
+        let mut children = lock(&self.children);
+        if let Some(c) = children.get(name) {
+            return c.clone().ok_or(Errno::ENOENT);
+        }
+        match &inode.node {
+            Node::Lower(l) => {
+                let (nodes, err) = l.gofer.walk(l.node, &[name]).map_err(Errno)?;
+                if let Some((node, stat)) = nodes.into_iter().next() {
+                    let child = Inode::new(
+                        Node::Lower(LowerNode {
+                            node,
+                            gofer: l.gofer.clone(),
+                            host_fd: OnceLock::new(),
+                        }),
+                        Meta::from_gofer(&stat),
+                    );
+                    let d = Dentry::new_child(self, name, child);
+                    children.insert(name.to_vec(), Some(d.clone()));
+                    Ok(d)
+                } else {
+                    let e = Errno(err.unwrap_or(Errno::ENOENT.0));
+                    if e == Errno::ENOENT {
+                        children.insert(name.to_vec(), None);
+                    }
+                    Err(e)
+                }
+            }
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    /// Merged directory listing: (name, ino, DT_*).
+    pub fn list(
+        self: &Arc<Dentry>,
+        t: &crate::kernel::task::Task,
+    ) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
+        let inode = self.inode();
+        if let Node::Proc(p) = &inode.node {
+            return crate::fs::proc::list(p, t);
+        }
+        let mut out: Vec<(Vec<u8>, u64, u8)> = Vec::new();
+        let children = lock(&self.children);
+        if let Node::Lower(l) = &inode.node {
+            for e in l.gofer.getdents(l.node).map_err(Errno)? {
+                match children.get(&e.name) {
+                    Some(None) => continue,
+                    Some(Some(_)) => continue, // listed from the cache below
+                    None => out.push((e.name, e.ino, e.kind)),
+                }
+            }
+        }
+        let mut cached: Vec<_> = children
+            .iter()
+            .filter_map(|(n, c)| c.as_ref().map(|c| (n.clone(), c.meta())))
+            .map(|(n, m)| (n, m.ino, mode_to_dt(m.mode)))
+            .collect();
+        cached.sort();
+        out.extend(cached);
+        Ok(out)
+    }
+
+    /// Whether the directory has no entries (for rmdir/rename).
+    pub fn is_empty_dir(self: &Arc<Dentry>, t: &crate::kernel::task::Task) -> KResult<bool> {
+        Ok(self.list(t)?.is_empty())
+    }
+
+    /// Make sure this dentry's inode is an upper (writable) one: copy a lower
+    /// regular file's content into memory. Directories stay as they are
+    /// (their upper part is the children map).
+    pub fn copy_up(self: &Arc<Dentry>) -> KResult<Arc<Inode>> {
+        let mut slot = lock(&self.inode);
+        let inode = slot.clone();
+        let Node::Lower(l) = &inode.node else {
+            return Ok(inode);
+        };
+        let meta = inode.meta();
+        let new_node = if meta.is_reg() {
+            let fd = l.fd()?;
+            let mut data = vec![0u8; meta.size as usize];
+            let mut done = 0usize;
+            while done < data.len() {
+                let n = nix::sys::uio::pread(&*fd, &mut data[done..], done as i64)
+                    .map_err(Errno::from)?;
+                if n == 0 {
+                    break;
+                }
+                done += n;
+            }
+            data.truncate(done);
+            Node::Mem(Mutex::new(data))
+        } else if meta.is_lnk() {
+            Node::Symlink(l.gofer.readlink(l.node).map_err(Errno)?)
+        } else {
+            return Ok(inode);
+        };
+        let mut m = meta;
+        m.dev = MEM_DEV;
+        let up = Inode::new(new_node, m);
+        *slot = up.clone();
+        Ok(up)
+    }
+}

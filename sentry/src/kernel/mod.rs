@@ -3,6 +3,7 @@
 
 pub mod creds;
 pub mod exec;
+pub mod futex;
 pub mod task;
 
 use crate::mm::memfile::MemoryFile;
@@ -66,6 +67,7 @@ pub struct Kernel {
     pub boot_wall: u64,
     next_pid: AtomicI32,
     threads: Mutex<HashMap<i32, Arc<ThreadInfo>>>,
+    pub futexes: futex::FutexTable,
     /// Unimplemented syscalls: number -> count.
     pub unimplemented: Mutex<BTreeMap<u64, u64>>,
 }
@@ -103,6 +105,7 @@ impl Kernel {
                 .unwrap_or(0),
             next_pid: AtomicI32::new(1),
             threads: Mutex::new(HashMap::new()),
+            futexes: futex::FutexTable::default(),
             unimplemented: Mutex::new(BTreeMap::new()),
         }
     }

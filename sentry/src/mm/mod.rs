@@ -657,3 +657,16 @@ impl MemoryManager {
         }
     }
 }
+
+impl MemoryManager {
+    /// Memory-file offset backing `addr`, if mapped readable (futex keys).
+    pub fn translate(&self, addr: u64) -> KResult<u64> {
+        let p = self.pieces(addr, 4, PROT_READ)?;
+        p.first().map(|&(off, _)| off).ok_or(Errno::EFAULT)
+    }
+
+    /// Whether the VMA holding `addr` is shared.
+    pub fn is_shared(&self, addr: u64) -> bool {
+        matches!(self.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && v.shared)
+    }
+}

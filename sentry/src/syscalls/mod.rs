@@ -2,6 +2,7 @@
 //! are counted per number (reported with `--debug`).
 
 pub mod file;
+pub mod futex;
 pub mod info;
 pub mod mm;
 pub mod names;
@@ -130,6 +131,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_time => time::sys_time,
     SYS_tkill => signal::sys_tkill,
     SYS_tgkill => signal::sys_tgkill,
+    SYS_futex => futex::sys_futex,
     SYS_sched_getaffinity => process::sys_sched_getaffinity,
     SYS_set_tid_address => process::sys_set_tid_address,
     SYS_fadvise64 => file::sys_fadvise64,

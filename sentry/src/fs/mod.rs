@@ -2,4 +2,5 @@
 //! the sandbox's mounts.
 
 pub mod dev;
+pub mod pipe;
 pub mod proc;

@@ -24,5 +24,6 @@ pub fn execve(t: &mut Task, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>)
     *lock(&t.info.argv) = loaded.argv;
     *lock(&t.info.envv) = envp;
     *lock(&t.info.exe) = Some(loaded.exe);
+    t.release_vfork();
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! The kernel: shared sandbox state (tasks, pid allocation, identity,
 //! counters) and the per-task run loop in [`task`].
 
+pub mod clone;
 pub mod creds;
 pub mod exec;
 pub mod futex;
+pub mod process;
 pub mod task;
 
 use crate::mm::memfile::MemoryFile;
@@ -29,7 +31,7 @@ pub struct FsContext {
 pub struct ThreadInfo {
     pub tid: i32,
     pub tgid: i32,
-    pub ppid: AtomicI32,
+    pub proc_: Arc<process::Process>,
     pub mm: Mutex<Arc<Mutex<MemoryManager>>>,
     pub fds: Mutex<Arc<Mutex<FdTable>>>,
     pub fs: Arc<Mutex<FsContext>>,
@@ -50,7 +52,7 @@ impl ThreadInfo {
         lock(&self.exe).clone()
     }
     pub fn ppid(&self) -> i32 {
-        self.ppid.load(Ordering::Relaxed)
+        self.proc_.ppid()
     }
 }
 
@@ -67,6 +69,7 @@ pub struct Kernel {
     pub boot_wall: u64,
     next_pid: AtomicI32,
     threads: Mutex<HashMap<i32, Arc<ThreadInfo>>>,
+    procs: Mutex<HashMap<i32, Arc<process::Process>>>,
     pub futexes: futex::FutexTable,
     /// Unimplemented syscalls: number -> count.
     pub unimplemented: Mutex<BTreeMap<u64, u64>>,
@@ -105,6 +108,7 @@ impl Kernel {
                 .unwrap_or(0),
             next_pid: AtomicI32::new(1),
             threads: Mutex::new(HashMap::new()),
+            procs: Mutex::new(HashMap::new()),
             futexes: futex::FutexTable::default(),
             unimplemented: Mutex::new(BTreeMap::new()),
         }
@@ -126,8 +130,29 @@ impl Kernel {
         lock(&self.threads).remove(&tid);
     }
 
+    pub fn task_count(&self) -> usize {
+        lock(&self.threads).len()
+    }
+
     pub fn thread(&self, tid: i32) -> Option<Arc<ThreadInfo>> {
         lock(&self.threads).get(&tid).cloned()
+    }
+
+    pub fn add_process(&self, p: Arc<process::Process>) {
+        lock(&self.procs).insert(p.tgid, p);
+    }
+
+    pub fn process(&self, tgid: i32) -> Option<Arc<process::Process>> {
+        lock(&self.procs).get(&tgid).cloned()
+    }
+
+    pub fn remove_process(&self, tgid: i32) {
+        lock(&self.procs).remove(&tgid);
+    }
+
+    /// Live (not yet reaped) processes.
+    pub fn processes(&self) -> Vec<Arc<process::Process>> {
+        lock(&self.procs).values().cloned().collect()
     }
 
     pub fn tgids(&self) -> Vec<i32> {
@@ -155,5 +180,61 @@ impl Kernel {
                 )
             })
             .collect()
+    }
+}
+
+/// A process has exited: reparent its children to init, become a zombie of
+/// the parent (or end the sandbox when it is init).
+pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitStatus) {
+    let (children, zombies) = {
+        let mut ps = p.lock();
+        (
+            std::mem::take(&mut ps.children),
+            std::mem::take(&mut ps.zombies),
+        )
+    };
+    for z in zombies.keys() {
+        k.remove_process(*z);
+    }
+    if p.tgid == 1 {
+        // The container's init is gone: every other process dies with it.
+        for q in k.processes() {
+            if q.tgid == 1 {
+                continue;
+            }
+            let hosts: Vec<i32> = q.lock().threads.values().copied().collect();
+            for h in hosts {
+                if h > 0 {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(h),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        return;
+    }
+    if let Some(init) = k.process(1) {
+        let mut is = init.lock();
+        for c in &children {
+            if let Some(cp) = k.process(*c) {
+                cp.ppid.store(1, Ordering::Relaxed);
+                is.children.insert(*c);
+                if let Some(st) = cp.lock().exit {
+                    is.zombies.insert(*c, st);
+                }
+            }
+        }
+        drop(is);
+        init.child_event.notify_all();
+    }
+    match k.process(p.ppid()) {
+        Some(parent) => {
+            let mut ps = parent.lock();
+            ps.zombies.insert(p.tgid, status);
+            drop(ps);
+            parent.child_event.notify_all();
+        }
+        None => k.remove_process(p.tgid),
     }
 }

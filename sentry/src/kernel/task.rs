@@ -2,13 +2,13 @@
 //! through a platform Context.
 
 use super::creds::Creds;
+use super::process::Process;
 use super::{FsContext, Kernel, ThreadInfo};
 use crate::abi::*;
 use crate::mm::MemoryManager;
 use crate::platform::{Context, Event, Regs};
 use crate::vfs::file::FdTable;
 use crate::vfs::{lock, Dentry, Meta};
-use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +93,10 @@ pub struct Task {
     pub robust_list: (u64, u64),
     pub rlimits: [Rlimit; RLIMIT_COUNT],
     pub exit: Option<ExitStatus>,
+    /// exit_group: the whole process exits with this status.
+    pub group_exit: bool,
+    /// Released when this (vfork) child execs or exits.
+    pub vfork_done: Option<Arc<(Mutex<bool>, std::sync::Condvar)>>,
     pub debug: bool,
 }
 
@@ -105,10 +109,13 @@ impl Task {
         })?;
         let tid = k.alloc_pid();
         let mm = MemoryManager::new(k.mf.clone(), k.platform.new_address_space());
+        let proc_ = Arc::new(Process::new(tid, 0, tid, tid));
+        proc_.lock().threads.insert(tid, ctx.host_pid());
+        k.add_process(proc_.clone());
         let info = Arc::new(ThreadInfo {
             tid,
             tgid: tid,
-            ppid: AtomicI32::new(0),
+            proc_,
             mm: Mutex::new(Arc::new(Mutex::new(mm))),
             fds: Mutex::new(Arc::new(Mutex::new(fds))),
             fs: Arc::new(Mutex::new(FsContext {
@@ -137,8 +144,14 @@ impl Task {
             robust_list: (0, 0),
             rlimits: default_rlimits(),
             exit: None,
+            group_exit: false,
+            vfork_done: None,
             debug: false,
         })
+    }
+
+    pub fn proc_(&self) -> &Arc<Process> {
+        &self.info.proc_
     }
 
     pub fn mm(&self) -> Arc<Mutex<MemoryManager>> {
@@ -246,13 +259,17 @@ impl Task {
                 }
                 Ok(Event::Interrupted) => {}
                 Err(e) => {
-                    tracing::error!("task {}: platform failure: {e}", self.tid);
+                    // A sibling's exit_group kills our stub; anything else is
+                    // a platform failure.
+                    if self.proc_().lock().exit.is_none() {
+                        tracing::error!("task {}: platform failure: {e}", self.tid);
+                    }
                     self.exit = Some(ExitStatus::Signaled(libc::SIGKILL));
+                    self.group_exit = true;
                 }
             }
             if let Some(st) = self.exit {
-                self.k.unregister(self.tid);
-                return st;
+                return self.exit_thread(st);
             }
         }
     }
@@ -274,8 +291,70 @@ impl Task {
             );
         }
         self.exit = Some(ExitStatus::Signaled(signo));
+        self.group_exit = true;
     }
 
+    /// Release a parent blocked in vfork.
+    pub fn release_vfork(&mut self) {
+        if let Some(c) = self.vfork_done.take() {
+            *lock(&c.0) = true;
+            c.1.notify_all();
+        }
+    }
+
+    /// Thread exit: clear_child_tid, then the process exit if this was the
+    /// last thread (or an exit_group). Returns the process's status.
+    fn exit_thread(&mut self, st: ExitStatus) -> ExitStatus {
+        if self.clear_child_tid != 0 {
+            let addr = self.clear_child_tid;
+            if self.write_obj(addr, &0u32).is_ok() {
+                let mm = self.mm();
+                let key = crate::kernel::futex::Key::Private {
+                    mm: Arc::as_ptr(&mm) as usize,
+                    addr,
+                };
+                let _ = self.k.futexes.wake(key, 1, u32::MAX);
+            }
+        }
+        self.release_vfork();
+        self.k.unregister(self.tid);
+        let proc_ = self.proc_().clone();
+        let (last, status, siblings) = {
+            let mut ps = proc_.lock();
+            ps.threads.remove(&self.tid);
+            let already = ps.exit.is_some();
+            if self.group_exit && !already {
+                ps.exit = Some(st);
+            }
+            let last = ps.threads.is_empty() && !already;
+            if last && ps.exit.is_none() {
+                ps.exit = Some(st);
+            }
+            let siblings: Vec<i32> = ps.threads.values().copied().collect();
+            (
+                last || (self.group_exit && !already),
+                ps.exit.unwrap_or(st),
+                siblings,
+            )
+        };
+        if self.group_exit {
+            for host in siblings {
+                if host > 0 {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(host),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        if last {
+            super::process_exit(&self.k, &proc_, status);
+        }
+        status
+    }
+}
+
+impl Task {
     /// Send a signal to this task's own process (kill/tgkill to self).
     pub fn send_signal_self(&mut self, signo: i32) {
         if signo == 0 {

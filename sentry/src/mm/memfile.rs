@@ -184,6 +184,33 @@ impl MemoryFile {
         Ok(())
     }
 
+    /// Copy only the allocated extents of [from, from+len) to `to` (the
+    /// destination range must read as zeroes), so sparse memory stays sparse.
+    pub fn copy_sparse(&self, from: u64, to: u64, len: u64) -> KResult<()> {
+        self.check(from, len as usize)?;
+        self.check(to, len as usize)?;
+        let end = from + len;
+        let mut cur = from;
+        while cur < end {
+            // SAFETY: lseek on our own fd.
+            let data = unsafe { libc::lseek(self.fd.as_raw_fd(), cur as i64, libc::SEEK_DATA) };
+            if data < 0 || data as u64 >= end {
+                break;
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(self.fd.as_raw_fd(), data, libc::SEEK_HOLE) };
+            let stop = if hole < 0 {
+                end
+            } else {
+                (hole as u64).min(end)
+            };
+            let s = data as u64;
+            self.copy(s, to + (s - from), stop - s)?;
+            cur = stop;
+        }
+        Ok(())
+    }
+
     /// Read from a host fd straight into the file (used to populate private
     /// file mappings). Returns bytes read (short at EOF).
     pub fn fill_from_fd(&self, off: u64, len: usize, fd: RawFd, file_off: u64) -> KResult<usize> {

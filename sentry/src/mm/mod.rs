@@ -42,6 +42,29 @@ pub struct Vma {
     /// Offset in the memory file of `start`.
     pub off: u64,
     pub kind: VmaKind,
+    /// Shared memory is owned by this handle (freed when the last VMA that
+    /// maps it, in any process, goes away); private memory by the VMA.
+    pub owner: Option<Arc<SharedRange>>,
+}
+
+/// A memory-file range shared between mappings (MAP_SHARED, fork).
+#[derive(Debug)]
+pub struct SharedRange {
+    mf: Arc<MemoryFile>,
+    off: u64,
+    len: u64,
+}
+
+impl Drop for SharedRange {
+    fn drop(&mut self) {
+        self.mf.free(self.off, self.len);
+    }
+}
+
+impl std::fmt::Debug for MemoryFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MemoryFile")
+    }
 }
 
 /// How a new mapping gets its initial content.
@@ -244,6 +267,13 @@ impl MemoryManager {
             shared,
             off,
             kind,
+            owner: shared.then(|| {
+                Arc::new(SharedRange {
+                    mf: self.mf.clone(),
+                    off,
+                    len,
+                })
+            }),
         });
         Ok(start)
     }
@@ -280,7 +310,7 @@ impl MemoryManager {
         }
         for k in keys {
             if let Some(v) = self.vmas.remove(&k) {
-                self.mf.free(v.off, v.end - v.start);
+                self.release(&v);
             }
         }
         self.as_.unmap(start, end - start);
@@ -366,6 +396,7 @@ impl MemoryManager {
                 shared: false,
                 off,
                 kind: VmaKind::Heap,
+                owner: None,
             });
         } else if new_end < old_end {
             self.unmap_range(new_end, old_end);
@@ -429,6 +460,7 @@ impl MemoryManager {
                     } else {
                         VmaKind::Anon
                     },
+                    owner: None,
                 });
                 return Ok(old);
             }
@@ -468,6 +500,7 @@ impl MemoryManager {
             shared: false,
             off,
             kind,
+            owner: None,
         });
         Ok(dest)
     }
@@ -593,7 +626,7 @@ impl MemoryManager {
     pub fn clear(&mut self) {
         let vmas: Vec<Vma> = std::mem::take(&mut self.vmas).into_values().collect();
         for v in vmas {
-            self.mf.free(v.off, v.end - v.start);
+            self.release(&v);
         }
         self.as_.reset(&[]);
     }
@@ -643,8 +676,9 @@ impl MemoryManager {
 
 impl Drop for MemoryManager {
     fn drop(&mut self) {
-        for v in self.vmas.values() {
-            self.mf.free(v.off, v.end - v.start);
+        let vmas: Vec<Vma> = std::mem::take(&mut self.vmas).into_values().collect();
+        for v in vmas {
+            self.release(&v);
         }
     }
 }
@@ -668,5 +702,41 @@ impl MemoryManager {
     /// Whether the VMA holding `addr` is shared.
     pub fn is_shared(&self, addr: u64) -> bool {
         matches!(self.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && v.shared)
+    }
+}
+
+impl MemoryManager {
+    fn release(&self, v: &Vma) {
+        if v.owner.is_none() {
+            self.mf.free(v.off, v.end - v.start);
+        }
+    }
+
+    /// The address space a forked child gets: private memory copied (only
+    /// the pages in use), shared memory shared.
+    pub fn fork_copy(&self, as_: Arc<dyn AddressSpace>) -> KResult<MemoryManager> {
+        let mut new = MemoryManager::new(self.mf.clone(), as_);
+        new.brk_start = self.brk_start;
+        new.brk = self.brk;
+        new.mmap_base = self.mmap_base;
+        new.stack_top = self.stack_top;
+        new.arg_range = self.arg_range;
+        new.env_range = self.env_range;
+        new.exe_path = self.exe_path.clone();
+        new.auxv = self.auxv.clone();
+        for v in self.vmas.values() {
+            let len = v.end - v.start;
+            let mut nv = v.clone();
+            if v.owner.is_none() {
+                let off = self.mf.allocate(len)?;
+                if let Err(e) = self.mf.copy_sparse(v.off, off, len) {
+                    self.mf.free(off, len);
+                    return Err(e);
+                }
+                nv.off = off;
+            }
+            new.insert(nv);
+        }
+        Ok(new)
     }
 }

@@ -479,6 +479,8 @@ pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
     const F_GETFL: i32 = 3;
     const F_SETFL: i32 = 4;
     const F_DUPFD_CLOEXEC: i32 = 1030;
+    const F_SETPIPE_SZ: i32 = 1031;
+    const F_GETPIPE_SZ: i32 = 1032;
     let fd = a.int(0);
     let fds = t.fds();
     match a.int(1) {
@@ -510,11 +512,57 @@ pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
             f.flags.store(new, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
+        F_GETPIPE_SZ | F_SETPIPE_SZ => {
+            let f = lock(&fds).get(fd)?;
+            let FileKind::Pipe { pipe, .. } = &f.kind else {
+                return Err(Errno::EBADF);
+            };
+            if a.int(1) == F_GETPIPE_SZ {
+                Ok(pipe.capacity() as u64)
+            } else {
+                pipe.set_capacity(a.usize(2)).map(|c| c as u64)
+            }
+        }
         _ => {
             lock(&fds).get(fd)?;
             Err(Errno::EINVAL)
         }
     }
+}
+
+pub fn sys_pipe2(t: &mut Task, a: &Args) -> KResult<u64> {
+    const O_DIRECT: i32 = 0o40000;
+    let flags = a.int(1);
+    if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let pipe = Arc::new(crate::fs::pipe::Pipe::default());
+    let r = File::new_pipe(pipe.clone(), false, flags);
+    let w = File::new_pipe(pipe, true, flags);
+    let limit = t.nofile_limit();
+    let cloexec = flags & O_CLOEXEC != 0;
+    let fds = t.fds();
+    let mut g = lock(&fds);
+    let rfd = g.alloc(r, cloexec, 0, limit)?;
+    let wfd = match g.alloc(w, cloexec, 0, limit) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = g.remove(rfd);
+            return Err(e);
+        }
+    };
+    drop(g);
+    if let Err(e) = t.write_obj(a.u(0), &[rfd, wfd]) {
+        let mut g = lock(&fds);
+        let _ = g.remove(rfd);
+        let _ = g.remove(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+pub fn sys_pipe(t: &mut Task, a: &Args) -> KResult<u64> {
+    sys_pipe2(t, &Args([a.u(0), 0, 0, 0, 0, 0]))
 }
 
 pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -580,6 +628,9 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
             Ok(r as u64)
         }
         FileKind::Dir { .. } if req == FIONREAD => Err(Errno::ENOTTY),
+        FileKind::Pipe { pipe, .. } if req == FIONREAD => {
+            t.write_obj(a.u(2), &(pipe.available() as i32)).map(|_| 0)
+        }
         FileKind::Lower { .. } | FileKind::Mem(_) | FileKind::Synthetic(_) if req == FIONREAD => {
             let size = f.size()?;
             let pos = *lock(&f.pos);

@@ -18,19 +18,27 @@ pub fn sys_getppid(t: &mut Task, _: &Args) -> KResult<u64> {
 }
 
 pub fn sys_getpgrp(t: &mut Task, _: &Args) -> KResult<u64> {
-    Ok(t.tgid as u64)
+    Ok(t.proc_().pgid.load(std::sync::atomic::Ordering::Relaxed) as u64)
+}
+
+fn target_process(t: &Task, pid: i32) -> KResult<std::sync::Arc<crate::kernel::process::Process>> {
+    if pid < 0 {
+        return Err(Errno::ESRCH);
+    }
+    let pid = if pid == 0 { t.tgid } else { pid };
+    t.k.process(pid).ok_or(Errno::ESRCH)
 }
 
 pub fn sys_getpgid(t: &mut Task, a: &Args) -> KResult<u64> {
-    let pid = a.int(0);
-    if pid != 0 && pid != t.tgid {
-        return Err(if pid < 0 { Errno::EINVAL } else { Errno::ESRCH });
-    }
-    Ok(t.tgid as u64)
+    Ok(target_process(t, a.int(0))?
+        .pgid
+        .load(std::sync::atomic::Ordering::Relaxed) as u64)
 }
 
 pub fn sys_getsid(t: &mut Task, a: &Args) -> KResult<u64> {
-    sys_getpgid(t, a)
+    Ok(target_process(t, a.int(0))?
+        .sid
+        .load(std::sync::atomic::Ordering::Relaxed) as u64)
 }
 
 pub fn sys_getuid(t: &mut Task, _: &Args) -> KResult<u64> {
@@ -81,28 +89,283 @@ pub fn sys_getgroups(t: &mut Task, a: &Args) -> KResult<u64> {
 }
 
 pub fn sys_exit(t: &mut Task, a: &Args) -> KResult<u64> {
-    // With one thread per process so far, exit ends the thread group.
     t.exit = Some(ExitStatus::Exited(a.int(0) & 0xff));
     Ok(0)
 }
 
 pub fn sys_exit_group(t: &mut Task, a: &Args) -> KResult<u64> {
     t.exit = Some(ExitStatus::Exited(a.int(0) & 0xff));
+    t.group_exit = true;
     Ok(0)
 }
 
-pub fn sys_wait4(_t: &mut Task, a: &Args) -> KResult<u64> {
-    const WNOHANG: i32 = 1;
-    const WUNTRACED: i32 = 2;
-    const WCONTINUED: i32 = 8;
-    const WALL: i32 = 0x4000_0000;
-    const WCLONE: i32 = 0x8000_0000u32 as i32;
-    const WNOTHREAD: i32 = 0x2000_0000;
-    if a.int(2) & !(WNOHANG | WUNTRACED | WCONTINUED | WALL | WCLONE | WNOTHREAD) != 0 {
+const WNOHANG: i32 = 1;
+const WUNTRACED: i32 = 2;
+const WEXITED: i32 = 4;
+const WCONTINUED: i32 = 8;
+const WNOWAIT: i32 = 0x0100_0000;
+const WNOTHREAD: i32 = 0x2000_0000;
+const WALL: i32 = 0x4000_0000;
+const WCLONE: i32 = 0x8000_0000u32 as i32;
+
+/// Which children a wait call is after.
+#[derive(Clone, Copy)]
+enum Which {
+    Any,
+    Pid(i32),
+    Pgid(i32),
+}
+
+/// Wait for a child to exit; returns (pid, status), or None with WNOHANG.
+fn wait_child(
+    t: &Task,
+    which: Which,
+    options: i32,
+    reap: bool,
+) -> KResult<Option<(i32, ExitStatus)>> {
+    let p = t.proc_().clone();
+    let k = t.k.clone();
+    let matches = |pid: i32| match which {
+        Which::Any => true,
+        Which::Pid(x) => pid == x,
+        Which::Pgid(g) => k
+            .process(pid)
+            .map(|c| c.pgid.load(std::sync::atomic::Ordering::Relaxed) == g)
+            .unwrap_or(false),
+    };
+    let mut st = p.lock();
+    loop {
+        let candidates: Vec<i32> = st
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| matches(c))
+            .collect();
+        if candidates.is_empty() {
+            return Err(Errno::ECHILD);
+        }
+        if let Some(&pid) = candidates.iter().find(|c| st.zombies.contains_key(c)) {
+            let status = st.zombies[&pid];
+            if reap {
+                st.zombies.remove(&pid);
+                st.children.remove(&pid);
+                drop(st);
+                k.remove_process(pid);
+            }
+            return Ok(Some((pid, status)));
+        }
+        if options & WNOHANG != 0 {
+            return Ok(None);
+        }
+        st = p.child_event.wait(st).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+pub fn sys_wait4(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (pid, wstatus, options) = (a.int(0), a.u(1), a.int(2));
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WALL | WCLONE | WNOTHREAD) != 0 {
         return Err(Errno::EINVAL);
     }
-    // No task has children until fork lands.
-    Err(Errno::ECHILD)
+    let which = match pid {
+        -1 => Which::Any,
+        0 => Which::Pgid(t.proc_().pgid.load(std::sync::atomic::Ordering::Relaxed)),
+        i32::MIN => return Err(Errno::ESRCH),
+        p if p < 0 => Which::Pgid(-p),
+        p => Which::Pid(p),
+    };
+    match wait_child(t, which, options, true)? {
+        None => Ok(0),
+        Some((child, status)) => {
+            if wstatus != 0 {
+                t.write_obj(wstatus, &crate::kernel::process::wait_status(status))?;
+            }
+            if a.u(3) != 0 {
+                t.copy_out(a.u(3), &[0u8; 144])?;
+            }
+            Ok(child as u64)
+        }
+    }
+}
+
+pub fn sys_waitid(t: &mut Task, a: &Args) -> KResult<u64> {
+    const P_ALL: i32 = 0;
+    const P_PID: i32 = 1;
+    const P_PGID: i32 = 2;
+    let (idtype, id, infop, options) = (a.int(0), a.int(1), a.u(2), a.int(3));
+    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WALL | WCLONE | WNOTHREAD)
+        != 0
+        || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let which = match idtype {
+        P_ALL => Which::Any,
+        P_PID if id > 0 => Which::Pid(id),
+        P_PGID if id >= 0 => Which::Pgid(if id == 0 {
+            t.proc_().pgid.load(std::sync::atomic::Ordering::Relaxed)
+        } else {
+            id
+        }),
+        _ => return Err(Errno::EINVAL),
+    };
+    if options & WEXITED == 0 {
+        // Stop/continue reports come with job control.
+        return if options & WNOHANG != 0 {
+            Ok(0)
+        } else {
+            Err(Errno::ECHILD)
+        };
+    }
+    let got = wait_child(t, which, options, options & WNOWAIT == 0)?;
+    if infop != 0 {
+        let mut b = [0u8; 128];
+        if let Some((pid, status)) = got {
+            let (code, st) = match status {
+                ExitStatus::Exited(c) => (1, c),
+                ExitStatus::Signaled(s) => (
+                    if crate::kernel::process::wait_status(status) & 0x80 != 0 {
+                        3
+                    } else {
+                        2
+                    },
+                    s,
+                ),
+            };
+            b[0..4].copy_from_slice(&17i32.to_le_bytes()); // SIGCHLD
+            b[8..12].copy_from_slice(&(code as i32).to_le_bytes());
+            b[16..20].copy_from_slice(&pid.to_le_bytes());
+            b[24..28].copy_from_slice(&st.to_le_bytes());
+        }
+        t.copy_out(infop, &b)?;
+    }
+    Ok(0)
+}
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_PTRACE: u64 = 0x2000;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PARENT: u64 = 0x8000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_NEWNS: u64 = 0x20000;
+const CLONE_SYSVSEM: u64 = 0x40000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
+const CLONE_DETACHED: u64 = 0x0040_0000;
+const CLONE_UNTRACED: u64 = 0x0080_0000;
+const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
+const CLONE_IO: u64 = 0x8000_0000;
+
+pub fn do_clone(
+    t: &mut Task,
+    flags: u64,
+    stack: u64,
+    ptid: u64,
+    ctid: u64,
+    tls: u64,
+) -> KResult<u64> {
+    let supported = 0xff
+        | CLONE_VM
+        | CLONE_FS
+        | CLONE_FILES
+        | CLONE_SIGHAND
+        | CLONE_PTRACE
+        | CLONE_VFORK
+        | CLONE_PARENT
+        | CLONE_THREAD
+        | CLONE_SYSVSEM
+        | CLONE_SETTLS
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_CLEARTID
+        | CLONE_DETACHED
+        | CLONE_UNTRACED
+        | CLONE_CHILD_SETTID
+        | CLONE_IO;
+    if flags & CLONE_NEWNS != 0 && flags & CLONE_FS != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & !supported != 0 {
+        // Namespaces and pidfds are not provided inside the sandbox yet.
+        return Err(if flags & CLONE_PIDFD != 0 {
+            Errno::EINVAL
+        } else {
+            Errno::EPERM
+        });
+    }
+    if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0)
+        || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    crate::kernel::clone::spawn(t, flags, stack, ptid, ctid, tls)
+}
+
+pub fn sys_clone(t: &mut Task, a: &Args) -> KResult<u64> {
+    // x86-64 order: flags, stack, parent_tid, child_tid, tls.
+    do_clone(t, a.u(0), a.u(1), a.u(2), a.u(3), a.u(4))
+}
+
+pub fn sys_fork(t: &mut Task, _: &Args) -> KResult<u64> {
+    do_clone(t, libc::SIGCHLD as u64, 0, 0, 0, 0)
+}
+
+pub fn sys_vfork(t: &mut Task, _: &Args) -> KResult<u64> {
+    do_clone(t, CLONE_VM | CLONE_VFORK | libc::SIGCHLD as u64, 0, 0, 0, 0)
+}
+
+pub fn sys_clone3(t: &mut Task, a: &Args) -> KResult<u64> {
+    let size = a.usize(1);
+    if !(64..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let mut w = [0u64; 11];
+    let mut buf = vec![0u8; size.min(88)];
+    t.copy_in(a.u(0), &mut buf)?;
+    for (i, c) in buf.chunks(8).enumerate() {
+        let mut x = [0u8; 8];
+        x[..c.len()].copy_from_slice(c);
+        w[i] = u64::from_le_bytes(x);
+    }
+    // flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup
+    let (flags, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+        (w[0], w[2], w[3], w[4], w[5], w[6], w[7]);
+    if exit_signal > 64 || flags & 0xff != 0 || w[9] != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let sp = if stack != 0 { stack + stack_size } else { 0 };
+    do_clone(t, flags | exit_signal, sp, parent_tid, child_tid, tls)
+}
+
+pub fn sys_setpgid(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (pid, pgid) = (a.int(0), a.int(1));
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = if pid == 0 { t.tgid } else { pid };
+    let p = t.k.process(target).ok_or(Errno::ESRCH)?;
+    if target != t.tgid && p.ppid() != t.tgid {
+        return Err(Errno::ESRCH);
+    }
+    let pg = if pgid == 0 { target } else { pgid };
+    p.pgid.store(pg, std::sync::atomic::Ordering::Relaxed);
+    Ok(0)
+}
+
+pub fn sys_setsid(t: &mut Task, _: &Args) -> KResult<u64> {
+    let p = t.proc_();
+    if p.pgid.load(std::sync::atomic::Ordering::Relaxed) == t.tgid {
+        return Err(Errno::EPERM);
+    }
+    p.pgid.store(t.tgid, std::sync::atomic::Ordering::Relaxed);
+    p.sid.store(t.tgid, std::sync::atomic::Ordering::Relaxed);
+    Ok(t.tgid as u64)
 }
 
 pub fn sys_sched_yield(_t: &mut Task, _: &Args) -> KResult<u64> {

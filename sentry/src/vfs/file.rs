@@ -29,6 +29,11 @@ pub enum FileKind {
     Synthetic(Vec<u8>),
     /// O_PATH: no I/O.
     Path,
+    /// One end of a pipe.
+    Pipe {
+        pipe: Arc<crate::fs::pipe::Pipe>,
+        write: bool,
+    },
 }
 
 pub struct File {
@@ -38,7 +43,26 @@ pub struct File {
     pub pos: Mutex<u64>,
 }
 
+impl Drop for File {
+    fn drop(&mut self) {
+        if let FileKind::Pipe { pipe, write } = &self.kind {
+            pipe.close_end(*write);
+        }
+    }
+}
+
 impl File {
+    /// A new pipe end (counted as a reader or writer until dropped).
+    pub fn new_pipe(pipe: Arc<crate::fs::pipe::Pipe>, write: bool, flags: i32) -> Arc<File> {
+        pipe.open_end(write);
+        let acc = if write { O_WRONLY } else { O_RDONLY };
+        File::new(
+            None,
+            FileKind::Pipe { pipe, write },
+            acc | (flags & O_NONBLOCK),
+        )
+    }
+
     pub fn new(dentry: Option<Arc<Dentry>>, kind: FileKind, flags: i32) -> Arc<File> {
         Arc::new(File {
             dentry,
@@ -97,6 +121,16 @@ impl File {
             k.pad0 = 0;
             return Ok(k);
         }
+        if let FileKind::Pipe { pipe, .. } = &self.kind {
+            return Ok(KStat {
+                st_dev: 0xc,
+                st_ino: pipe.ino,
+                st_nlink: 1,
+                st_mode: S_IFIFO | 0o600,
+                st_blksize: 4096,
+                ..Default::default()
+            });
+        }
         match &self.dentry {
             Some(d) => {
                 let mut k = d.meta().to_kstat();
@@ -140,7 +174,8 @@ impl File {
             FileKind::Dev(d) => d.read(buf),
             FileKind::Dir { .. } => Err(Errno::EISDIR),
             FileKind::Host { fd, .. } => host_read(fd.as_raw_fd(), buf),
-            FileKind::Path => Err(Errno::EBADF),
+            FileKind::Pipe { pipe, write: false } => pipe.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
         }
     }
 
@@ -172,6 +207,8 @@ impl File {
             }
             FileKind::Dev(d) => d.write(buf),
             FileKind::Host { fd, .. } => host_write(fd.as_raw_fd(), buf),
+            FileKind::Pipe { pipe, write: true } => pipe.write(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Pipe { .. } => Err(Errno::EBADF),
             FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),
             FileKind::Dir { .. } => Err(Errno::EISDIR),
             FileKind::Path => Err(Errno::EBADF),

@@ -1,0 +1,139 @@
+//! Pipes: a bounded byte queue shared by a read end and a write end.
+
+use crate::abi::*;
+use crate::vfs::lock;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+
+pub const PIPE_BUF: usize = 4096;
+pub const DEFAULT_CAPACITY: usize = 65536;
+const MAX_CAPACITY: usize = 1 << 20;
+
+struct Inner {
+    buf: VecDeque<u8>,
+    cap: usize,
+    readers: usize,
+    writers: usize,
+}
+
+pub struct Pipe {
+    inner: Mutex<Inner>,
+    cv: Condvar,
+    pub ino: u64,
+}
+
+impl Default for Pipe {
+    fn default() -> Self {
+        Pipe {
+            inner: Mutex::new(Inner {
+                buf: VecDeque::new(),
+                cap: DEFAULT_CAPACITY,
+                readers: 0,
+                writers: 0,
+            }),
+            cv: Condvar::new(),
+            ino: crate::vfs::new_ino(),
+        }
+    }
+}
+
+impl Pipe {
+    pub fn open_end(&self, write: bool) {
+        let mut g = lock(&self.inner);
+        if write {
+            g.writers += 1;
+        } else {
+            g.readers += 1;
+        }
+    }
+
+    pub fn close_end(&self, write: bool) {
+        let mut g = lock(&self.inner);
+        if write {
+            g.writers = g.writers.saturating_sub(1);
+        } else {
+            g.readers = g.readers.saturating_sub(1);
+        }
+        self.cv.notify_all();
+    }
+
+    pub fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut g = lock(&self.inner);
+        while g.buf.is_empty() {
+            if g.writers == 0 {
+                return Ok(0);
+            }
+            if nonblock {
+                return Err(Errno::EAGAIN);
+            }
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        let n = buf.len().min(g.buf.len());
+        for (i, b) in g.buf.drain(..n).enumerate() {
+            buf[i] = b;
+        }
+        self.cv.notify_all();
+        Ok(n)
+    }
+
+    /// Writes of at most PIPE_BUF bytes are atomic.
+    pub fn write(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
+        let mut g = lock(&self.inner);
+        let mut done = 0;
+        while done < data.len() {
+            if g.readers == 0 {
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::EPIPE)
+                };
+            }
+            let space = g.cap.saturating_sub(g.buf.len());
+            let need = if data.len() <= PIPE_BUF {
+                data.len()
+            } else {
+                1
+            };
+            if space < need {
+                if nonblock {
+                    return if done > 0 {
+                        Ok(done)
+                    } else {
+                        Err(Errno::EAGAIN)
+                    };
+                }
+                g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let n = space.min(data.len() - done);
+            g.buf.extend(&data[done..done + n]);
+            done += n;
+            self.cv.notify_all();
+        }
+        Ok(done)
+    }
+
+    pub fn available(&self) -> usize {
+        lock(&self.inner).buf.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        lock(&self.inner).cap
+    }
+
+    pub fn set_capacity(&self, size: usize) -> KResult<usize> {
+        let cap = size.max(PAGE_SIZE as usize).next_power_of_two();
+        if cap > MAX_CAPACITY {
+            return Err(Errno::EPERM);
+        }
+        let mut g = lock(&self.inner);
+        if g.buf.len() > cap {
+            return Err(Errno::EBUSY);
+        }
+        g.cap = cap;
+        Ok(cap)
+    }
+}

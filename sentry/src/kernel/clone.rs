@@ -1,0 +1,198 @@
+//! clone: new tasks (threads or processes), each driven by its own sentry
+//! thread, which creates the task's stub (the ptrace tracer must be the
+//! thread that drives it).
+
+use super::process::Process;
+use super::task::{ExitStatus, Task};
+use super::{FsContext, ThreadInfo};
+use crate::abi::*;
+use crate::vfs::lock;
+use std::sync::{Arc, Condvar, Mutex};
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PARENT: u64 = 0x8000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
+const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
+
+/// Sandbox-wide cap on tasks (the pids limit lands with cgroup support).
+const MAX_TASKS: usize = 32_768;
+
+pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> KResult<u64> {
+    let k = t.k.clone();
+    if k.task_count() >= MAX_TASKS {
+        return Err(Errno::EAGAIN);
+    }
+    let tid = k.alloc_pid();
+    let mm = if flags & CLONE_VM != 0 {
+        t.mm()
+    } else {
+        let copy = lock(&t.mm()).fork_copy(k.platform.new_address_space())?;
+        Arc::new(Mutex::new(copy))
+    };
+    let fds = if flags & CLONE_FILES != 0 {
+        t.fds()
+    } else {
+        Arc::new(Mutex::new(lock(&t.fds()).clone()))
+    };
+    let fs = if flags & CLONE_FS != 0 {
+        t.info.fs.clone()
+    } else {
+        let f = lock(&t.info.fs);
+        Arc::new(Mutex::new(FsContext {
+            root: f.root.clone(),
+            cwd: f.cwd.clone(),
+            umask: f.umask,
+        }))
+    };
+    let sigactions = if flags & CLONE_SIGHAND != 0 {
+        t.sigactions.clone()
+    } else {
+        Arc::new(Mutex::new(*lock(&t.sigactions)))
+    };
+    let (proc_, tgid) = if flags & CLONE_THREAD != 0 {
+        (t.proc_().clone(), t.tgid)
+    } else {
+        let parent = if flags & CLONE_PARENT != 0 {
+            t.proc_().ppid()
+        } else {
+            t.tgid
+        };
+        let me = t.proc_();
+        let p = Arc::new(Process::new(
+            tid,
+            parent,
+            me.pgid.load(std::sync::atomic::Ordering::Relaxed),
+            me.sid.load(std::sync::atomic::Ordering::Relaxed),
+        ));
+        k.add_process(p.clone());
+        if let Some(pp) = k.process(parent) {
+            pp.lock().children.insert(tid);
+        }
+        (p, tid)
+    };
+    proc_.lock().threads.insert(tid, 0);
+    let info = Arc::new(ThreadInfo {
+        tid,
+        tgid,
+        proc_: proc_.clone(),
+        mm: Mutex::new(mm.clone()),
+        fds: Mutex::new(fds),
+        fs,
+        comm: Mutex::new(lock(&t.info.comm).clone()),
+        argv: Mutex::new(lock(&t.info.argv).clone()),
+        envv: Mutex::new(lock(&t.info.envv).clone()),
+        exe: Mutex::new(t.info.exe()),
+    });
+    k.register(info.clone());
+
+    let mut regs = t.regs;
+    regs.rax = 0;
+    if stack != 0 {
+        regs.rsp = stack;
+    }
+    if flags & CLONE_SETTLS != 0 {
+        regs.fs_base = tls;
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        t.write_obj(ptid, &(tid as u32))?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        lock(&mm).copy_out(ctid, &(tid as u32).to_le_bytes())?;
+    }
+    let vfork = (flags & CLONE_VFORK != 0).then(|| Arc::new((Mutex::new(false), Condvar::new())));
+    let spec = ChildSpec {
+        k: k.clone(),
+        tid,
+        tgid,
+        info,
+        regs,
+        creds: t.creds(),
+        sigactions,
+        sigmask: t.sigmask,
+        clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
+            ctid
+        } else {
+            0
+        },
+        rlimits: t.rlimits,
+        vfork: vfork.clone(),
+        debug: t.debug,
+    };
+    let builder = std::thread::Builder::new()
+        .name(format!("task-{tid}"))
+        .stack_size(256 * 1024);
+    if builder.spawn(move || run_child(spec)).is_err() {
+        proc_.lock().threads.remove(&tid);
+        k.unregister(tid);
+        return Err(Errno::EAGAIN);
+    }
+    if let Some(v) = vfork {
+        let mut done = lock(&v.0);
+        while !*done {
+            done = v.1.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+    Ok(tid as u64)
+}
+
+struct ChildSpec {
+    k: Arc<super::Kernel>,
+    tid: i32,
+    tgid: i32,
+    info: Arc<ThreadInfo>,
+    regs: crate::platform::Regs,
+    creds: super::creds::Creds,
+    sigactions: Arc<Mutex<[super::task::SigAction; 64]>>,
+    sigmask: u64,
+    clear_child_tid: u64,
+    rlimits: [Rlimit; super::task::RLIMIT_COUNT],
+    vfork: Option<Arc<(Mutex<bool>, Condvar)>>,
+    debug: bool,
+}
+
+fn run_child(s: ChildSpec) {
+    let ctx = match s.k.platform.new_context() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("task {}: cannot start stub: {e}", s.tid);
+            let p = s.info.proc_.clone();
+            p.lock().threads.remove(&s.tid);
+            s.k.unregister(s.tid);
+            if let Some(v) = &s.vfork {
+                *lock(&v.0) = true;
+                v.1.notify_all();
+            }
+            if p.lock().threads.is_empty() {
+                super::process_exit(&s.k, &p, ExitStatus::Signaled(libc::SIGKILL));
+            }
+            return;
+        }
+    };
+    s.info.proc_.lock().threads.insert(s.tid, ctx.host_pid());
+    let mut task = Task {
+        k: s.k,
+        tid: s.tid,
+        tgid: s.tgid,
+        info: s.info,
+        regs: s.regs,
+        ctx,
+        creds: s.creds,
+        sigactions: s.sigactions,
+        sigmask: s.sigmask,
+        clear_child_tid: s.clear_child_tid,
+        robust_list: (0, 0),
+        rlimits: s.rlimits,
+        exit: None,
+        group_exit: false,
+        vfork_done: s.vfork,
+        debug: s.debug,
+    };
+    task.run();
+}

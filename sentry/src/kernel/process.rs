@@ -1,0 +1,60 @@
+//! Thread groups (processes): parent/child links, zombies, wait, exit.
+
+use super::task::ExitStatus;
+use crate::vfs::lock;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Condvar, Mutex};
+
+#[derive(Default)]
+pub struct ProcState {
+    pub children: BTreeSet<i32>,
+    /// Exited children not yet reaped: pid -> status.
+    pub zombies: BTreeMap<i32, ExitStatus>,
+    /// Live threads: tid -> host pid of its stub.
+    pub threads: BTreeMap<i32, i32>,
+    /// Set once the process has exited (exit_group or last thread).
+    pub exit: Option<ExitStatus>,
+}
+
+pub struct Process {
+    pub tgid: i32,
+    pub ppid: AtomicI32,
+    pub pgid: AtomicI32,
+    pub sid: AtomicI32,
+    pub state: Mutex<ProcState>,
+    /// Signalled when a child exits (wait4 sleeps here).
+    pub child_event: Condvar,
+}
+
+impl Process {
+    pub fn new(tgid: i32, ppid: i32, pgid: i32, sid: i32) -> Process {
+        Process {
+            tgid,
+            ppid: AtomicI32::new(ppid),
+            pgid: AtomicI32::new(pgid),
+            sid: AtomicI32::new(sid),
+            state: Mutex::new(ProcState::default()),
+            child_event: Condvar::new(),
+        }
+    }
+
+    pub fn ppid(&self) -> i32 {
+        self.ppid.load(Ordering::Relaxed)
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, ProcState> {
+        lock(&self.state)
+    }
+}
+
+/// wait(2) status word.
+pub fn wait_status(st: ExitStatus) -> i32 {
+    match st {
+        ExitStatus::Exited(c) => (c & 0xff) << 8,
+        ExitStatus::Signaled(s) => {
+            let core = matches!(s, 3 | 4 | 5 | 6 | 7 | 8 | 11 | 24 | 25 | 31);
+            s | if core { 0x80 } else { 0 }
+        }
+    }
+}

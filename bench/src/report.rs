@@ -205,7 +205,7 @@ fn fmt_ratio(r: f64) -> String {
     } else if r >= 0.1 {
         format!("{r:.2}×")
     } else {
-        format!("{r:.4}×")
+        format!("{r:.3}×")
     }
 }
 

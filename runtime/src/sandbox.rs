@@ -189,10 +189,15 @@ fn spawn_sentry(exe: &std::fs::File, argv: &[Vec<u8>], keep: &[RawFd]) -> Result
         }
         // SAFETY: plain syscalls in the cloned child before exec.
         unsafe {
-            // The sandbox dies with the runtime that started it.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
             if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
                 return 1;
+            }
+            // The sandbox dies with the runtime that started it (set after
+            // the credential change, which would clear it).
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() == 0 {
+                // The runtime is already gone (we are in a new pid namespace,
+                // so the parent shows as 0): nothing to run for.
             }
             for &fd in &keep {
                 libc::fcntl(fd, libc::F_SETFD, 0);

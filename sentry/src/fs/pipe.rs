@@ -1,9 +1,10 @@
 //! Pipes: a bounded byte queue shared by a read end and a write end.
 
 use crate::abi::*;
+use crate::signals::{self, WaitOutcome};
 use crate::vfs::lock;
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 pub const PIPE_BUF: usize = 4096;
 pub const DEFAULT_CAPACITY: usize = 65536;
@@ -57,7 +58,12 @@ impl Pipe {
         self.cv.notify_all();
     }
 
-    pub fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+    pub fn notify(&self) {
+        let _g = lock(&self.inner);
+        self.cv.notify_all();
+    }
+
+    pub fn read(self: &Arc<Self>, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -69,7 +75,11 @@ impl Pipe {
             if nonblock {
                 return Err(Errno::EAGAIN);
             }
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            let (ng, out) = signals::wait(self.clone(), &self.cv, g, None);
+            g = ng;
+            if let WaitOutcome::Interrupted = out {
+                return Err(Errno::ERESTARTSYS);
+            }
         }
         let n = buf.len().min(g.buf.len());
         for (i, b) in g.buf.drain(..n).enumerate() {
@@ -80,7 +90,7 @@ impl Pipe {
     }
 
     /// Writes of at most PIPE_BUF bytes are atomic.
-    pub fn write(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
+    pub fn write(self: &Arc<Self>, data: &[u8], nonblock: bool) -> KResult<usize> {
         let mut g = lock(&self.inner);
         let mut done = 0;
         while done < data.len() {
@@ -105,7 +115,15 @@ impl Pipe {
                         Err(Errno::EAGAIN)
                     };
                 }
-                g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                let (ng, out) = signals::wait(self.clone(), &self.cv, g, None);
+                g = ng;
+                if let WaitOutcome::Interrupted = out {
+                    return if done > 0 {
+                        Ok(done)
+                    } else {
+                        Err(Errno::ERESTARTSYS)
+                    };
+                }
                 continue;
             }
             let n = space.min(data.len() - done);

@@ -89,6 +89,11 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
         argv: Mutex::new(lock(&t.info.argv).clone()),
         envv: Mutex::new(lock(&t.info.envv).clone()),
         exe: Mutex::new(t.info.exe()),
+        sigactions: sigactions.clone(),
+        sigmask: std::sync::atomic::AtomicU64::new(t.sigmask),
+        signals: Mutex::new(Default::default()),
+        blocker: Mutex::new(None),
+        sleeper: Default::default(),
     });
     k.register(info.clone());
 
@@ -123,6 +128,11 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
         },
         rlimits: t.rlimits,
         vfork: vfork.clone(),
+        altstack: if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
+            (0, 0, 2)
+        } else {
+            t.altstack
+        },
         debug: t.debug,
     };
     let builder = std::thread::Builder::new()
@@ -154,6 +164,7 @@ struct ChildSpec {
     clear_child_tid: u64,
     rlimits: [Rlimit; super::task::RLIMIT_COUNT],
     vfork: Option<Arc<(Mutex<bool>, Condvar)>>,
+    altstack: (u64, u64, i32),
     debug: bool,
 }
 
@@ -176,6 +187,7 @@ fn run_child(s: ChildSpec) {
         }
     };
     s.info.proc_.lock().threads.insert(s.tid, ctx.host_pid());
+    crate::signals::set_current(s.info.clone());
     let mut task = Task {
         k: s.k,
         tid: s.tid,
@@ -192,6 +204,7 @@ fn run_child(s: ChildSpec) {
         exit: None,
         group_exit: false,
         vfork_done: s.vfork,
+        altstack: s.altstack,
         debug: s.debug,
     };
     task.run();

@@ -19,6 +19,13 @@ struct Waiter {
     bitset: u32,
 }
 
+impl crate::signals::Wakeable for Waiter {
+    fn wake_all(&self) {
+        let _g = lock(&self.woken);
+        self.cv.notify_all();
+    }
+}
+
 #[derive(Default)]
 pub struct FutexTable {
     queues: Mutex<HashMap<Key, Vec<Arc<Waiter>>>>,
@@ -50,19 +57,18 @@ impl FutexTable {
             q.entry(key).or_default().push(w.clone());
         }
         let mut woken = lock(&w.woken);
+        let mut result = Errno::ETIMEDOUT;
         while !*woken {
-            match deadline {
-                None => woken = w.cv.wait(woken).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    woken =
-                        w.cv.wait_timeout(woken, d - now)
-                            .unwrap_or_else(|e| e.into_inner())
-                            .0;
+            if matches!(deadline, Some(d) if Instant::now() >= d) {
+                break;
+            }
+            let (g, out) = crate::signals::wait(w.clone(), &w.cv, woken, deadline);
+            woken = g;
+            if let crate::signals::WaitOutcome::Interrupted = out {
+                if !*woken {
+                    result = Errno::ERESTARTSYS;
                 }
+                break;
             }
         }
         if *woken {
@@ -80,7 +86,7 @@ impl FutexTable {
                 q.remove(&key);
             }
         }
-        Err(Errno::ETIMEDOUT)
+        Err(result)
     }
 
     /// Wake up to `n` waiters whose bitset intersects `bitset`.

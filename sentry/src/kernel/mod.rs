@@ -39,6 +39,12 @@ pub struct ThreadInfo {
     pub argv: Mutex<Vec<Vec<u8>>>,
     pub envv: Mutex<Vec<Vec<u8>>>,
     pub exe: Mutex<Option<Arc<Dentry>>>,
+    pub sigactions: Arc<Mutex<[task::SigAction; 64]>>,
+    pub sigmask: std::sync::atomic::AtomicU64,
+    pub signals: Mutex<crate::signals::SigQueue>,
+    /// What this thread sleeps on while blocked (woken by signal senders).
+    pub blocker: Mutex<Option<Arc<dyn crate::signals::Wakeable>>>,
+    pub sleeper: Arc<crate::signals::Sleeper>,
 }
 
 impl ThreadInfo {
@@ -128,6 +134,14 @@ impl Kernel {
 
     pub fn unregister(&self, tid: i32) {
         lock(&self.threads).remove(&tid);
+    }
+
+    pub fn threads_of(&self, tgid: i32) -> Vec<Arc<ThreadInfo>> {
+        lock(&self.threads)
+            .values()
+            .filter(|t| t.tgid == tgid)
+            .cloned()
+            .collect()
     }
 
     pub fn task_count(&self) -> usize {
@@ -230,10 +244,45 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
     }
     match k.process(p.ppid()) {
         Some(parent) => {
+            // A parent that ignores SIGCHLD (or asked for SA_NOCLDWAIT) gets
+            // no zombie; otherwise it gets SIGCHLD.
+            let act = k
+                .threads_of(parent.tgid)
+                .first()
+                .map(|t| lock(&t.sigactions)[16]);
+            let autoreap = act
+                .map(|a| a.handler == task::SIG_IGN || a.flags & crate::signals::SA_NOCLDWAIT != 0)
+                .unwrap_or(false);
             let mut ps = parent.lock();
-            ps.zombies.insert(p.tgid, status);
-            drop(ps);
+            if autoreap {
+                ps.children.remove(&p.tgid);
+                drop(ps);
+                k.remove_process(p.tgid);
+            } else {
+                ps.zombies.insert(p.tgid, status);
+                drop(ps);
+            }
             parent.child_event.notify_all();
+            let (code, st) = match status {
+                task::ExitStatus::Exited(c) => (crate::signals::CLD_EXITED, c),
+                task::ExitStatus::Signaled(s) => (
+                    if process::wait_status(status) & 0x80 != 0 {
+                        crate::signals::CLD_DUMPED
+                    } else {
+                        crate::signals::CLD_KILLED
+                    },
+                    s,
+                ),
+            };
+            let info = crate::signals::SigInfo {
+                signo: crate::signals::SIGCHLD,
+                code,
+                pid: p.tgid,
+                uid: 0,
+                status: st,
+                addr: 0,
+            };
+            crate::signals::send_process(k, &parent, info);
         }
         None => k.remove_process(p.tgid),
     }

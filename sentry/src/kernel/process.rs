@@ -25,6 +25,10 @@ pub struct Process {
     pub state: Mutex<ProcState>,
     /// Signalled when a child exits (wait4 sleeps here).
     pub child_event: Condvar,
+    /// Process-directed pending signals.
+    pub signals: Mutex<crate::signals::SigQueue>,
+    /// Mirrors `state.exit.is_some()` for lock-free checks while blocked.
+    pub exiting: std::sync::atomic::AtomicBool,
 }
 
 impl Process {
@@ -36,7 +40,14 @@ impl Process {
             sid: AtomicI32::new(sid),
             state: Mutex::new(ProcState::default()),
             child_event: Condvar::new(),
+            signals: Mutex::new(Default::default()),
+            exiting: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the process is exiting (exit_group): blocked threads leave.
+    pub fn lock_exit_pending(&self) -> bool {
+        self.exiting.load(Ordering::Relaxed)
     }
 
     pub fn ppid(&self) -> i32 {

@@ -97,6 +97,8 @@ pub struct Task {
     pub group_exit: bool,
     /// Released when this (vfork) child execs or exits.
     pub vfork_done: Option<Arc<(Mutex<bool>, std::sync::Condvar)>>,
+    /// sigaltstack: (sp, size, flags).
+    pub altstack: (u64, u64, i32),
     pub debug: bool,
 }
 
@@ -127,9 +129,16 @@ impl Task {
             argv: Mutex::new(Vec::new()),
             envv: Mutex::new(Vec::new()),
             exe: Mutex::new(None),
+            sigactions: Arc::new(Mutex::new([SigAction::default(); 64])),
+            sigmask: std::sync::atomic::AtomicU64::new(0),
+            signals: Mutex::new(Default::default()),
+            blocker: Mutex::new(None),
+            sleeper: Default::default(),
         });
         k.register(info.clone());
+        crate::signals::set_current(info.clone());
         let regs = ctx.initial_regs();
+        let sigactions = info.sigactions.clone();
         Ok(Task {
             k,
             tid,
@@ -138,7 +147,7 @@ impl Task {
             regs,
             ctx,
             creds,
-            sigactions: Arc::new(Mutex::new([SigAction::default(); 64])),
+            sigactions,
             sigmask: 0,
             clear_child_tid: 0,
             robust_list: (0, 0),
@@ -146,6 +155,7 @@ impl Task {
             exit: None,
             group_exit: false,
             vfork_done: None,
+            altstack: (0, 0, 2),
             debug: false,
         })
     }
@@ -244,10 +254,25 @@ impl Task {
     /// Run the task until it exits.
     pub fn run(&mut self) -> ExitStatus {
         loop {
+            if crate::signals::has_unblocked(&self.info) {
+                self.deliver_signals(None);
+            }
+            if self.exit.is_none() && self.proc_().lock_exit_pending() {
+                self.exit = Some(ExitStatus::Signaled(libc::SIGKILL));
+            }
+            if let Some(st) = self.exit {
+                return self.exit_thread(st);
+            }
             let as_ = lock(&self.mm()).as_.clone();
             match self.ctx.switch(&*as_, &mut self.regs) {
                 Ok(Event::Syscall) => crate::syscalls::dispatch(self),
                 Ok(Event::Fault { signo, code, addr }) => {
+                    let info = crate::signals::SigInfo {
+                        signo,
+                        code,
+                        addr,
+                        ..Default::default()
+                    };
                     tracing::debug!(
                         signo,
                         code,
@@ -255,7 +280,7 @@ impl Task {
                         rip = format_args!("{:#x}", self.regs.rip),
                         "fault"
                     );
-                    self.force_signal(signo);
+                    self.force_fault(info);
                 }
                 Ok(Event::Interrupted) => {}
                 Err(e) => {
@@ -274,22 +299,22 @@ impl Task {
         }
     }
 
-    /// A signal the workload cannot have ignored or handled here (faults,
-    /// or default-action signals): terminate the thread group.
-    pub fn force_signal(&mut self, signo: i32) {
-        let act = self
-            .sigactions
-            .lock()
-            .map(|a| a[(signo - 1) as usize & 63])
-            .unwrap_or_default();
-        if act.handler != SIG_DFL && act.handler != SIG_IGN {
-            // User handlers need signal frames (rt_sigreturn); delivered by the
-            // signals subsystem once it lands. Until then the default applies.
-            tracing::warn!(
-                signo,
-                "signal handler installed but delivery not implemented; terminating"
-            );
+    /// A synchronous fault: delivered to the thread's handler, or fatal if
+    /// it is blocked, ignored or defaulted (as Linux's force_sig).
+    pub fn force_fault(&mut self, info: crate::signals::SigInfo) {
+        let signo = info.signo;
+        let act = lock(&self.sigactions)[(signo - 1) as usize & 63];
+        let blocked = self.sigmask & crate::signals::bit(signo) != 0;
+        if act.handler == SIG_DFL || act.handler == SIG_IGN || blocked {
+            self.force_signal(signo);
+            return;
         }
+        lock(&self.info.signals).pending.insert(signo, info);
+        self.deliver_signals(None);
+    }
+
+    /// Terminate the thread group with `signo`.
+    pub fn force_signal(&mut self, signo: i32) {
         self.exit = Some(ExitStatus::Signaled(signo));
         self.group_exit = true;
     }
@@ -325,10 +350,16 @@ impl Task {
             let already = ps.exit.is_some();
             if self.group_exit && !already {
                 ps.exit = Some(st);
+                proc_
+                    .exiting
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
             let last = ps.threads.is_empty() && !already;
             if last && ps.exit.is_none() {
                 ps.exit = Some(st);
+                proc_
+                    .exiting
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
             let siblings: Vec<i32> = ps.threads.values().copied().collect();
             (
@@ -338,6 +369,12 @@ impl Task {
             )
         };
         if self.group_exit {
+            // Wake siblings blocked in the sentry; kill those running.
+            for th in self.k.threads_of(self.tgid) {
+                if th.tid != self.tid {
+                    crate::signals::kick(&th);
+                }
+            }
             for host in siblings {
                 if host > 0 {
                     let _ = nix::sys::signal::kill(
@@ -351,33 +388,5 @@ impl Task {
             super::process_exit(&self.k, &proc_, status);
         }
         status
-    }
-}
-
-impl Task {
-    /// Send a signal to this task's own process (kill/tgkill to self).
-    pub fn send_signal_self(&mut self, signo: i32) {
-        if signo == 0 {
-            return;
-        }
-        let act = self
-            .sigactions
-            .lock()
-            .map(|a| a[(signo - 1) as usize & 63])
-            .unwrap_or_default();
-        let default_ignored = matches!(
-            signo,
-            libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT
-        );
-        if act.handler == SIG_IGN || (act.handler == SIG_DFL && default_ignored) {
-            return;
-        }
-        if signo != libc::SIGKILL
-            && signo != libc::SIGSTOP
-            && self.sigmask & (1u64 << (signo - 1)) != 0
-        {
-            return; // blocked: stays pending (not yet tracked)
-        }
-        self.force_signal(signo);
     }
 }

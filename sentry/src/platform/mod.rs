@@ -6,7 +6,7 @@
 //! syscall: the platform stops it first and hands control to the sentry.
 
 pub mod ptrace;
-mod ptrace_sys;
+pub(crate) mod ptrace_sys;
 
 use std::sync::Arc;
 
@@ -63,6 +63,10 @@ pub trait Context: Send {
     fn initial_regs(&self) -> Regs;
     /// Host pid of the stub (for logs and for cgroup placement).
     fn host_pid(&self) -> i32;
+    /// The thread's floating-point state (FXSAVE layout, 512 bytes); read
+    /// only when needed (signal delivery), never on every stop.
+    fn fp_state(&mut self) -> Result<Vec<u8>, PlatformError>;
+    fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError>;
 }
 
 pub trait Platform: Send + Sync {

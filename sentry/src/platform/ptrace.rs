@@ -406,6 +406,14 @@ impl Context for PtraceContext {
     fn host_pid(&self) -> i32 {
         self.pid.as_raw()
     }
+
+    fn fp_state(&mut self) -> Result<Vec<u8>, PlatformError> {
+        crate::platform::ptrace_sys::get_fpregs(self.pid.as_raw())
+    }
+
+    fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError> {
+        crate::platform::ptrace_sys::set_fpregs(self.pid.as_raw(), fx)
+    }
 }
 
 impl Drop for PtraceContext {

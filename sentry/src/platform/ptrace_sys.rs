@@ -114,3 +114,36 @@ pub fn fork_stub(memfd: RawFd, entry: u64) -> Result<i32, PlatformError> {
     }
     Ok(pid)
 }
+
+/// The legacy FXSAVE area (512 bytes) of a stopped tracee.
+pub fn get_fpregs(pid: i32) -> Result<Vec<u8>, PlatformError> {
+    let mut buf = vec![0u8; 512];
+    // SAFETY: PTRACE_GETFPREGS writes a 512-byte user_fpregs_struct into buf.
+    let r = unsafe { libc::ptrace(libc::PTRACE_GETFPREGS, pid, 0, buf.as_mut_ptr()) };
+    if r < 0 {
+        return Err(PlatformError::Host {
+            op: "PTRACE_GETFPREGS",
+            err: nix::Error::last(),
+        });
+    }
+    Ok(buf)
+}
+
+/// Load an FXSAVE area into a stopped tracee.
+pub fn set_fpregs(pid: i32, fx: &[u8]) -> Result<(), PlatformError> {
+    let mut buf = [0u8; 512];
+    let n = fx.len().min(512);
+    buf[..n].copy_from_slice(&fx[..n]);
+    // MXCSR reserved bits must be clear or the kernel refuses the state.
+    let mxcsr = u32::from_le_bytes([buf[24], buf[25], buf[26], buf[27]]) & 0xffff;
+    buf[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+    // SAFETY: PTRACE_SETFPREGS reads a 512-byte user_fpregs_struct from buf.
+    let r = unsafe { libc::ptrace(libc::PTRACE_SETFPREGS, pid, 0, buf.as_ptr()) };
+    if r < 0 {
+        return Err(PlatformError::Host {
+            op: "PTRACE_SETFPREGS",
+            err: nix::Error::last(),
+        });
+    }
+    Ok(())
+}

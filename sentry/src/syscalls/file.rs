@@ -257,7 +257,15 @@ fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<
         None => f.write(data),
     };
     if r == Err(Errno::EPIPE) {
-        t.send_signal_self(libc::SIGPIPE);
+        crate::signals::send_thread(
+            &t.info,
+            crate::signals::SigInfo {
+                signo: libc::SIGPIPE,
+                code: crate::signals::SI_USER,
+                pid: t.tgid,
+                ..Default::default()
+            },
+        );
     }
     r
 }

@@ -64,6 +64,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_brk => mm::sys_brk,
     SYS_rt_sigaction => signal::sys_rt_sigaction,
     SYS_rt_sigprocmask => signal::sys_rt_sigprocmask,
+    SYS_rt_sigreturn => signal::sys_rt_sigreturn,
     SYS_ioctl => file::sys_ioctl,
     SYS_pread64 => file::sys_pread64,
     SYS_pwrite64 => file::sys_pwrite64,
@@ -78,6 +79,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_madvise => mm::sys_madvise,
     SYS_dup => file::sys_dup,
     SYS_dup2 => file::sys_dup2,
+    SYS_pause => signal::sys_pause,
     SYS_nanosleep => time::sys_nanosleep,
     SYS_getpid => process::sys_getpid,
     SYS_clone => process::sys_clone,
@@ -128,6 +130,9 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_getgroups => process::sys_getgroups,
     SYS_getresuid => process::sys_getresuid,
     SYS_getresgid => process::sys_getresgid,
+    SYS_rt_sigpending => signal::sys_rt_sigpending,
+    SYS_rt_sigtimedwait => signal::sys_rt_sigtimedwait,
+    SYS_rt_sigsuspend => signal::sys_rt_sigsuspend,
     SYS_sigaltstack => signal::sys_sigaltstack,
     SYS_statfs => file::sys_statfs,
     SYS_fstatfs => file::sys_fstatfs,
@@ -201,7 +206,9 @@ pub fn dispatch(t: &mut Task) {
         }
     };
     if t.debug {
-        let name = entry.map(|s| s.name).unwrap_or("?");
+        let name = entry
+            .map(|s| s.name)
+            .unwrap_or_else(|| names::syscall_name(nr));
         tracing::debug!(
             tid = t.tid,
             "{name}({:#x}, {:#x}, {:#x}) = {:?}",
@@ -211,15 +218,19 @@ pub fn dispatch(t: &mut Task) {
             result
         );
     }
+    let mut restart = None;
     t.regs.rax = match result {
         Ok(v) => v,
-        Err(e) => {
-            // Restart codes are never visible: without signal delivery an
-            // interrupted call simply reports EINTR.
-            let e = if e.0 >= 512 { Errno::EINTR } else { e };
-            (-(e.0 as i64)) as u64
+        Err(e) if e.0 >= 512 => {
+            // ERESTART*: settled at signal delivery (restart or EINTR).
+            restart = Some(e);
+            (-(Errno::EINTR.0 as i64)) as u64
         }
+        Err(e) => (-(e.0 as i64)) as u64,
     };
+    if restart.is_some() || crate::signals::has_unblocked(&t.info) {
+        t.deliver_signals(restart);
+    }
 }
 
 #[cfg(test)]

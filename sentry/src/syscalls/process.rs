@@ -157,7 +157,11 @@ fn wait_child(
         if options & WNOHANG != 0 {
             return Ok(None);
         }
-        st = p.child_event.wait(st).unwrap_or_else(|e| e.into_inner());
+        let (g, out) = crate::signals::wait(p.clone(), &p.child_event, st, None);
+        st = g;
+        if let crate::signals::WaitOutcome::Interrupted = out {
+            return Err(Errno::ERESTARTSYS);
+        }
     }
 }
 

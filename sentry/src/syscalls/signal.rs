@@ -2,7 +2,9 @@
 
 use super::Args;
 use crate::abi::*;
-use crate::kernel::task::{SigAction, Task};
+use crate::kernel::task::{SigAction, Task, SIG_DFL, SIG_IGN};
+use crate::signals::{self, SigInfo};
+use crate::vfs::lock;
 
 const SIGKILL: usize = 9;
 const SIGSTOP: usize = 19;
@@ -32,7 +34,7 @@ pub fn sys_rt_sigaction(t: &mut Task, a: &Args) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let old = {
-        let mut acts = t.sigactions.lock().map_err(|_| Errno::EINVAL)?;
+        let mut acts = lock(&t.sigactions);
         let old = acts[(sig - 1) as usize];
         if let Some(n) = new {
             acts[(sig - 1) as usize] = n;
@@ -56,12 +58,13 @@ pub fn sys_rt_sigprocmask(t: &mut Task, a: &Args) -> KResult<u64> {
     let old = t.sigmask;
     if a.u(1) != 0 {
         let set: u64 = t.read_obj(a.u(1))?;
-        t.sigmask = match a.int(0) {
+        let new = match a.int(0) {
             SIG_BLOCK => old | set,
             SIG_UNBLOCK => old & !set,
             SIG_SETMASK => set,
             _ => return Err(Errno::EINVAL),
-        } & !UNBLOCKABLE;
+        };
+        t.set_sigmask(new);
     }
     if a.u(2) != 0 {
         t.write_obj(a.u(2), &old)?;
@@ -70,24 +73,43 @@ pub fn sys_rt_sigprocmask(t: &mut Task, a: &Args) -> KResult<u64> {
 }
 
 pub fn sys_sigaltstack(t: &mut Task, a: &Args) -> KResult<u64> {
-    // Kept for the signals subsystem; report "disabled" until then.
-    if a.u(1) != 0 {
-        t.write_obj(a.u(1), &[0u64, 2 /* SS_DISABLE */])?;
-        t.write_obj(a.u(1) + 16, &0u64)?;
-    }
+    const SS_ONSTACK: i32 = 1;
+    const SS_DISABLE: i32 = 2;
+    const SS_AUTODISARM: i32 = 1 << 31;
+    const MINSIGSTKSZ: u64 = 2048;
+    let (sp, size, flags) = t.altstack;
+    let on = size > 0 && t.regs.rsp.wrapping_sub(sp) < size;
     if a.u(0) != 0 {
-        let ss: [u64; 3] = [
-            t.read_obj(a.u(0))?,
-            t.read_obj(a.u(0) + 8)?,
-            t.read_obj(a.u(0) + 16)?,
-        ];
-        let flags = ss[1] as u32 as i32;
-        if flags & !(2 | (1 << 31)) != 0 {
+        let ss_sp: u64 = t.read_obj(a.u(0))?;
+        let ss_flags: i32 = t.read_obj(a.u(0) + 8)?;
+        let ss_size: u64 = t.read_obj(a.u(0) + 16)?;
+        if on {
+            return Err(Errno::EPERM);
+        }
+        let mode = ss_flags & !SS_AUTODISARM;
+        if mode != 0 && mode != SS_DISABLE && mode != SS_ONSTACK {
             return Err(Errno::EINVAL);
         }
-        if flags & 2 == 0 && ss[2] < 2048 {
-            return Err(Errno::ENOMEM);
+        if mode == SS_DISABLE {
+            t.altstack = (0, 0, SS_DISABLE);
+        } else {
+            if ss_size < MINSIGSTKSZ {
+                return Err(Errno::ENOMEM);
+            }
+            t.altstack = (ss_sp, ss_size, 0);
         }
+    }
+    if a.u(1) != 0 {
+        let f = if on {
+            SS_ONSTACK
+        } else if size == 0 {
+            SS_DISABLE
+        } else {
+            flags
+        };
+        t.write_obj(a.u(1), &sp)?;
+        t.write_obj(a.u(1) + 8, &(f as u64))?;
+        t.write_obj(a.u(1) + 16, &size)?;
     }
     Ok(0)
 }
@@ -102,14 +124,70 @@ fn check_sig(sig: i32) -> KResult<()> {
 pub fn sys_kill(t: &mut Task, a: &Args) -> KResult<u64> {
     let (pid, sig) = (a.int(0), a.int(1));
     check_sig(sig)?;
-    if pid == t.tgid || pid == 0 || pid == -1 {
-        t.send_signal_self(sig);
+    let info = SigInfo::user(sig, t.tgid);
+    let k = t.k.clone();
+    let targets: Vec<_> = match pid {
+        p if p > 0 => vec![k.process(p).ok_or(Errno::ESRCH)?],
+        0 | -1 | i32::MIN..=-2 => {
+            if pid == i32::MIN {
+                return Err(Errno::ESRCH);
+            }
+            let pg = match pid {
+                0 => Some(t.proc_().pgid.load(std::sync::atomic::Ordering::Relaxed)),
+                -1 => None,
+                p => Some(-p),
+            };
+            let v: Vec<_> = k
+                .processes()
+                .into_iter()
+                .filter(|p| p.lock().exit.is_none())
+                .filter(|p| match pg {
+                    Some(g) => p.pgid.load(std::sync::atomic::Ordering::Relaxed) == g,
+                    None => p.tgid != 1 && p.tgid != t.tgid,
+                })
+                .collect();
+            if v.is_empty() {
+                return Err(Errno::ESRCH);
+            }
+            v
+        }
+        _ => return Err(Errno::ESRCH),
+    };
+    if sig == 0 {
         return Ok(0);
     }
-    if pid == i32::MIN {
-        return Err(Errno::ESRCH);
+    for p in targets {
+        if p.lock().exit.is_some() {
+            continue;
+        }
+        signals::send_process(&k, &p, info);
     }
-    Err(Errno::ESRCH)
+    Ok(0)
+}
+
+fn send_tid(t: &Task, tgid: Option<i32>, tid: i32, sig: i32) -> KResult<u64> {
+    let th = t.k.thread(tid).ok_or(Errno::ESRCH)?;
+    if let Some(g) = tgid {
+        if th.tgid != g {
+            return Err(Errno::ESRCH);
+        }
+    }
+    if sig != 0 {
+        let info = SigInfo {
+            signo: sig,
+            code: signals::SI_TKILL,
+            pid: t.tgid,
+            ..Default::default()
+        };
+        if th.tgid == 1 {
+            let a = lock(&th.sigactions)[(sig - 1) as usize & 63];
+            if a.handler == SIG_DFL || a.handler == SIG_IGN {
+                return Ok(0);
+            }
+        }
+        signals::send_thread(&th, info);
+    }
+    Ok(0)
 }
 
 pub fn sys_tkill(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -118,11 +196,7 @@ pub fn sys_tkill(t: &mut Task, a: &Args) -> KResult<u64> {
     if tid <= 0 {
         return Err(Errno::EINVAL);
     }
-    if tid != t.tid {
-        return Err(Errno::ESRCH);
-    }
-    t.send_signal_self(sig);
-    Ok(0)
+    send_tid(t, None, tid, sig)
 }
 
 pub fn sys_tgkill(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -131,9 +205,118 @@ pub fn sys_tgkill(t: &mut Task, a: &Args) -> KResult<u64> {
     if tgid <= 0 || tid <= 0 {
         return Err(Errno::EINVAL);
     }
-    if tgid != t.tgid || tid != t.tid {
-        return Err(Errno::ESRCH);
+    send_tid(t, Some(tgid), tid, sig)
+}
+
+pub fn sys_rt_sigreturn(t: &mut Task, _: &Args) -> KResult<u64> {
+    t.sigreturn()
+}
+
+/// Sleep until a signal is pending (sigsuspend, pause).
+fn sleep_for_signal(t: &Task) -> Errno {
+    let s = t.info.sleeper.clone();
+    loop {
+        let g = lock(&s.m);
+        let (_g, out) = signals::wait(s.clone(), &s.cv, g, None);
+        if let signals::WaitOutcome::Interrupted = out {
+            return Errno::ERESTARTNOHAND;
+        }
     }
-    t.send_signal_self(sig);
-    Ok(0)
+}
+
+pub fn sys_pause(t: &mut Task, _: &Args) -> KResult<u64> {
+    Err(sleep_for_signal(t))
+}
+
+pub fn sys_rt_sigsuspend(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.u(1) != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask: u64 = t.read_obj(a.u(0))?;
+    let old = t.sigmask;
+    t.set_sigmask(mask);
+    let _ = sleep_for_signal(t);
+    // Deliver now, under the temporary mask; the frame must then restore
+    // the mask from before the call, and report EINTR.
+    t.regs.rax = (-(Errno::EINTR.0 as i64)) as u64;
+    let rip = t.regs.rip;
+    t.deliver_signals(None);
+    if t.regs.rip != rip {
+        // uc_sigmask of the frame just built (rdx points at the ucontext).
+        let _ = t.write_obj(t.regs.rdx + 296, &old);
+    } else {
+        t.set_sigmask(old);
+    }
+    Err(Errno::EINTR)
+}
+
+pub fn sys_rt_sigpending(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.u(1) != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let bits = (lock(&t.info.signals).bits() | lock(&t.proc_().signals).bits()) & t.sigmask;
+    t.write_obj(a.u(0), &bits).map(|_| 0)
+}
+
+pub fn sys_rt_sigtimedwait(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.u(3) != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set: u64 = t.read_obj::<u64>(a.u(0))? & !signals::UNBLOCKABLE;
+    let deadline = if a.u(2) != 0 {
+        let ts: Timespec = t.read_obj(a.u(2))?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Some(
+            std::time::Instant::now()
+                + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+        )
+    } else {
+        None
+    };
+    let take = |t: &Task| -> Option<SigInfo> {
+        for q in [&t.info.signals, &t.proc_().signals] {
+            let mut q = lock(q);
+            if let Some(s) = q
+                .pending
+                .keys()
+                .copied()
+                .find(|&s| signals::bit(s) & set != 0)
+            {
+                return q.pending.remove(&s);
+            }
+        }
+        None
+    };
+    // Wait with the awaited signals unblocked so that they wake us.
+    let old = t.sigmask;
+    let s = t.info.sleeper.clone();
+    loop {
+        if let Some(info) = take(t) {
+            t.set_sigmask(old);
+            if a.u(1) != 0 {
+                t.copy_out(a.u(1), &info.to_bytes())?;
+            }
+            return Ok(info.signo as u64);
+        }
+        t.set_sigmask(old & !set);
+        let g = lock(&s.m);
+        let (_g, out) = signals::wait(s.clone(), &s.cv, g, deadline);
+        drop(_g);
+        t.set_sigmask(old);
+        match out {
+            signals::WaitOutcome::TimedOut => return Err(Errno::EAGAIN),
+            signals::WaitOutcome::Interrupted => {
+                if let Some(info) = take(t) {
+                    if a.u(1) != 0 {
+                        t.copy_out(a.u(1), &info.to_bytes())?;
+                    }
+                    return Ok(info.signo as u64);
+                }
+                return Err(Errno::EINTR);
+            }
+            signals::WaitOutcome::Woken => {}
+        }
+    }
 }

@@ -74,7 +74,9 @@ pub fn sys_time(t: &mut Task, a: &Args) -> KResult<u64> {
     Ok(ts.tv_sec as u64)
 }
 
-fn sleep_until(t: &Task, clock: i32, deadline: Timespec) -> KResult<()> {
+/// Sleep until `deadline` on `clock`; a signal interrupts with `restart`.
+fn sleep_until(t: &Task, clock: i32, deadline: Timespec, restart: Errno) -> KResult<()> {
+    let s = t.info.sleeper.clone();
     loop {
         let now = host_clock(t, clock)?;
         let left = (deadline.tv_sec - now.tv_sec) as i128 * 1_000_000_000
@@ -82,9 +84,13 @@ fn sleep_until(t: &Task, clock: i32, deadline: Timespec) -> KResult<()> {
         if left <= 0 {
             return Ok(());
         }
-        std::thread::sleep(std::time::Duration::from_nanos(
-            left.min(u64::MAX as i128) as u64
-        ));
+        let d = std::time::Instant::now()
+            + std::time::Duration::from_nanos(left.min(u64::MAX as i128 / 2) as u64);
+        let g = crate::vfs::lock(&s.m);
+        let (_g, out) = crate::signals::wait(s.clone(), &s.cv, g, Some(d));
+        if let crate::signals::WaitOutcome::Interrupted = out {
+            return Err(restart);
+        }
     }
 }
 
@@ -112,8 +118,22 @@ pub fn sys_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
     let req: Timespec = t.read_obj(a.u(0))?;
     check_ts(&req)?;
     let start = host_clock(t, 1)?;
-    sleep_until(t, 1, add(start, req))?;
-    Ok(0)
+    let deadline = add(start, req);
+    let r = sleep_until(t, 1, deadline, Errno::EINTR);
+    if r == Err(Errno::EINTR) && a.u(1) != 0 {
+        let now = host_clock(t, 1)?;
+        let mut left =
+            (deadline.tv_sec - now.tv_sec) * 1_000_000_000 + (deadline.tv_nsec - now.tv_nsec);
+        left = left.max(0);
+        t.write_obj(
+            a.u(1),
+            &Timespec {
+                tv_sec: left / 1_000_000_000,
+                tv_nsec: left % 1_000_000_000,
+            },
+        )?;
+    }
+    r.map(|_| 0)
 }
 
 pub fn sys_clock_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -140,6 +160,10 @@ pub fn sys_clock_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
     } else {
         add(host_clock(t, clock)?, req)
     };
-    sleep_until(t, clock, deadline)?;
-    Ok(0)
+    let restart = if flags & TIMER_ABSTIME != 0 {
+        Errno::ERESTARTNOHAND
+    } else {
+        Errno::EINTR
+    };
+    sleep_until(t, clock, deadline, restart).map(|_| 0)
 }

@@ -56,11 +56,37 @@ impl Pipe {
             g.readers = g.readers.saturating_sub(1);
         }
         self.cv.notify_all();
+        drop(g);
+        crate::syscalls::poll::hub().notify();
     }
 
     pub fn notify(&self) {
         let _g = lock(&self.inner);
         self.cv.notify_all();
+    }
+
+    /// poll(2) readiness of one end.
+    pub fn poll(&self, write: bool) -> i16 {
+        use crate::syscalls::poll::*;
+        let g = lock(&self.inner);
+        if write {
+            if g.readers == 0 {
+                POLLOUT | POLLERR
+            } else if g.cap - g.buf.len() >= PIPE_BUF.min(g.cap) {
+                POLLOUT | POLLWRNORM
+            } else {
+                0
+            }
+        } else {
+            let mut r = 0;
+            if !g.buf.is_empty() {
+                r |= POLLIN | POLLRDNORM;
+            }
+            if g.writers == 0 {
+                r |= POLLHUP;
+            }
+            r
+        }
     }
 
     pub fn read(self: &Arc<Self>, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
@@ -86,6 +112,8 @@ impl Pipe {
             buf[i] = b;
         }
         self.cv.notify_all();
+        drop(g);
+        crate::syscalls::poll::hub().notify();
         Ok(n)
     }
 
@@ -130,6 +158,7 @@ impl Pipe {
             g.buf.extend(&data[done..done + n]);
             done += n;
             self.cv.notify_all();
+            crate::syscalls::poll::hub().notify();
         }
         Ok(done)
     }

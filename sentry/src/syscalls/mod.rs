@@ -6,6 +6,7 @@ pub mod futex;
 pub mod info;
 pub mod mm;
 pub mod names;
+pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod time;
@@ -57,6 +58,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_stat => file::sys_stat,
     SYS_fstat => file::sys_fstat,
     SYS_lstat => file::sys_lstat,
+    SYS_poll => poll::sys_poll,
     SYS_lseek => file::sys_lseek,
     SYS_mmap => mm::sys_mmap,
     SYS_mprotect => mm::sys_mprotect,
@@ -71,6 +73,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_readv => file::sys_readv,
     SYS_writev => file::sys_writev,
     SYS_access => file::sys_access,
+    SYS_select => poll::sys_select,
     SYS_pipe => file::sys_pipe,
     SYS_sched_yield => process::sys_sched_yield,
     SYS_mremap => mm::sys_mremap,
@@ -160,6 +163,8 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_readlinkat => file::sys_readlinkat,
     SYS_fchmodat => file::sys_fchmodat,
     SYS_faccessat => file::sys_faccessat,
+    SYS_pselect6 => poll::sys_pselect6,
+    SYS_ppoll => poll::sys_ppoll,
     SYS_set_robust_list => process::sys_set_robust_list,
     SYS_get_robust_list => process::sys_get_robust_list,
     SYS_utimensat => file::sys_utimensat,

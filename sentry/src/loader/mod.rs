@@ -57,6 +57,9 @@ fn read_at(f: &File, off: u64, len: usize) -> KResult<Vec<u8>> {
     Ok(buf)
 }
 
+/// The interpreter of a dynamic executable: file, headers, path, dev, ino.
+type Interp = (Arc<File>, Elf, Vec<u8>, u64, u64);
+
 struct Elf {
     header: Header,
     phdrs: Vec<ProgramHeader>,
@@ -244,7 +247,7 @@ pub fn exec(
     };
 
     // Interpreter, if any.
-    let mut interp: Option<(Arc<File>, Elf, Vec<u8>, u64, u64)> = None;
+    let mut interp: Option<Interp> = None;
     for p in &elf.phdrs {
         if p.p_type == PT_INTERP {
             if p.p_filesz == 0 || p.p_filesz > 4096 {

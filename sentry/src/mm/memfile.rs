@@ -80,7 +80,7 @@ impl MemoryFile {
 
     /// Allocate `len` bytes (page multiple); the range reads as zeroes.
     pub fn allocate(&self, len: u64) -> KResult<u64> {
-        if len == 0 || len % PAGE_SIZE != 0 {
+        if len == 0 || !len.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let mut a = self.alloc.lock().map_err(|_| Errno::ENOMEM)?;

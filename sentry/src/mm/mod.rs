@@ -179,6 +179,7 @@ impl MemoryManager {
     }
 
     /// Create a mapping. `addr` is exact when `fixed`, a hint otherwise.
+    #[allow(clippy::too_many_arguments)]
     pub fn mmap(
         &mut self,
         addr: u64,
@@ -194,7 +195,7 @@ impl MemoryManager {
             return Err(Errno::EINVAL);
         }
         let start = if fixed || noreplace {
-            if addr % PAGE_SIZE != 0 {
+            if !addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
@@ -318,7 +319,7 @@ impl MemoryManager {
     }
 
     pub fn munmap(&mut self, addr: u64, len: u64) -> KResult<()> {
-        if addr % PAGE_SIZE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
             return Err(Errno::EINVAL);
         }
         let end = addr
@@ -332,7 +333,7 @@ impl MemoryManager {
     }
 
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: Prot) -> KResult<()> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
@@ -416,7 +417,8 @@ impl MemoryManager {
         const MREMAP_MAYMOVE: u32 = 1;
         const MREMAP_FIXED: u32 = 2;
         const MREMAP_DONTUNMAP: u32 = 4;
-        if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || old % PAGE_SIZE != 0
+        if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+            || !old.is_multiple_of(PAGE_SIZE)
         {
             return Err(Errno::EINVAL);
         }
@@ -470,7 +472,7 @@ impl MemoryManager {
         }
         // Move: copy the content into a fresh range, then drop the old one.
         let dest = if flags & MREMAP_FIXED != 0 {
-            if new_addr % PAGE_SIZE != 0 {
+            if !new_addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             let e = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
@@ -507,7 +509,7 @@ impl MemoryManager {
 
     /// MADV_DONTNEED: private pages read back as zero.
     pub fn madvise_dontneed(&mut self, addr: u64, len: u64) -> KResult<()> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let end = addr

@@ -216,7 +216,7 @@ pub fn sys_creat(t: &mut Task, a: &Args) -> KResult<u64> {
 pub fn sys_openat2(t: &mut Task, a: &Args) -> KResult<u64> {
     let path = t.read_path(a.u(1))?;
     let size = a.usize(3);
-    if size < 24 || size > 4096 {
+    if !(24..=4096).contains(&size) {
         return Err(Errno::EINVAL);
     }
     let how: [u64; 2] = t.read_obj(a.u(2))?;

@@ -19,7 +19,7 @@ const FUTEX_PRIVATE_FLAG: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 
 fn key(t: &Task, addr: u64, private: bool) -> KResult<Key> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let mm = t.mm();

@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
     let (addr, len, prot, flags, fd, off) =
         (a.u(0), a.u(1), a.uint(2), a.uint(3), a.int(4), a.u(5));
-    if len == 0 || off % PAGE_SIZE != 0 {
+    if len == 0 || !off.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | 0x0100_0000 | 0x0200_0000) != 0 {
@@ -123,7 +123,7 @@ pub fn sys_madvise(t: &mut Task, a: &Args) -> KResult<u64> {
     const MADV_DONTNEED: i32 = 4;
     const MADV_FREE: i32 = 8;
     let (addr, len, advice) = (a.u(0), a.u(1), a.int(2));
-    if addr % PAGE_SIZE != 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     match advice {
@@ -161,7 +161,7 @@ pub fn sys_msync(t: &mut Task, a: &Args) -> KResult<u64> {
     const MS_INVALIDATE: i32 = 2;
     const MS_SYNC: i32 = 4;
     let flags = a.int(2);
-    if a.u(0) % PAGE_SIZE != 0
+    if !a.u(0).is_multiple_of(PAGE_SIZE)
         || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
         || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0)
     {
@@ -173,7 +173,7 @@ pub fn sys_msync(t: &mut Task, a: &Args) -> KResult<u64> {
 
 pub fn sys_mincore(t: &mut Task, a: &Args) -> KResult<u64> {
     let (addr, len) = (a.u(0), a.u(1));
-    if addr % PAGE_SIZE != 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     check_mapped(t, addr, len)?;

@@ -224,7 +224,7 @@ pub fn sys_waitid(t: &mut Task, a: &Args) -> KResult<u64> {
     if infop != 0 {
         let mut b = [0u8; 128];
         if let Some((pid, status)) = got {
-            let (code, st) = match status {
+            let (code, st): (i32, i32) = match status {
                 ExitStatus::Exited(c) => (1, c),
                 ExitStatus::Signaled(s) => (
                     if crate::kernel::process::wait_status(status) & 0x80 != 0 {
@@ -236,7 +236,7 @@ pub fn sys_waitid(t: &mut Task, a: &Args) -> KResult<u64> {
                 ),
             };
             b[0..4].copy_from_slice(&17i32.to_le_bytes()); // SIGCHLD
-            b[8..12].copy_from_slice(&(code as i32).to_le_bytes());
+            b[8..12].copy_from_slice(&code.to_le_bytes());
             b[16..20].copy_from_slice(&pid.to_le_bytes());
             b[24..28].copy_from_slice(&st.to_le_bytes());
         }
@@ -385,7 +385,7 @@ pub fn sys_sched_getaffinity(t: &mut Task, a: &Args) -> KResult<u64> {
     }
     let n = t.k.ncpus;
     let need = n.div_ceil(64) * 8;
-    if size < need || size % 8 != 0 {
+    if size < need || !size.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mut mask = vec![0u8; need];

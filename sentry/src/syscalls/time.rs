@@ -140,11 +140,7 @@ pub fn sys_clock_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
     const TIMER_ABSTIME: i32 = 1;
     let (clock, flags) = (a.int(0), a.int(1));
     if !matches!(clock, 0 | 1 | 7 | 8 | 9 | 11) {
-        return Err(if matches!(clock, 2 | 3) {
-            Errno::EINVAL
-        } else {
-            Errno::EINVAL
-        });
+        return Err(Errno::EINVAL);
     }
     let clock = if clock == 8 {
         0

@@ -8,6 +8,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// A directory entry as getdents reports it: name, inode, DT_* type.
+pub type DirEntry = (Vec<u8>, u64, u8);
+
 pub enum FileKind {
     /// Lower-layer regular file: reads go to the gofer-donated host fd.
     Lower {
@@ -17,7 +20,7 @@ pub enum FileKind {
     Mem(Arc<Inode>),
     /// A directory; the listing is taken at the first getdents.
     Dir {
-        entries: Mutex<Option<Vec<(Vec<u8>, u64, u8)>>>,
+        entries: Mutex<Option<Vec<DirEntry>>>,
     },
     Dev(DevKind),
     /// One of the sandbox's stdio streams, a host fd owned by the kernel.

@@ -1,0 +1,150 @@
+//! Processes, threads and signals (issue 4), differential: each program runs
+//! natively and under rvisor with identical stdout and exit status.
+
+use rvisor_tests::{compile_static_c, Invocation, TempDir};
+
+fn sh(script: &str) -> Invocation {
+    Invocation::new(&["/bin/busybox", "sh", "-c", script])
+}
+
+#[test]
+fn pipeline_sort() {
+    sh("/bin/busybox seq 100000 | /bin/busybox sort -n | /bin/busybox tail -1").assert_same();
+}
+
+#[test]
+fn subshell_status() {
+    sh("(echo sub; exit 3); echo $?").assert_same();
+}
+
+#[test]
+fn background_job_and_wait() {
+    sh("/bin/busybox sleep 0.1 & echo started; wait; echo waited $?").assert_same();
+}
+
+#[test]
+fn trap_usr1() {
+    sh("trap 'echo got' USR1; kill -USR1 $$; echo after").assert_same();
+}
+
+#[test]
+fn timeout_kills_with_sigterm() {
+    let (_, sandboxed) =
+        sh("/bin/busybox timeout 1 /bin/busybox sleep 5; echo status=$?").assert_same();
+    assert!(sandboxed.stdout_str().contains("status=143"));
+}
+
+#[test]
+fn xargs_parallel() {
+    sh("/bin/busybox seq 1 40 | /bin/busybox xargs -P4 -n5 echo | /bin/busybox wc -l")
+        .assert_same();
+}
+
+const THREADS: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+static long total;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static void *work(void *arg) {
+    pthread_mutex_lock(&mu);
+    total += (long)arg;
+    pthread_mutex_unlock(&mu);
+    return arg;
+}
+int main(void) {
+    long joined = 0;
+    for (long i = 0; i < 1000; i += 10) {
+        pthread_t t[10];
+        for (int j = 0; j < 10; j++)
+            if (pthread_create(&t[j], 0, work, (void *)(i + j)) != 0) return 2;
+        for (int j = 0; j < 10; j++) {
+            void *r;
+            pthread_join(t[j], &r);
+            joined += (long)r;
+        }
+    }
+    printf("total=%ld joined=%ld\n", total, joined);
+    return 0;
+}
+"#;
+
+#[test]
+fn thread_create_join_1000() {
+    let dir = TempDir::new("threads");
+    let exe = compile_static_c(&dir, "threads", THREADS);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}
+
+const SIGNALS: &str = r#"
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+static sigjmp_buf env;
+static volatile int hits;
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    hits++;
+    printf("caught %d code=%d addr_ok=%d\n", sig, si->si_code, si->si_addr == (void *)16);
+    siglongjmp(env, 1);
+}
+static void on_fpe(int sig) { printf("fpe %d\n", sig); siglongjmp(env, 2); }
+static void on_alarm(int sig) { (void)sig; }
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, 0);
+    if (sigsetjmp(env, 1) == 0) {
+        *(volatile int *)16 = 1;
+    }
+    signal(SIGFPE, on_fpe);
+    volatile int zero = 0;
+    if (sigsetjmp(env, 1) == 0) {
+        printf("%d\n", 10 / zero);
+    }
+    /* A signal interrupting a blocking read: EINTR without SA_RESTART. */
+    int p[2];
+    pipe(p);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, 0);
+    pid_t child = fork();
+    if (child == 0) {
+        usleep(100000);
+        kill(getppid(), SIGALRM);
+        usleep(100000);
+        write(p[1], "x", 1);
+        _exit(0);
+    }
+    char c;
+    ssize_t n = read(p[0], &c, 1);
+    printf("read1 n=%zd errno=%s\n", n, n < 0 ? strerror(errno) : "-");
+    n = read(p[0], &c, 1);
+    printf("read2 n=%zd c=%c\n", n, c);
+    printf("hits=%d\n", hits);
+    return 0;
+}
+"#;
+
+#[test]
+fn segv_fpe_handlers_and_eintr() {
+    let dir = TempDir::new("signals");
+    let exe = compile_static_c(&dir, "signals", SIGNALS);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}
+
+#[test]
+fn python_subprocess_and_threads() {
+    Invocation::new(&[
+        "/usr/bin/python3",
+        "-c",
+        "import subprocess, threading; \
+         print(subprocess.run(['/bin/busybox', 'echo', 'hi'], capture_output=True).stdout); \
+         t = threading.Thread(target=lambda: print('thread')); t.start(); t.join()",
+    ])
+    .assert_same();
+}

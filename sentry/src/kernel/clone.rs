@@ -187,6 +187,7 @@ fn run_child(s: ChildSpec) {
         }
     };
     s.info.proc_.lock().threads.insert(s.tid, ctx.host_pid());
+    ctx.colocate(s.tid as usize);
     crate::signals::set_current(s.info.clone());
     let mut task = Task {
         k: s.k,

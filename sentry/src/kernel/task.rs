@@ -110,6 +110,7 @@ impl Task {
             Errno::EAGAIN
         })?;
         let tid = k.alloc_pid();
+        ctx.colocate(tid as usize);
         let mm = MemoryManager::new(k.mf.clone(), k.platform.new_address_space());
         let proc_ = Arc::new(Process::new(tid, 0, tid, tid));
         proc_.lock().threads.insert(tid, ctx.host_pid());

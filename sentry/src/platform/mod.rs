@@ -67,6 +67,8 @@ pub trait Context: Send {
     /// only when needed (signal delivery), never on every stop.
     fn fp_state(&mut self) -> Result<Vec<u8>, PlatformError>;
     fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError>;
+    /// Place the stub and the calling (driving) thread on the same CPU.
+    fn colocate(&self, _slot: usize) {}
 }
 
 pub trait Platform: Send + Sync {

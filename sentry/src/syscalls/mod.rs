@@ -202,7 +202,16 @@ pub fn dispatch(t: &mut Task) {
     let args = Args([
         t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9,
     ]);
-    let entry = table().get(nr as usize).copied().flatten();
+    // `int 0x80` and `sysenter` enter the 32-bit ABI, whose numbers mean
+    // other calls: refuse them rather than misinterpret them.
+    let mut insn = [0u8; 2];
+    let compat = t.copy_in(t.regs.rip.wrapping_sub(2), &mut insn).is_ok()
+        && (insn == [0xcd, 0x80] || insn == [0x0f, 0x34]);
+    let entry = if compat {
+        None
+    } else {
+        table().get(nr as usize).copied().flatten()
+    };
     let result = match entry {
         Some(s) => (s.handler)(t, &args),
         None => {

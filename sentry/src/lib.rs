@@ -11,6 +11,7 @@ pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod platform;
+pub mod seccomp;
 pub mod signals;
 pub mod syscalls;
 pub mod vfs;
@@ -50,6 +51,8 @@ pub enum BootError {
     Gofer(i32),
     #[error("init task: {0}")]
     Task(Errno),
+    #[error("{0}")]
+    Seccomp(seccomp::SeccompError),
 }
 
 fn ensure_dir(root: &Arc<Dentry>, name: &[u8], t: &Task) -> Arc<Dentry> {
@@ -202,6 +205,10 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             return Ok(127);
         }
     }
+    // From here on the sentry can reach the host only through its
+    // allow-list: no open, no exec, no sockets.
+    seccomp::install(cfg.debug).map_err(BootError::Seccomp)?;
+
     let name = cfg.argv.first().cloned().unwrap_or_default();
     let shown = String::from_utf8_lossy(&name).to_string();
     let path = match find_program(&init, &name, &cfg.env) {

@@ -11,6 +11,7 @@ use std::os::fd::OwnedFd;
 
 pub mod client;
 pub mod confine;
+pub mod filter;
 pub mod proto;
 pub mod server;
 pub mod wire;
@@ -50,5 +51,7 @@ impl Error {
 /// stdio and `sock` open) and has no other threads.
 pub fn run(sock: OwnedFd, mounts: Vec<confine::MountSpec>) -> Result<(), Error> {
     let roots = confine::confine(&mounts)?;
+    filter::drop_capabilities().map_err(|e| Error::Protocol(e.to_string()))?;
+    filter::install().map_err(|e| Error::Protocol(e.to_string()))?;
     server::serve(sock, roots)
 }

@@ -207,6 +207,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     }
     // From here on the sentry can reach the host only through its
     // allow-list: no open, no exec, no sockets.
+    seccomp::drop_capabilities().map_err(|e| BootError::Seccomp(e.into()))?;
     seccomp::install(cfg.debug).map_err(BootError::Seccomp)?;
 
     let name = cfg.argv.first().cloned().unwrap_or_default();

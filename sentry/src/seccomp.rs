@@ -18,6 +18,8 @@ pub enum SeccompError {
     Build(#[from] seccompiler::BackendError),
     #[error("installing the seccomp filter: {0}")]
     Install(#[from] seccompiler::Error),
+    #[error("dropping capabilities: {0}")]
+    Caps(#[from] caps::errors::CapsError),
 }
 
 fn eq(arg: u8, v: u64) -> Cond {
@@ -169,6 +171,19 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len());
         libc::_exit(159);
     }
+}
+
+/// Drop every capability (the sentry is root only inside its own user
+/// namespace, and needs none of it after boot).
+pub fn drop_capabilities() -> Result<(), caps::errors::CapsError> {
+    for cap in caps::all() {
+        caps::drop(None, caps::CapSet::Bounding, cap)?;
+    }
+    caps::clear(None, caps::CapSet::Ambient)?;
+    caps::clear(None, caps::CapSet::Inheritable)?;
+    caps::clear(None, caps::CapSet::Effective)?;
+    caps::clear(None, caps::CapSet::Permitted)?;
+    Ok(())
 }
 
 /// Install the filters on every sentry thread.

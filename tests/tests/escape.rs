@@ -1,0 +1,31 @@
+//! The escape suite: `tests/escape/escape.c` tries one known escape class
+//! per check from inside the sandbox; every attempt must fail, and the host
+//! file the workload tried to append to must be unchanged.
+
+use rvisor_tests::{compile_static_c, Invocation, TempDir};
+
+#[test]
+fn every_escape_attempt_fails() {
+    let dir = TempDir::new("escape");
+    let src = std::fs::read_to_string(rvisor_tests::workspace_root().join("tests/escape/escape.c"))
+        .expect("tests/escape/escape.c");
+    let exe = compile_static_c(&dir, "escape", &src);
+    let marker = dir.write_file("marker", b"host\n", 0o666);
+    let out = Invocation::new(&[exe.to_str().unwrap(), marker.to_str().unwrap()]).run_rvisor();
+    let text = out.stdout_str();
+    eprintln!("{text}");
+    assert!(
+        !text.contains("ESCAPED"),
+        "an escape attempt succeeded:\n{text}"
+    );
+    assert_eq!(out.status, 0, "{}", out.describe());
+    assert!(
+        text.lines().count() >= 20,
+        "the suite did not run to the end:\n{text}"
+    );
+    assert_eq!(
+        std::fs::read(&marker).expect("marker"),
+        b"host\n",
+        "the host file changed"
+    );
+}

@@ -148,3 +148,57 @@ fn python_subprocess_and_threads() {
     ])
     .assert_same();
 }
+
+const TIMERS: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+static volatile int alarms, ticks;
+static void on_alarm(int s) { (void)s; alarms++; }
+static void on_tick(int s) { (void)s; ticks++; }
+int main(void) {
+    signal(SIGALRM, on_alarm);
+    alarm(1);
+    pause();
+    printf("alarm fired %d, alarm(0) left %u\n", alarms, alarm(0));
+    signal(SIGALRM, on_tick);
+    struct itimerval it = {{0, 20000}, {0, 20000}};
+    setitimer(ITIMER_REAL, &it, 0);
+    while (ticks < 5) pause();
+    struct itimerval off = {{0, 0}, {0, 0}}, old;
+    setitimer(ITIMER_REAL, &off, &old);
+    printf("ticks>=5 %d interval %ld\n", ticks >= 5, (long)old.it_interval.tv_usec);
+    /* POSIX timer overruns: block the signal while the timer fires often. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, 0);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGUSR1;
+    ev.sigev_value.sival_int = 42;
+    timer_t tid;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &tid) != 0) { perror("timer_create"); return 1; }
+    struct itimerspec ts = {{0, 5000000}, {0, 5000000}};
+    timer_settime(tid, 0, &ts, 0);
+    usleep(200000);
+    siginfo_t si;
+    int sig = sigwaitinfo(&set, &si);
+    int over = timer_getoverrun(tid);
+    printf("sig=%d code_is_timer=%d value=%d overrun_positive=%d\n", sig, si.si_code == SI_TIMER, si.si_value.sival_int, over > 0);
+    timer_delete(tid);
+    printf("delete again: %d\n", timer_delete(tid));
+    return 0;
+}
+"#;
+
+#[test]
+fn alarm_itimer_and_posix_timer_overruns() {
+    let dir = TempDir::new("timers");
+    let exe = compile_static_c(&dir, "timers", TIMERS);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod futex;
 pub mod process;
 pub mod task;
+pub mod timers;
 
 use crate::mm::memfile::MemoryFile;
 use crate::mm::MemoryManager;
@@ -207,6 +208,13 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
             std::mem::take(&mut ps.zombies),
         )
     };
+    // Timers die with the process.
+    for tm in lock(&p.itimers).iter_mut().filter_map(|t| t.take()) {
+        tm.delete();
+    }
+    for (_, tm) in std::mem::take(&mut *lock(&p.posix_timers)) {
+        tm.delete();
+    }
     for z in zombies.keys() {
         k.remove_process(*z);
     }

@@ -29,6 +29,10 @@ pub struct Process {
     pub signals: Mutex<crate::signals::SigQueue>,
     /// Mirrors `state.exit.is_some()` for lock-free checks while blocked.
     pub exiting: std::sync::atomic::AtomicBool,
+    /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
+    pub itimers: Mutex<[Option<std::sync::Arc<super::timers::Timer>>; 3]>,
+    /// POSIX timers by id.
+    pub posix_timers: Mutex<BTreeMap<i32, std::sync::Arc<super::timers::Timer>>>,
 }
 
 impl Process {
@@ -42,6 +46,8 @@ impl Process {
             child_event: Condvar::new(),
             signals: Mutex::new(Default::default()),
             exiting: std::sync::atomic::AtomicBool::new(false),
+            itimers: Mutex::new([None, None, None]),
+            posix_timers: Mutex::new(BTreeMap::new()),
         }
     }
 

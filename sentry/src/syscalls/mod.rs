@@ -10,6 +10,7 @@ pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod time;
+pub mod timer;
 
 use crate::abi::*;
 use crate::kernel::task::Task;
@@ -84,6 +85,9 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_dup2 => file::sys_dup2,
     SYS_pause => signal::sys_pause,
     SYS_nanosleep => time::sys_nanosleep,
+    SYS_getitimer => timer::sys_getitimer,
+    SYS_alarm => timer::sys_alarm,
+    SYS_setitimer => timer::sys_setitimer,
     SYS_getpid => process::sys_getpid,
     SYS_clone => process::sys_clone,
     SYS_fork => process::sys_fork,
@@ -149,6 +153,11 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_sched_getaffinity => process::sys_sched_getaffinity,
     SYS_set_tid_address => process::sys_set_tid_address,
     SYS_fadvise64 => file::sys_fadvise64,
+    SYS_timer_create => timer::sys_timer_create,
+    SYS_timer_settime => timer::sys_timer_settime,
+    SYS_timer_gettime => timer::sys_timer_gettime,
+    SYS_timer_getoverrun => timer::sys_timer_getoverrun,
+    SYS_timer_delete => timer::sys_timer_delete,
     SYS_clock_gettime => time::sys_clock_gettime,
     SYS_clock_getres => time::sys_clock_getres,
     SYS_clock_nanosleep => time::sys_clock_nanosleep,

@@ -181,7 +181,9 @@ fn send_tid(t: &Task, tgid: Option<i32>, tid: i32, sig: i32) -> KResult<u64> {
         };
         if th.tgid == 1 {
             let a = lock(&th.sigactions)[(sig - 1) as usize & 63];
-            if a.handler == SIG_DFL || a.handler == SIG_IGN {
+            let blocked =
+                th.sigmask.load(std::sync::atomic::Ordering::Relaxed) & signals::bit(sig) != 0;
+            if (a.handler == SIG_DFL || a.handler == SIG_IGN) && !blocked {
                 return Ok(0);
             }
         }

@@ -202,3 +202,40 @@ fn alarm_itimer_and_posix_timer_overruns() {
     let exe = compile_static_c(&dir, "timers", TIMERS);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const CREDS: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+#include <grp.h>
+#include <errno.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+int main(void) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    syscall(SYS_capget, &h, d);
+    printf("root eff_nonzero=%d eff_eq_perm=%d\n", d[0].effective != 0, d[0].effective == d[0].permitted);
+    printf("setresuid(1000,1000,0)=%d\n", setresuid(1000, 1000, 0));
+    syscall(SYS_capget, &h, d);
+    printf("after eff=%x perm_nonzero=%d euid=%d\n", d[0].effective, d[0].permitted != 0, geteuid());
+    printf("open shadow: %s\n", open("/etc/shadow", O_RDONLY) < 0 ? strerror(errno) : "ok");
+    printf("seteuid(0)=%d euid=%d\n", seteuid(0), geteuid());
+    syscall(SYS_capget, &h, d);
+    printf("back eff_nonzero=%d\n", d[0].effective != 0);
+    printf("setuid(1000)=%d\n", setuid(1000));
+    syscall(SYS_capget, &h, d);
+    printf("dropped eff=%x perm=%x\n", d[0].effective, d[0].permitted);
+    printf("setuid(0)=%d errno=%s\n", setuid(0), strerror(errno));
+    printf("setgroups=%d errno=%s\n", setgroups(0, 0), strerror(errno));
+    return 0;
+}
+"#;
+
+#[test]
+fn setuid_family_and_capability_transitions() {
+    let dir = TempDir::new("creds");
+    let exe = compile_static_c(&dir, "creds", CREDS);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

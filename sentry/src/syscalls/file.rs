@@ -877,7 +877,11 @@ pub fn sys_mkdirat(t: &mut Task, a: &Args) -> KResult<u64> {
 
 fn check_sticky(t: &Task, dir: &Meta, victim: &Meta) -> KResult<()> {
     let c = t.creds();
-    if dir.mode & 0o1000 != 0 && c.fsuid != 0 && c.fsuid != dir.uid && c.fsuid != victim.uid {
+    if dir.mode & 0o1000 != 0
+        && !c.has_cap(crate::kernel::creds::CAP_FOWNER)
+        && c.fsuid != dir.uid
+        && c.fsuid != victim.uid
+    {
         return Err(Errno::EPERM);
     }
     Ok(())
@@ -1113,7 +1117,7 @@ fn set_meta(t: &Task, d: &Arc<Dentry>, f: impl FnOnce(&mut Meta) -> KResult<()>)
 fn chmod_d(t: &Task, d: &Arc<Dentry>, mode: u32) -> KResult<u64> {
     let c = t.creds();
     set_meta(t, d, |m| {
-        if c.fsuid != 0 && c.fsuid != m.uid {
+        if !c.has_cap(crate::kernel::creds::CAP_FOWNER) && c.fsuid != m.uid {
             return Err(Errno::EPERM);
         }
         m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
@@ -1145,7 +1149,7 @@ pub fn sys_fchmodat(t: &mut Task, a: &Args) -> KResult<u64> {
 fn chown_d(t: &Task, d: &Arc<Dentry>, uid: u32, gid: u32) -> KResult<u64> {
     let c = t.creds();
     set_meta(t, d, |m| {
-        if c.fsuid != 0 {
+        if !c.has_cap(crate::kernel::creds::CAP_CHOWN) {
             if uid != u32::MAX && uid != m.uid {
                 return Err(Errno::EPERM);
             }

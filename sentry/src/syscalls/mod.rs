@@ -1,6 +1,7 @@
 //! The syscall table: number -> handler. Unknown numbers return ENOSYS and
 //! are counted per number (reported with `--debug`).
 
+pub mod creds;
 pub mod file;
 pub mod futex;
 pub mod info;
@@ -135,6 +136,17 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_getpgid => process::sys_getpgid,
     SYS_getsid => process::sys_getsid,
     SYS_getgroups => process::sys_getgroups,
+    SYS_setuid => creds::sys_setuid,
+    SYS_setgid => creds::sys_setgid,
+    SYS_setreuid => creds::sys_setreuid,
+    SYS_setregid => creds::sys_setregid,
+    SYS_setgroups => creds::sys_setgroups,
+    SYS_setresuid => creds::sys_setresuid,
+    SYS_setresgid => creds::sys_setresgid,
+    SYS_setfsuid => creds::sys_setfsuid,
+    SYS_setfsgid => creds::sys_setfsgid,
+    SYS_capget => creds::sys_capget,
+    SYS_capset => creds::sys_capset,
     SYS_getresuid => process::sys_getresuid,
     SYS_getresgid => process::sys_getresgid,
     SYS_rt_sigpending => signal::sys_rt_sigpending,

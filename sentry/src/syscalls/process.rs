@@ -430,7 +430,7 @@ fn set_limit(t: &mut Task, r: usize, new: Rlimit) -> KResult<()> {
         return Err(Errno::EINVAL);
     }
     let old = t.rlimits[r];
-    if new.max > old.max && t.creds.euid != 0 {
+    if new.max > old.max && !t.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE) {
         return Err(Errno::EPERM);
     }
     if r == RLIMIT_NOFILE && new.max > 1 << 20 {

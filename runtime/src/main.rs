@@ -91,7 +91,14 @@ fn init_logging(debug: bool, log_fd: Option<i32>) {
     if !debug && log_fd.is_none() {
         return;
     }
-    let filter = tracing_subscriber::EnvFilter::new(if debug { "debug" } else { "info" });
+    let level = std::env::var("RVISOR_LOG").unwrap_or_else(|_| {
+        if debug {
+            "debug".into()
+        } else {
+            "info".into()
+        }
+    });
+    let filter = tracing_subscriber::EnvFilter::new(level);
     match log_fd {
         Some(fd) => {
             use std::os::fd::FromRawFd;

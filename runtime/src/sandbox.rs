@@ -170,6 +170,12 @@ fn spawn_sentry(exe: &std::fs::File, argv: &[Vec<u8>], keep: &[RawFd]) -> Result
         .map(|a| std::ffi::CString::new(a.clone()))
         .collect::<std::result::Result<_, _>>()
         .context("argument contains a NUL byte")?;
+    // RVISOR_LOG (a tracing filter) is the only variable passed through.
+    let log_env: Vec<std::ffi::CString> = std::env::var("RVISOR_LOG")
+        .ok()
+        .and_then(|v| std::ffi::CString::new(format!("RVISOR_LOG={v}")).ok())
+        .into_iter()
+        .collect();
     let exe_fd = exe.as_raw_fd();
     let rd_fd = rd.as_raw_fd();
     let keep = keep.to_vec();
@@ -205,7 +211,8 @@ fn spawn_sentry(exe: &std::fs::File, argv: &[Vec<u8>], keep: &[RawFd]) -> Result
         }
         let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
         ptrs.push(std::ptr::null());
-        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        let mut envp: Vec<*const libc::c_char> = log_env.iter().map(|c| c.as_ptr()).collect();
+        envp.push(std::ptr::null());
         // SAFETY: argv/envp are NUL-terminated arrays of C strings that live
         // until exec; exe_fd is open.
         unsafe {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,7 +41,10 @@ static int skipped(long nr) {
     return 0;
 }
 
-static char buf[1 << 16];
+/* Valid pointers point into a region fenced by PROT_NONE pages, so a call
+ * writing past it faults (EFAULT) instead of corrupting the tester. */
+#define BUF_SIZE (1 << 16)
+static char *buf;
 
 static long arg(void) {
     switch (next() % 8) {
@@ -48,7 +52,7 @@ static long arg(void) {
     case 1: return (long)(next() % 64);
     case 2: return -(long)(next() % 8);
     case 3: return (long)next();
-    case 4: return (long)(buf + next() % sizeof buf); /* valid pointer */
+    case 4: return (long)(buf + next() % BUF_SIZE); /* valid pointer */
     case 5: return (long)(0x1000 + next() % 0x10000); /* unmapped low */
     case 6: return (long)(0x7fffffffd000 + next() % 0x2000); /* stub region */
     default: return (long)(next() % 0x100000000ull);
@@ -58,6 +62,9 @@ static long arg(void) {
 int main(int argc, char **argv) {
     long iters = argc > 1 ? atol(argv[1]) : 100000;
     state = argc > 2 ? strtoull(argv[2], 0, 0) : 0x9e3779b97f4a7c15ull;
+    char *region = mmap(0, BUF_SIZE + 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (region == MAP_FAILED || mprotect(region + 4096, BUF_SIZE, PROT_READ | PROT_WRITE) != 0) return 2;
+    buf = region + 4096;
     printf("seed %#llx iters %ld\n", (unsigned long long)state, iters);
     fflush(stdout);
     long ok = 0, err = 0;

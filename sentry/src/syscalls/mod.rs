@@ -233,6 +233,17 @@ pub fn dispatch(t: &mut Task) {
     } else {
         table().get(nr as usize).copied().flatten()
     };
+    if t.debug {
+        tracing::trace!(
+            tid = t.tid,
+            "enter {}({:#x}, {:#x}, {:#x}, {:#x})",
+            names::syscall_name(nr),
+            args.0[0],
+            args.0[1],
+            args.0[2],
+            args.0[3]
+        );
+    }
     let result = match entry {
         Some(s) => (s.handler)(t, &args),
         None => {

@@ -239,3 +239,42 @@ fn setuid_family_and_capability_transitions() {
     let exe = compile_static_c(&dir, "creds", CREDS);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const JOBCTL: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    pid_t c = fork();
+    if (c == 0) { for (;;) pause(); }
+    kill(c, SIGSTOP);
+    siginfo_t si;
+    waitid(P_PID, c, &si, WSTOPPED);
+    printf("stopped: code=%d status=%d\n", si.si_code, si.si_status);
+    int st;
+    kill(c, SIGCONT);
+    pid_t r = waitpid(c, &st, WCONTINUED);
+    printf("continued: %d %d\n", r == c, WIFCONTINUED(st));
+    kill(c, SIGTSTP);
+    r = waitpid(c, &st, WUNTRACED);
+    printf("tstp: %d stopped=%d sig=%d\n", r == c, WIFSTOPPED(st), WSTOPSIG(st));
+    kill(c, SIGKILL);
+    r = waitpid(c, &st, 0);
+    printf("killed: %d sig=%d\n", WIFSIGNALED(st), WTERMSIG(st));
+    /* Core-dumping default action reports WCOREDUMP. */
+    c = fork();
+    if (c == 0) { abort(); }
+    waitpid(c, &st, 0);
+    printf("abort: sig=%d core=%d\n", WTERMSIG(st), WCOREDUMP(st) ? 1 : 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn waitid_on_stopped_and_continued_children() {
+    let dir = TempDir::new("jobctl");
+    let exe = compile_static_c(&dir, "jobctl", JOBCTL);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

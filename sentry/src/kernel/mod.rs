@@ -273,13 +273,13 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
             parent.child_event.notify_all();
             let (code, st) = match status {
                 task::ExitStatus::Exited(c) => (crate::signals::CLD_EXITED, c),
-                task::ExitStatus::Signaled(s) => (
+                task::ExitStatus::Signaled(sig) => (
                     if process::wait_status(status) & 0x80 != 0 {
                         crate::signals::CLD_DUMPED
                     } else {
                         crate::signals::CLD_KILLED
                     },
-                    s,
+                    sig & 0x7f,
                 ),
             };
             let info = crate::signals::SigInfo {

@@ -15,6 +15,12 @@ pub struct ProcState {
     pub threads: BTreeMap<i32, i32>,
     /// Set once the process has exited (exit_group or last thread).
     pub exit: Option<ExitStatus>,
+    /// Job control: the signal that stopped the process, while stopped.
+    pub stopped: Option<i32>,
+    /// A stop not yet reported to wait(WUNTRACED).
+    pub stop_report: Option<i32>,
+    /// A continue not yet reported to wait(WCONTINUED).
+    pub cont_report: bool,
 }
 
 pub struct Process {
@@ -25,6 +31,8 @@ pub struct Process {
     pub state: Mutex<ProcState>,
     /// Signalled when a child exits (wait4 sleeps here).
     pub child_event: Condvar,
+    /// Signalled when a stopped process continues (or is killed).
+    pub stop_cv: Condvar,
     /// Process-directed pending signals.
     pub signals: Mutex<crate::signals::SigQueue>,
     /// Mirrors `state.exit.is_some()` for lock-free checks while blocked.
@@ -44,6 +52,7 @@ impl Process {
             sid: AtomicI32::new(sid),
             state: Mutex::new(ProcState::default()),
             child_event: Condvar::new(),
+            stop_cv: Condvar::new(),
             signals: Mutex::new(Default::default()),
             exiting: std::sync::atomic::AtomicBool::new(false),
             itimers: Mutex::new([None, None, None]),
@@ -69,9 +78,8 @@ impl Process {
 pub fn wait_status(st: ExitStatus) -> i32 {
     match st {
         ExitStatus::Exited(c) => (c & 0xff) << 8,
-        ExitStatus::Signaled(s) => {
-            let core = matches!(s, 3 | 4 | 5 | 6 | 7 | 8 | 11 | 24 | 25 | 31);
-            s | if core { 0x80 } else { 0 }
-        }
+        // The 0x80 (core dumped) bit rides in the status when RLIMIT_CORE
+        // allowed a dump (see Task::core_status).
+        ExitStatus::Signaled(s) => s & 0xff,
     }
 }

@@ -22,7 +22,7 @@ impl ExitStatus {
     pub fn shell_code(self) -> i32 {
         match self {
             ExitStatus::Exited(c) => c & 0xff,
-            ExitStatus::Signaled(s) => 128 + s,
+            ExitStatus::Signaled(s) => 128 + (s & 0x7f),
         }
     }
 }
@@ -264,6 +264,10 @@ impl Task {
             if let Some(st) = self.exit {
                 return self.exit_thread(st);
             }
+            if self.proc_().lock().stopped.is_some() {
+                self.wait_while_stopped();
+                continue;
+            }
             let as_ = lock(&self.mm()).as_.clone();
             match self.ctx.switch(&*as_, &mut self.regs) {
                 Ok(Event::Syscall) => crate::syscalls::dispatch(self),
@@ -316,7 +320,7 @@ impl Task {
 
     /// Terminate the thread group with `signo`.
     pub fn force_signal(&mut self, signo: i32) {
-        self.exit = Some(ExitStatus::Signaled(signo));
+        self.exit = Some(ExitStatus::Signaled(self.core_status(signo)));
         self.group_exit = true;
     }
 

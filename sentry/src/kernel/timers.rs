@@ -208,7 +208,7 @@ impl Timer {
                 match &self.notify {
                     Notify::Thread { tid, .. } => {
                         if let Some(th) = k.thread(*tid) {
-                            signals::send_thread(&th, info);
+                            signals::send_thread(&k, &th, info);
                         }
                     }
                     _ => signals::send_process(&k, &p, info),

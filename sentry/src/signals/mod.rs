@@ -185,9 +185,12 @@ pub fn kick(th: &ThreadInfo) {
     }
 }
 
-pub fn send_thread(th: &ThreadInfo, info: SigInfo) {
+pub fn send_thread(k: &Kernel, th: &ThreadInfo, info: SigInfo) {
     if info.signo == 0 {
         return;
+    }
+    if info.signo == SIGCONT || default_stops(info.signo) {
+        jobctl_on_send(k, &th.proc_, info.signo);
     }
     lock(&th.signals).pending.entry(info.signo).or_insert(info);
     kick(th);
@@ -209,6 +212,7 @@ pub fn send_process(k: &Kernel, p: &Process, info: SigInfo) {
             }
         }
     }
+    jobctl_on_send(k, p, info.signo);
     lock(&p.signals).pending.entry(info.signo).or_insert(info);
     for th in k.threads_of(p.tgid) {
         kick(&th);
@@ -240,6 +244,17 @@ const INFO_OFF: u64 = UC_OFF + 304;
 const FRAME_SIZE: u64 = INFO_OFF + 128;
 
 impl Task {
+    /// The termination status for `sig`: with the core bit when the signal
+    /// dumps core by default and RLIMIT_CORE allows a dump.
+    pub fn core_status(&self, sig: i32) -> i32 {
+        let dumps = matches!(sig, 3 | 4 | 5 | 6 | 7 | 8 | 11 | 24 | 25 | 31);
+        if dumps && self.rlimits[4].cur > 0 {
+            sig | 0x80
+        } else {
+            sig
+        }
+    }
+
     pub fn set_sigmask(&mut self, m: u64) {
         self.sigmask = m & !UNBLOCKABLE;
         self.info.sigmask.store(self.sigmask, Ordering::Relaxed);
@@ -268,14 +283,15 @@ impl Task {
                 self.group_exit = true;
                 return;
             }
-            if act.handler == SIG_IGN
-                || (act.handler == SIG_DFL && (default_ignored(sig) || default_stops(sig)))
-            {
-                // Job-control stops are not modelled yet: treated as ignored.
+            if act.handler == SIG_IGN || (act.handler == SIG_DFL && default_ignored(sig)) {
+                continue;
+            }
+            if act.handler == SIG_DFL && default_stops(sig) {
+                self.group_stop(sig);
                 continue;
             }
             if act.handler == SIG_DFL {
-                self.exit = Some(ExitStatus::Signaled(sig));
+                self.exit = Some(ExitStatus::Signaled(self.core_status(sig)));
                 self.group_exit = true;
                 return;
             }
@@ -438,6 +454,108 @@ impl Wakeable for Process {
     fn wake_all(&self) {
         let _g = self.lock();
         self.child_event.notify_all();
+        self.stop_cv.notify_all();
+    }
+}
+
+pub const SIGCONT: i32 = 18;
+const SA_NOCLDSTOP: u64 = 1;
+const CLD_STOPPED: i32 = 5;
+const CLD_CONTINUED: i32 = 6;
+
+/// Tell a process's parent about a stop or continue (wait and SIGCHLD).
+fn notify_parent_jobctl(k: &Kernel, p: &Process, code: i32, status: i32) {
+    let Some(parent) = k.process(p.ppid()) else {
+        return;
+    };
+    {
+        let _g = parent.lock();
+        parent.child_event.notify_all();
+    }
+    let nocldstop = k
+        .threads_of(parent.tgid)
+        .first()
+        .map(|t| lock(&t.sigactions)[(SIGCHLD - 1) as usize].flags & SA_NOCLDSTOP != 0)
+        .unwrap_or(false);
+    if !nocldstop {
+        let info = SigInfo {
+            signo: SIGCHLD,
+            code,
+            pid: p.tgid,
+            uid: 0,
+            status,
+            addr: 0,
+        };
+        send_process(k, &parent, info);
+    }
+}
+
+/// SIGCONT side effects at generation time: resume a stopped process and
+/// drop pending stop signals; a stop signal drops a pending SIGCONT.
+fn jobctl_on_send(k: &Kernel, p: &Process, sig: i32) {
+    if sig == SIGCONT {
+        let was_stopped = {
+            let mut st = p.lock();
+            let was = st.stopped.take().is_some();
+            if was {
+                st.cont_report = true;
+                st.stop_report = None;
+            }
+            p.stop_cv.notify_all();
+            was
+        };
+        {
+            let mut q = lock(&p.signals);
+            for s in [SIGSTOP, 20, 21, 22] {
+                q.pending.remove(&s);
+            }
+        }
+        if was_stopped {
+            notify_parent_jobctl(k, p, CLD_CONTINUED, SIGCONT);
+        }
+    } else if default_stops(sig) {
+        lock(&p.signals).pending.remove(&SIGCONT);
+    }
+}
+
+impl Task {
+    /// Default action of a stop signal: stop every thread of the process.
+    fn group_stop(&mut self, sig: i32) {
+        let p = self.proc_().clone();
+        {
+            let mut st = p.lock();
+            if st.stopped.is_some() {
+                return;
+            }
+            st.stopped = Some(sig);
+            st.stop_report = Some(sig);
+            st.cont_report = false;
+        }
+        for th in self.k.threads_of(self.tgid) {
+            if th.tid != self.tid {
+                kick(&th);
+            }
+        }
+        notify_parent_jobctl(&self.k, &p, CLD_STOPPED, sig);
+    }
+
+    /// Sleep while the process is stopped; SIGKILL ends the stop.
+    pub fn wait_while_stopped(&mut self) {
+        let p = self.proc_().clone();
+        // Register before checking, so a SIGKILL/SIGCONT sent in between
+        // finds us and wakes us.
+        *lock(&self.info.blocker) = Some(p.clone());
+        let mut st = p.lock();
+        while st.stopped.is_some() {
+            let killed = lock(&self.info.signals).pending.contains_key(&SIGKILL)
+                || lock(&p.signals).pending.contains_key(&SIGKILL);
+            if killed || p.lock_exit_pending() {
+                break;
+            }
+            st = p.stop_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(st);
+        *lock(&self.info.blocker) = None;
     }
 }
 

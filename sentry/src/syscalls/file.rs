@@ -258,6 +258,7 @@ fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<
     };
     if r == Err(Errno::EPIPE) {
         crate::signals::send_thread(
+            &t.k,
             &t.info,
             crate::signals::SigInfo {
                 signo: libc::SIGPIPE,

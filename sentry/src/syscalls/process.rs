@@ -117,12 +117,20 @@ enum Which {
 }
 
 /// Wait for a child to exit; returns (pid, status), or None with WNOHANG.
+/// What wait reports about a child.
+#[derive(Clone, Copy)]
+enum WaitEvent {
+    Exited(ExitStatus),
+    Stopped(i32),
+    Continued,
+}
+
 fn wait_child(
     t: &Task,
     which: Which,
     options: i32,
     reap: bool,
-) -> KResult<Option<(i32, ExitStatus)>> {
+) -> KResult<Option<(i32, WaitEvent)>> {
     let p = t.proc_().clone();
     let k = t.k.clone();
     let matches = |pid: i32| match which {
@@ -152,7 +160,26 @@ fn wait_child(
                 drop(st);
                 k.remove_process(pid);
             }
-            return Ok(Some((pid, status)));
+            return Ok(Some((pid, WaitEvent::Exited(status))));
+        }
+        // Job-control events (parent lock, then child lock).
+        for &pid in &candidates {
+            let Some(c) = k.process(pid) else { continue };
+            let mut cs = c.lock();
+            if options & WUNTRACED != 0 {
+                if let Some(sig) = cs.stop_report {
+                    if reap {
+                        cs.stop_report = None;
+                    }
+                    return Ok(Some((pid, WaitEvent::Stopped(sig))));
+                }
+            }
+            if options & WCONTINUED != 0 && cs.cont_report {
+                if reap {
+                    cs.cont_report = false;
+                }
+                return Ok(Some((pid, WaitEvent::Continued)));
+            }
         }
         if options & WNOHANG != 0 {
             return Ok(None);
@@ -179,9 +206,14 @@ pub fn sys_wait4(t: &mut Task, a: &Args) -> KResult<u64> {
     };
     match wait_child(t, which, options, true)? {
         None => Ok(0),
-        Some((child, status)) => {
+        Some((child, ev)) => {
             if wstatus != 0 {
-                t.write_obj(wstatus, &crate::kernel::process::wait_status(status))?;
+                let w = match ev {
+                    WaitEvent::Exited(status) => crate::kernel::process::wait_status(status),
+                    WaitEvent::Stopped(sig) => (sig << 8) | 0x7f,
+                    WaitEvent::Continued => 0xffff,
+                };
+                t.write_obj(wstatus, &w)?;
             }
             if a.u(3) != 0 {
                 t.copy_out(a.u(3), &[0u8; 144])?;
@@ -212,28 +244,43 @@ pub fn sys_waitid(t: &mut Task, a: &Args) -> KResult<u64> {
         }),
         _ => return Err(Errno::EINVAL),
     };
-    if options & WEXITED == 0 {
-        // Stop/continue reports come with job control.
-        return if options & WNOHANG != 0 {
-            Ok(0)
-        } else {
-            Err(Errno::ECHILD)
-        };
-    }
-    let got = wait_child(t, which, options, options & WNOWAIT == 0)?;
+    // waitid spells WUNTRACED as WSTOPPED (same bit); exits only with WEXITED.
+    let got = loop {
+        let g = wait_child(t, which, options | WNOHANG, options & WNOWAIT == 0)?;
+        match g {
+            Some((_, WaitEvent::Exited(_))) if options & WEXITED == 0 => {}
+            Some(x) => break Some(x),
+            None if options & WNOHANG != 0 => break None,
+            None => {}
+        }
+        if options & WNOHANG != 0 {
+            break None;
+        }
+        // Block until a child changes state (bounded: a change between the
+        // check above and this wait is picked up on the next round).
+        let p = t.proc_().clone();
+        let st = p.lock();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        let (_g, out) = crate::signals::wait(p.clone(), &p.child_event, st, Some(until));
+        if let crate::signals::WaitOutcome::Interrupted = out {
+            return Err(Errno::ERESTARTSYS);
+        }
+    };
     if infop != 0 {
         let mut b = [0u8; 128];
-        if let Some((pid, status)) = got {
-            let (code, st): (i32, i32) = match status {
-                ExitStatus::Exited(c) => (1, c),
-                ExitStatus::Signaled(s) => (
+        if let Some((pid, ev)) = got {
+            let (code, st): (i32, i32) = match ev {
+                WaitEvent::Exited(ExitStatus::Exited(c)) => (1, c),
+                WaitEvent::Exited(status @ ExitStatus::Signaled(sig)) => (
                     if crate::kernel::process::wait_status(status) & 0x80 != 0 {
                         3
                     } else {
                         2
                     },
-                    s,
+                    sig & 0x7f,
                 ),
+                WaitEvent::Stopped(sig) => (5, sig),
+                WaitEvent::Continued => (6, 18),
             };
             b[0..4].copy_from_slice(&17i32.to_le_bytes()); // SIGCHLD
             b[8..12].copy_from_slice(&code.to_le_bytes());

@@ -187,7 +187,7 @@ fn send_tid(t: &Task, tgid: Option<i32>, tid: i32, sig: i32) -> KResult<u64> {
                 return Ok(0);
             }
         }
-        signals::send_thread(&th, info);
+        signals::send_thread(&t.k, &th, info);
     }
     Ok(0)
 }

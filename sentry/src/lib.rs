@@ -251,10 +251,19 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         report(&k);
         return Ok(code);
     }
-    let status = init.run();
+    // The init thread may end before its process does (execve from another
+    // thread takes over the leader): wait for the process.
+    let _ = init.run();
+    drop(init);
+    let status = {
+        let mut g = vfs::lock(&k.init_exit);
+        while g.is_none() {
+            g = k.init_exit_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        g.unwrap_or(kernel::task::ExitStatus::Signaled(9))
+    };
     tracing::debug!(?status, "init exited");
     report(&k);
-    drop(init);
     let _ = Mutex::new(());
     Ok(status.shell_code())
 }

@@ -278,3 +278,65 @@ fn waitid_on_stopped_and_continued_children() {
     let exe = compile_static_c(&dir, "jobctl", JOBCTL);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const THREADS2: &str = r#"
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static atomic_int word;
+static long fut(atomic_int *a, int op, int v) { return syscall(SYS_futex, a, op, v, 0, 0, 0); }
+static void *pong(void *x) {
+    (void)x;
+    for (int i = 0; i < 1000; i++) {
+        while (atomic_load(&word) != 1) fut(&word, FUTEX_WAIT_PRIVATE, 0);
+        atomic_store(&word, 0);
+        fut(&word, FUTEX_WAKE_PRIVATE, 1);
+    }
+    return 0;
+}
+static pthread_mutex_t robust;
+static void *die_holding(void *x) { (void)x; pthread_mutex_lock(&robust); return 0; }
+static char **gargv;
+static void *execer(void *x) {
+    (void)x;
+    char *args[] = {gargv[0], "exec-child", 0};
+    execv(gargv[0], args);
+    return 0;
+}
+int main(int argc, char **argv) {
+    if (argc > 1) { printf("exec from thread: pid=%d equal=%d\n", argc, getpid() == syscall(SYS_gettid)); return 0; }
+    gargv = argv;
+    pthread_t t;
+    pthread_create(&t, 0, pong, 0);
+    for (int i = 0; i < 1000; i++) {
+        atomic_store(&word, 1);
+        fut(&word, FUTEX_WAKE_PRIVATE, 1);
+        while (atomic_load(&word) != 0) fut(&word, FUTEX_WAIT_PRIVATE, 1);
+    }
+    pthread_join(t, 0);
+    printf("ping-pong done\n");
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&robust, &a);
+    pthread_create(&t, 0, die_holding, 0);
+    pthread_join(t, 0);
+    int r = pthread_mutex_lock(&robust);
+    printf("robust lock: %s\n", r == EOWNERDEAD ? "EOWNERDEAD" : strerror(r));
+    fflush(stdout);
+    pthread_create(&t, 0, execer, 0);
+    for (;;) pause();
+}
+"#;
+
+#[test]
+fn futex_ping_pong_robust_mutex_and_exec_from_thread() {
+    let dir = TempDir::new("threads2");
+    let exe = compile_static_c(&dir, "threads2", THREADS2);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

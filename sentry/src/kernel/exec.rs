@@ -2,8 +2,10 @@
 
 use super::task::{SigAction, Task, SIG_IGN};
 use crate::abi::*;
+use crate::kernel::ThreadInfo;
 use crate::loader;
 use crate::vfs::lock;
+use std::sync::{Arc, Mutex};
 
 pub fn execve(t: &mut Task, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<()> {
     let loaded = loader::exec(t, path, argv, envp.clone())?;
@@ -25,5 +27,74 @@ pub fn execve(t: &mut Task, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>)
     *lock(&t.info.envv) = envp;
     *lock(&t.info.exe) = Some(loaded.exe);
     t.release_vfork();
+    Ok(())
+}
+
+/// execve in a multithreaded process: every other thread dies first, and a
+/// non-leader caller takes over the thread group id (as Linux's de_thread).
+pub fn de_thread(t: &mut Task) -> KResult<()> {
+    let p = t.proc_().clone();
+    let others: Vec<(i32, i32)> = p
+        .lock()
+        .threads
+        .iter()
+        .filter(|(tid, _)| **tid != t.tid)
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    for (tid, host) in &others {
+        if let Some(th) = t.k.thread(*tid) {
+            th.exec_kill
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            crate::signals::kick(&th);
+        }
+        if *host > 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*host),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    // Wait (bounded) for them to leave the thread group.
+    for _ in 0..2000 {
+        if p.lock().threads.keys().all(|tid| *tid == t.tid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    if !p.lock().threads.keys().all(|tid| *tid == t.tid) {
+        return Err(Errno::EAGAIN);
+    }
+    if t.tid != t.tgid {
+        // Become the leader: the pid stays the process's.
+        let old = t.tid;
+        let host = p.lock().threads.remove(&old).unwrap_or(0);
+        p.lock().threads.insert(t.tgid, host);
+        t.k.unregister(old);
+        let info = Arc::new(ThreadInfo {
+            tid: t.tgid,
+            tgid: t.tgid,
+            proc_: p.clone(),
+            mm: Mutex::new(t.mm()),
+            fds: Mutex::new(t.fds()),
+            fs: t.info.fs.clone(),
+            comm: Mutex::new(lock(&t.info.comm).clone()),
+            argv: Mutex::new(lock(&t.info.argv).clone()),
+            envv: Mutex::new(lock(&t.info.envv).clone()),
+            exe: Mutex::new(t.info.exe()),
+            sigactions: t.sigactions.clone(),
+            sigmask: std::sync::atomic::AtomicU64::new(t.sigmask),
+            signals: Mutex::new(std::mem::take(&mut *lock(&t.info.signals))),
+            blocker: Mutex::new(None),
+            sleeper: Default::default(),
+            exec_kill: Default::default(),
+        });
+        t.k.register(info.clone());
+        crate::signals::set_current(info.clone());
+        t.info = info;
+        t.tid = t.tgid;
+    }
     Ok(())
 }

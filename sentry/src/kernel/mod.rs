@@ -46,6 +46,8 @@ pub struct ThreadInfo {
     /// What this thread sleeps on while blocked (woken by signal senders).
     pub blocker: Mutex<Option<Arc<dyn crate::signals::Wakeable>>>,
     pub sleeper: Arc<crate::signals::Sleeper>,
+    /// Set when another thread's execve ends this one.
+    pub exec_kill: std::sync::atomic::AtomicBool,
 }
 
 impl ThreadInfo {
@@ -78,6 +80,9 @@ pub struct Kernel {
     threads: Mutex<HashMap<i32, Arc<ThreadInfo>>>,
     procs: Mutex<HashMap<i32, Arc<process::Process>>>,
     pub futexes: futex::FutexTable,
+    /// The exit status of the sandbox's init process, once it has exited.
+    pub init_exit: Mutex<Option<task::ExitStatus>>,
+    pub init_exit_cv: std::sync::Condvar,
     /// Unimplemented syscalls: number -> count.
     pub unimplemented: Mutex<BTreeMap<u64, u64>>,
 }
@@ -117,6 +122,8 @@ impl Kernel {
             threads: Mutex::new(HashMap::new()),
             procs: Mutex::new(HashMap::new()),
             futexes: futex::FutexTable::default(),
+            init_exit: Mutex::new(None),
+            init_exit_cv: std::sync::Condvar::new(),
             unimplemented: Mutex::new(BTreeMap::new()),
         }
     }
@@ -219,6 +226,8 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
         k.remove_process(*z);
     }
     if p.tgid == 1 {
+        *lock(&k.init_exit) = Some(status);
+        k.init_exit_cv.notify_all();
         // The container's init is gone: every other process dies with it.
         for q in k.processes() {
             if q.tgid == 1 {

@@ -135,6 +135,7 @@ impl Task {
             signals: Mutex::new(Default::default()),
             blocker: Mutex::new(None),
             sleeper: Default::default(),
+            exec_kill: Default::default(),
         });
         k.register(info.clone());
         crate::signals::set_current(info.clone());
@@ -255,6 +256,16 @@ impl Task {
     /// Run the task until it exits.
     pub fn run(&mut self) -> ExitStatus {
         loop {
+            if self
+                .info
+                .exec_kill
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                // Another thread is exec'ing: leave quietly (no group exit).
+                self.exit = Some(ExitStatus::Signaled(libc::SIGKILL));
+                self.group_exit = false;
+                return self.exit_thread(ExitStatus::Signaled(libc::SIGKILL));
+            }
             if crate::signals::has_unblocked(&self.info) {
                 self.deliver_signals(None);
             }
@@ -288,6 +299,14 @@ impl Task {
                     self.force_fault(info);
                 }
                 Ok(Event::Interrupted) => {}
+                Err(_)
+                    if self
+                        .info
+                        .exec_kill
+                        .load(std::sync::atomic::Ordering::Relaxed) =>
+                {
+                    continue
+                }
                 Err(e) => {
                     // A sibling's exit_group kills our stub; anything else is
                     // a platform failure.
@@ -334,7 +353,70 @@ impl Task {
 
     /// Thread exit: clear_child_tid, then the process exit if this was the
     /// last thread (or an exit_group). Returns the process's status.
+    /// Futexes this thread holds on its robust list get FUTEX_OWNER_DIED
+    /// and a waiter is woken (set_robust_list(2)).
+    fn release_robust_futexes(&mut self) {
+        const FUTEX_WAITERS: u32 = 0x8000_0000;
+        const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+        const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+        let head = self.robust_list.0;
+        if head == 0 {
+            return;
+        }
+        let (Ok(mut entry), Ok(offset), Ok(pending)) = (
+            self.read_obj::<u64>(head),
+            self.read_obj::<i64>(head + 8),
+            self.read_obj::<u64>(head + 16),
+        ) else {
+            return;
+        };
+        let handle = |t: &mut Task, e: u64| {
+            let addr = (e as i64).wrapping_add(offset) as u64;
+            let Ok(v) = t.read_obj::<u32>(addr) else {
+                return;
+            };
+            if v & FUTEX_TID_MASK != t.tid as u32 {
+                return;
+            }
+            let nv = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+            if t.write_obj(addr, &nv).is_ok() && v & FUTEX_WAITERS != 0 {
+                let mm = t.mm();
+                let shared = lock(&mm).is_shared(addr);
+                let key = if shared {
+                    match lock(&mm).translate(addr) {
+                        Ok(off) => crate::kernel::futex::Key::Shared { offset: off },
+                        Err(_) => return,
+                    }
+                } else {
+                    crate::kernel::futex::Key::Private {
+                        mm: Arc::as_ptr(&mm) as usize,
+                        addr,
+                    }
+                };
+                let _ = t.k.futexes.wake(key, 1, u32::MAX);
+            }
+        };
+        // Bounded like Linux's ROBUST_LIST_LIMIT, so a cyclic list ends.
+        for _ in 0..2048 {
+            if entry == head || entry == 0 {
+                break;
+            }
+            let next = match self.read_obj::<u64>(entry) {
+                Ok(n) => n,
+                Err(_) => break,
+            };
+            if entry != pending {
+                handle(self, entry);
+            }
+            entry = next;
+        }
+        if pending != 0 {
+            handle(self, pending);
+        }
+    }
+
     fn exit_thread(&mut self, st: ExitStatus) -> ExitStatus {
+        self.release_robust_futexes();
         if self.clear_child_tid != 0 {
             let addr = self.clear_child_tid;
             if self.write_obj(addr, &0u32).is_ok() {

@@ -132,7 +132,8 @@ pub fn wait<'a, T>(
     let th = current();
     if let Some(th) = &th {
         *lock(&th.blocker) = Some(w);
-        if has_unblocked(th) || th.proc_.lock_exit_pending() {
+        if has_unblocked(th) || th.proc_.lock_exit_pending() || th.exec_kill.load(Ordering::Relaxed)
+        {
             *lock(&th.blocker) = None;
             return (g, WaitOutcome::Interrupted);
         }
@@ -153,7 +154,8 @@ pub fn wait<'a, T>(
     };
     if let Some(th) = &th {
         *lock(&th.blocker) = None;
-        if has_unblocked(th) || th.proc_.lock_exit_pending() {
+        if has_unblocked(th) || th.proc_.lock_exit_pending() || th.exec_kill.load(Ordering::Relaxed)
+        {
             return (g, WaitOutcome::Interrupted);
         }
     }

@@ -663,6 +663,7 @@ pub fn sys_execve(t: &mut Task, a: &Args) -> KResult<u64> {
     let path = t.read_path(a.u(0))?;
     let argv = t.read_str_array(a.u(1))?;
     let envp = t.read_str_array(a.u(2))?;
+    crate::kernel::exec::de_thread(t)?;
     crate::kernel::exec::execve(t, &path, argv, envp)?;
     Ok(0)
 }

@@ -51,6 +51,9 @@ pub struct DoArgs {
     /// Hostname inside the sandbox.
     #[arg(long, default_value = "rvisor")]
     hostname: String,
+    /// Most tasks (processes and threads) the sandbox may run at once.
+    #[arg(long, default_value_t = 4096)]
+    pids_limit: usize,
     /// The command and its arguments.
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<OsString>,
@@ -72,6 +75,8 @@ pub struct BootArgs {
     uid: u32,
     #[arg(long, default_value_t = 0)]
     gid: u32,
+    #[arg(long, default_value_t = 4096)]
+    pids_limit: usize,
     #[arg(long = "env")]
     env: Vec<OsString>,
     #[arg(last = true, required = true, num_args = 1..)]
@@ -164,6 +169,7 @@ fn boot(args: BootArgs, debug: bool) -> Result<i32> {
         gid: args.gid,
         debug: debug || args.log_fd.is_some(),
         report_fd: args.report_fd,
+        pids_limit: args.pids_limit,
     };
     sentry::boot(cfg).context("sentry boot failed")
 }

@@ -117,6 +117,8 @@ pub fn run_do(args: DoArgs, debug: bool) -> Result<i32> {
     }
     argv.push(b"--cwd".to_vec());
     argv.push(args.cwd.clone().into_bytes());
+    argv.push(b"--pids-limit".to_vec());
+    argv.push(args.pids_limit.to_string().into_bytes());
     argv.push(b"--hostname".to_vec());
     argv.push(args.hostname.clone().into_bytes());
     let mut has_path = false;

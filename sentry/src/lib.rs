@@ -39,6 +39,8 @@ pub struct BootConfig {
     pub debug: bool,
     /// Where to write the unimplemented-syscall report (an inherited fd).
     pub report_fd: Option<RawFd>,
+    /// Most tasks (threads) the sandbox may run at once.
+    pub pids_limit: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,13 +154,9 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         FsType::Overlay,
         None,
     );
-    let k = Arc::new(Kernel::new(
-        mf,
-        Box::new(plat),
-        gofer,
-        root.clone(),
-        &cfg.hostname,
-    ));
+    let mut kern = Kernel::new(mf, Box::new(plat), gofer, root.clone(), &cfg.hostname);
+    kern.pids_limit = cfg.pids_limit.max(1);
+    let k = Arc::new(kern);
     let creds = Creds::new(cfg.uid, cfg.gid);
     let mut init =
         Task::new_init(k.clone(), stdio_table(), root.clone(), creds).map_err(BootError::Task)?;

@@ -340,3 +340,40 @@ fn futex_ping_pong_robust_mutex_and_exec_from_thread() {
     let exe = compile_static_c(&dir, "threads2", THREADS2);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const BOMB: &str = r#"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    int made = 0, err = 0;
+    for (int i = 0; i < 5000; i++) {
+        pid_t p = fork();
+        if (p == 0) { pause(); _exit(0); }
+        if (p < 0) { err = errno; break; }
+        made++;
+    }
+    printf("made %d, stopped by limit: %d (%s)\n", made, made < 5000, strerror(err));
+    kill(0, SIGKILL); /* pid 1 survives its own group kill */
+    return 0;
+}
+"#;
+
+/// Not differential: natively nothing limits the bomb. The sandbox's pids
+/// limit stops it with EAGAIN, the host keeps running, nothing is left.
+#[test]
+fn fork_bomb_stopped_by_pids_limit() {
+    let dir = TempDir::new("bomb");
+    let exe = compile_static_c(&dir, "bomb", BOMB);
+    let out = Invocation::new(&[exe.to_str().unwrap()])
+        .rvisor_arg("--pids-limit")
+        .rvisor_arg("100")
+        .run_rvisor();
+    assert_eq!(out.status, 0, "{}", out.describe());
+    assert_eq!(
+        out.stdout_str(),
+        "made 99, stopped by limit: 1 (Resource temporarily unavailable)\n"
+    );
+}

@@ -21,12 +21,18 @@ const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
 const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
 const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
 
-/// Sandbox-wide cap on tasks (the pids limit lands with cgroup support).
-const MAX_TASKS: usize = 32_768;
-
 pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> KResult<u64> {
     let k = t.k.clone();
-    if k.task_count() >= MAX_TASKS {
+    // The sandbox's pids limit (every task is a host thread and a stub
+    // process, so this also protects the host), and RLIMIT_NPROC.
+    if k.task_count() >= k.pids_limit {
+        return Err(Errno::EAGAIN);
+    }
+    let nproc = t.rlimits[6].cur;
+    if flags & CLONE_THREAD == 0
+        && !t.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE)
+        && (k.processes().len() as u64) >= nproc
+    {
         return Err(Errno::EAGAIN);
     }
     let tid = k.alloc_pid();

@@ -73,6 +73,8 @@ pub struct Kernel {
     pub hostname: Mutex<Vec<u8>>,
     pub domainname: Mutex<Vec<u8>>,
     pub ncpus: usize,
+    /// Most tasks the sandbox may hold (its pids limit).
+    pub pids_limit: usize,
     pub mem_limit: u64,
     pub boot: Instant,
     pub boot_wall: u64,
@@ -112,6 +114,7 @@ impl Kernel {
             hostname: Mutex::new(hostname.as_bytes().to_vec()),
             domainname: Mutex::new(b"(none)".to_vec()),
             ncpus,
+            pids_limit: 4096,
             mem_limit: mem,
             boot: Instant::now(),
             boot_wall: std::time::SystemTime::now()

@@ -377,3 +377,51 @@ fn fork_bomb_stopped_by_pids_limit() {
         "made 99, stopped by limit: 1 (Resource temporarily unavailable)\n"
     );
 }
+
+const PRCTL: &str = r#"
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    int r;
+    prctl(PR_GET_CHILD_SUBREAPER, &r);
+    printf("subreaper=%d\n", r);
+    pid_t mid = fork();
+    if (mid == 0) {
+        pid_t gc = fork();
+        if (gc == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGUSR1);
+            sleep(1);
+            /* The middle process has exited: we now belong to the subreaper. */
+            printf("orphan reparented to subreaper: %d\n", getppid() != 1);
+            fflush(stdout);
+            _exit(3);
+        }
+        usleep(100000);
+        _exit(0);
+    }
+    int st;
+    waitpid(mid, &st, 0);
+    pid_t got = wait(&st);
+    printf("reaped grandchild: %d killed_by_pdeathsig=%d\n", got > 0, WIFSIGNALED(st) && WTERMSIG(st) == SIGUSR1);
+    printf("nnp before=%d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    printf("nnp after=%d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+    struct sched_param sp = {0};
+    printf("sched other=%d fifo_max=%d getsched=%d\n", sched_setscheduler(0, SCHED_OTHER, &sp), sched_get_priority_max(SCHED_FIFO), sched_getscheduler(0));
+    printf("setprio=%d getprio=%d\n", setpriority(PRIO_PROCESS, 0, 5), getpriority(PRIO_PROCESS, 0));
+    return 0;
+}
+"#;
+
+#[test]
+fn prctl_subreaper_pdeathsig_and_scheduling() {
+    let dir = TempDir::new("prctl");
+    let exe = compile_static_c(&dir, "prctl", PRCTL);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

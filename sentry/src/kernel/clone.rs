@@ -101,6 +101,7 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
         blocker: Mutex::new(None),
         sleeper: Default::default(),
         exec_kill: Default::default(),
+        pdeathsig: Default::default(),
     });
     k.register(info.clone());
 

@@ -34,6 +34,8 @@ pub struct Creds {
     pub cap_bounding: u64,
     /// prctl(PR_SET_KEEPCAPS).
     pub keep_caps: bool,
+    /// prctl(PR_SET_NO_NEW_PRIVS): sticky once set.
+    pub no_new_privs: bool,
 }
 
 impl Creds {
@@ -58,6 +60,7 @@ impl Creds {
             cap_inheritable: 0,
             cap_bounding: ALL_CAPS,
             keep_caps: false,
+            no_new_privs: false,
         }
     }
 

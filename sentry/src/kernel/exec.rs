@@ -90,6 +90,7 @@ pub fn de_thread(t: &mut Task) -> KResult<()> {
             blocker: Mutex::new(None),
             sleeper: Default::default(),
             exec_kill: Default::default(),
+            pdeathsig: Default::default(),
         });
         t.k.register(info.clone());
         crate::signals::set_current(info.clone());

@@ -48,6 +48,8 @@ pub struct ThreadInfo {
     pub sleeper: Arc<crate::signals::Sleeper>,
     /// Set when another thread's execve ends this one.
     pub exec_kill: std::sync::atomic::AtomicBool,
+    /// prctl(PR_SET_PDEATHSIG): signal sent when the parent exits.
+    pub pdeathsig: AtomicI32,
 }
 
 impl ThreadInfo {
@@ -248,11 +250,38 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
         }
         return;
     }
-    if let Some(init) = k.process(1) {
+    // PR_SET_PDEATHSIG of the children.
+    for c in &children {
+        for th in k.threads_of(*c) {
+            let sig = th.pdeathsig.load(Ordering::Relaxed);
+            if sig > 0 {
+                crate::signals::send_thread(
+                    k,
+                    &th,
+                    crate::signals::SigInfo {
+                        signo: sig,
+                        code: 0x80,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+    // Orphans go to the nearest child-subreaper ancestor, else to init.
+    let mut reaper = p.ppid();
+    while reaper > 1 {
+        match k.process(reaper) {
+            Some(r) if r.subreaper.load(Ordering::Relaxed) && r.lock().exit.is_none() => break,
+            Some(r) => reaper = r.ppid(),
+            None => reaper = 1,
+        }
+    }
+    if let Some(init) = k.process(reaper.max(1)) {
+        let new_parent = init.tgid;
         let mut is = init.lock();
         for c in &children {
             if let Some(cp) = k.process(*c) {
-                cp.ppid.store(1, Ordering::Relaxed);
+                cp.ppid.store(new_parent, Ordering::Relaxed);
                 is.children.insert(*c);
                 if let Some(st) = cp.lock().exit {
                     is.zombies.insert(*c, st);

@@ -37,6 +37,11 @@ pub struct Process {
     pub signals: Mutex<crate::signals::SigQueue>,
     /// Mirrors `state.exit.is_some()` for lock-free checks while blocked.
     pub exiting: std::sync::atomic::AtomicBool,
+    pub nice: AtomicI32,
+    pub sched_policy: AtomicI32,
+    pub sched_priority: AtomicI32,
+    /// prctl(PR_SET_CHILD_SUBREAPER).
+    pub subreaper: std::sync::atomic::AtomicBool,
     /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
     pub itimers: Mutex<[Option<std::sync::Arc<super::timers::Timer>>; 3]>,
     /// POSIX timers by id.
@@ -55,6 +60,10 @@ impl Process {
             stop_cv: Condvar::new(),
             signals: Mutex::new(Default::default()),
             exiting: std::sync::atomic::AtomicBool::new(false),
+            nice: AtomicI32::new(0),
+            sched_policy: AtomicI32::new(0),
+            sched_priority: AtomicI32::new(0),
+            subreaper: std::sync::atomic::AtomicBool::new(false),
             itimers: Mutex::new([None, None, None]),
             posix_timers: Mutex::new(BTreeMap::new()),
         }

@@ -136,6 +136,7 @@ impl Task {
             blocker: Mutex::new(None),
             sleeper: Default::default(),
             exec_kill: Default::default(),
+            pdeathsig: Default::default(),
         });
         k.register(info.clone());
         crate::signals::set_current(info.clone());

@@ -9,6 +9,7 @@ pub mod mm;
 pub mod names;
 pub mod poll;
 pub mod process;
+pub mod sched;
 pub mod signal;
 pub mod time;
 pub mod timer;
@@ -163,6 +164,15 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_tgkill => signal::sys_tgkill,
     SYS_futex => futex::sys_futex,
     SYS_sched_getaffinity => process::sys_sched_getaffinity,
+    SYS_sched_setaffinity => sched::sys_sched_setaffinity,
+    SYS_sched_getscheduler => sched::sys_sched_getscheduler,
+    SYS_sched_setscheduler => sched::sys_sched_setscheduler,
+    SYS_sched_getparam => sched::sys_sched_getparam,
+    SYS_sched_setparam => sched::sys_sched_setparam,
+    SYS_sched_get_priority_max => sched::sys_sched_get_priority_max,
+    SYS_sched_get_priority_min => sched::sys_sched_get_priority_min,
+    SYS_getpriority => sched::sys_getpriority,
+    SYS_setpriority => sched::sys_setpriority,
     SYS_set_tid_address => process::sys_set_tid_address,
     SYS_fadvise64 => file::sys_fadvise64,
     SYS_timer_create => timer::sys_timer_create,

@@ -612,6 +612,10 @@ pub fn sys_prctl(t: &mut Task, a: &Args) -> KResult<u64> {
     const PR_GET_SECCOMP: i32 = 21;
     const PR_CAPBSET_READ: i32 = 23;
     const PR_SET_NO_NEW_PRIVS: i32 = 38;
+    const PR_GET_KEEPCAPS: i32 = 7;
+    const PR_SET_KEEPCAPS: i32 = 8;
+    const PR_SET_CHILD_SUBREAPER: i32 = 36;
+    const PR_GET_CHILD_SUBREAPER: i32 = 37;
     const PR_GET_NO_NEW_PRIVS: i32 = 39;
     match a.int(0) {
         PR_SET_NAME => {
@@ -639,22 +643,55 @@ pub fn sys_prctl(t: &mut Task, a: &Args) -> KResult<u64> {
             }
             Ok(0)
         }
-        PR_GET_PDEATHSIG => t.write_obj(a.u(1), &0i32).map(|_| 0),
+        PR_GET_PDEATHSIG => {
+            let sig = t.info.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
+            t.write_obj(a.u(1), &sig).map(|_| 0)
+        }
         PR_SET_PDEATHSIG => {
             if a.u(1) > 64 {
                 return Err(Errno::EINVAL);
             }
+            t.info
+                .pdeathsig
+                .store(a.u(1) as i32, std::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_KEEPCAPS => Ok(t.creds.keep_caps as u64),
+        PR_SET_KEEPCAPS => {
+            if a.u(1) > 1 {
+                return Err(Errno::EINVAL);
+            }
+            t.creds.keep_caps = a.u(1) == 1;
             Ok(0)
         }
         PR_GET_SECCOMP => Ok(0),
         PR_CAPBSET_READ => {
-            if a.u(1) > 40 {
+            if a.u(1) > crate::kernel::creds::CAP_LAST as u64 {
                 return Err(Errno::EINVAL);
             }
-            Ok(1)
+            Ok((t.creds.cap_bounding >> a.u(1)) & 1)
         }
-        PR_GET_NO_NEW_PRIVS => Ok(0),
-        PR_SET_NO_NEW_PRIVS => Err(Errno::EINVAL),
+        PR_SET_CHILD_SUBREAPER => {
+            t.proc_()
+                .subreaper
+                .store(a.u(1) != 0, std::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            let v = t
+                .proc_()
+                .subreaper
+                .load(std::sync::atomic::Ordering::Relaxed) as i32;
+            t.write_obj(a.u(1), &v).map(|_| 0)
+        }
+        PR_GET_NO_NEW_PRIVS => Ok(t.creds.no_new_privs as u64),
+        PR_SET_NO_NEW_PRIVS => {
+            if a.u(1) != 1 || a.u(2) != 0 || a.u(3) != 0 || a.u(4) != 0 {
+                return Err(Errno::EINVAL);
+            }
+            t.creds.no_new_privs = true;
+            Ok(0)
+        }
         _ => Err(Errno::EINVAL),
     }
 }

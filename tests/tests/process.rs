@@ -425,3 +425,38 @@ fn prctl_subreaper_pdeathsig_and_scheduling() {
     let exe = compile_static_c(&dir, "prctl", PRCTL);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const SIGQUEUE: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+static void on_usr1(int s, siginfo_t *si, void *c) {
+    (void)c;
+    printf("sig %d code_is_queue=%d value=%d from_self=%d\n", s, si->si_code == SI_QUEUE, si->si_value.sival_int, si->si_pid == getpid());
+}
+int main(void) {
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_usr1;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &sa, 0);
+    union sigval v = {.sival_int = 7};
+    sigqueue(getpid(), SIGUSR1, v);
+    /* RLIMIT_AS: a mapping past the limit fails with ENOMEM. */
+    struct rlimit rl = {256 << 20, 256 << 20};
+    setrlimit(RLIMIT_AS, &rl);
+    void *big = mmap(0, 512 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *small = mmap(0, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("big failed=%d small ok=%d\n", big == MAP_FAILED, small != MAP_FAILED);
+    return 0;
+}
+"#;
+
+#[test]
+fn sigqueue_value_and_rlimit_as() {
+    let dir = TempDir::new("sigqueue");
+    let exe = compile_static_c(&dir, "sigqueue", SIGQUEUE);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

@@ -31,6 +31,11 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
     if flags & MAP_HUGETLB != 0 {
         return Err(Errno::EINVAL);
     }
+    // RLIMIT_AS bounds the address space.
+    let limit = t.rlimits[9].cur;
+    if limit != RLIM_INFINITY && lock(&t.mm()).mapped_bytes().saturating_add(len) > limit {
+        return Err(Errno::ENOMEM);
+    }
     let fixed = flags & MAP_FIXED != 0;
     let noreplace = flags & MAP_FIXED_NOREPLACE != 0;
     let mm = t.mm();

@@ -322,3 +322,56 @@ pub fn sys_rt_sigtimedwait(t: &mut Task, a: &Args) -> KResult<u64> {
         }
     }
 }
+
+/// rt_sigqueueinfo / rt_tgsigqueueinfo: a process may not forge a
+/// kernel-generated si_code for another process (EPERM), as on Linux.
+fn queue_info(t: &Task, sig: i32, uinfo: u64) -> KResult<SigInfo> {
+    let mut raw = [0u8; 128];
+    t.copy_in(uinfo, &mut raw)?;
+    let code = i32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]);
+    let value = u64::from_le_bytes([
+        raw[24], raw[25], raw[26], raw[27], raw[28], raw[29], raw[30], raw[31],
+    ]);
+    Ok(SigInfo {
+        signo: sig,
+        code,
+        pid: t.tgid,
+        uid: t.creds.uid,
+        status: value as i32,
+        addr: value,
+    })
+}
+
+pub fn sys_rt_sigqueueinfo(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (pid, sig) = (a.int(0), a.int(1));
+    check_sig(sig)?;
+    let info = queue_info(t, sig, a.u(2))?;
+    if (info.code >= 0 || info.code == signals::SI_TKILL) && pid != t.tgid {
+        return Err(Errno::EPERM);
+    }
+    let p = t.k.process(pid).ok_or(Errno::ESRCH)?;
+    if sig != 0 {
+        signals::send_process(&t.k, &p, info);
+    }
+    Ok(0)
+}
+
+pub fn sys_rt_tgsigqueueinfo(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (tgid, tid, sig) = (a.int(0), a.int(1), a.int(2));
+    check_sig(sig)?;
+    if tgid <= 0 || tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let info = queue_info(t, sig, a.u(3))?;
+    if (info.code >= 0 || info.code == signals::SI_TKILL) && tgid != t.tgid {
+        return Err(Errno::EPERM);
+    }
+    let th = t.k.thread(tid).ok_or(Errno::ESRCH)?;
+    if th.tgid != tgid {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        signals::send_thread(&t.k, &th, info);
+    }
+    Ok(0)
+}

@@ -137,7 +137,7 @@ static REPORTED: OnceLock<()> = OnceLock::new();
 /// a shell would report.
 pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     let mf = Arc::new(mm::memfile::MemoryFile::new().map_err(BootError::MemoryFile)?);
-    let plat = platform::ptrace::PtracePlatform::new(mf.fd())?;
+    let plat = platform::ptrace::PtracePlatform::new(mf.clone())?;
     // SAFETY: the runtime passed us this fd to own.
     let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };
     let gofer = Arc::new(gofer::client::Client::new(sock).map_err(BootError::Gofer)?);

@@ -28,6 +28,12 @@ const STUB_SP: u64 = STUB_CODE - 64;
 const STUB_SYSCALL: u64 = 0;
 /// Offset of the entry the forked child jumps to.
 const STUB_INIT: u64 = 16;
+/// Offset of the batch loop: runs `r12` syscalls described at `r13`.
+const STUB_BATCH: u64 = 256;
+/// One batched syscall: nr and six arguments (the result replaces nr).
+const OP_SIZE: u64 = 56;
+/// Ops fit in the page below the code page, shared with the sentry.
+const OPS_PER_BATCH: usize = (0x1000 / OP_SIZE) as usize;
 
 /// Machine code of the stub page. `keep` is a range that stays mapped in
 /// stubs besides the stub region (none today).
@@ -47,6 +53,24 @@ fn stub_code(keep: (u64, u64)) -> Vec<u8> {
         c.extend_from_slice(&[0x0f, 0x05]); // syscall
     }
     c.push(0xcc); // int3
+                  // batch: while r12 { load nr+args from [r13]; syscall; [r13] = rax;
+                  // r13 += 56; r12 -= 1 }; int3
+    c.resize(STUB_BATCH as usize, 0xcc);
+    c.extend_from_slice(&[0x4d, 0x85, 0xe4]); // test r12, r12
+    c.extend_from_slice(&[0x74, 0x2b]); // jz done
+    c.extend_from_slice(&[0x49, 0x8b, 0x45, 0x00]); // mov rax, [r13]
+    c.extend_from_slice(&[0x49, 0x8b, 0x7d, 0x08]); // mov rdi, [r13+8]
+    c.extend_from_slice(&[0x49, 0x8b, 0x75, 0x10]); // mov rsi, [r13+16]
+    c.extend_from_slice(&[0x49, 0x8b, 0x55, 0x18]); // mov rdx, [r13+24]
+    c.extend_from_slice(&[0x4d, 0x8b, 0x55, 0x20]); // mov r10, [r13+32]
+    c.extend_from_slice(&[0x4d, 0x8b, 0x45, 0x28]); // mov r8, [r13+40]
+    c.extend_from_slice(&[0x4d, 0x8b, 0x4d, 0x30]); // mov r9, [r13+48]
+    c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    c.extend_from_slice(&[0x49, 0x89, 0x45, 0x00]); // mov [r13], rax
+    c.extend_from_slice(&[0x49, 0x83, 0xc5, 0x38]); // add r13, 56
+    c.extend_from_slice(&[0x49, 0xff, 0xcc]); // dec r12
+    c.extend_from_slice(&[0xeb, 0xd0]); // jmp batch
+    c.push(0xcc); // done: int3
     c
 }
 
@@ -67,16 +91,18 @@ fn unmap_ranges(keep: (u64, u64)) -> Vec<(u64, u64)> {
 
 pub struct PtracePlatform {
     memfd: RawFd,
+    mf: Arc<crate::mm::memfile::MemoryFile>,
     keep: (u64, u64),
 }
 
 impl PtracePlatform {
     /// Map the stub page into the sentry (every stub inherits it by fork).
-    pub fn new(memfd: RawFd) -> Result<Self, PlatformError> {
+    pub fn new(mf: Arc<crate::mm::memfile::MemoryFile>) -> Result<Self, PlatformError> {
+        let memfd = mf.fd();
         // Nothing of the sentry's address space stays in stubs.
         let keep = (0, 0);
         crate::platform::ptrace_sys::map_stub_page(STUB_ADDR, &stub_code(keep))?;
-        Ok(PtracePlatform { memfd, keep })
+        Ok(PtracePlatform { memfd, mf, keep })
     }
 }
 
@@ -125,14 +151,39 @@ impl Platform for PtracePlatform {
             op: "PTRACE_GETREGS",
             err,
         })?;
-        Ok(Box::new(PtraceContext {
+        // The page below the code page becomes the batch buffer: a page of
+        // the memory file the sentry writes and the stub reads.
+        let ops_off = self
+            .mf
+            .allocate(0x1000)
+            .map_err(|_| PlatformError::StubDied("no memory for the stub".into()))?;
+        let mut ctx = PtraceContext {
             pid,
             memfd: self.memfd,
             template,
             keep: self.keep,
+            mf: self.mf.clone(),
+            ops_off,
             bound: None,
             dead: false,
-        }))
+        };
+        let r = ctx.inject(
+            libc::SYS_mmap,
+            [
+                STUB_ADDR,
+                0x1000,
+                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                self.memfd as u64,
+                ops_off,
+            ],
+        )?;
+        if r != STUB_ADDR as i64 {
+            return Err(PlatformError::StubDied(format!(
+                "mapping the batch page: {r}"
+            )));
+        }
+        Ok(Box::new(ctx))
     }
 }
 
@@ -211,6 +262,9 @@ struct Bound {
 
 pub struct PtraceContext {
     keep: (u64, u64),
+    mf: Arc<crate::mm::memfile::MemoryFile>,
+    /// Memory-file offset of the batch page (mapped at STUB_ADDR).
+    ops_off: u64,
     pid: Pid,
     memfd: RawFd,
     template: Regs,
@@ -238,6 +292,14 @@ impl PtraceContext {
         r.r10 = args[3];
         r.r8 = args[4];
         r.r9 = args[5];
+        self.run_injected(r)?;
+        let out = ptrace::getregs(self.pid).map_err(Self::host("PTRACE_GETREGS"))?;
+        Ok(out.rax as i64)
+    }
+
+    /// Resume the stub with `r` (pointing into the stub page) until its int3.
+    fn run_injected(&mut self, r: Regs) -> Result<(), PlatformError> {
+        let nr = r.rax;
         ptrace::setregs(self.pid, r).map_err(Self::host("PTRACE_SETREGS"))?;
         ptrace::cont(self.pid, None).map_err(Self::host("PTRACE_CONT"))?;
         loop {
@@ -269,8 +331,58 @@ impl PtraceContext {
                 }
             }
         }
-        let out = ptrace::getregs(self.pid).map_err(Self::host("PTRACE_GETREGS"))?;
-        Ok(out.rax as i64)
+        Ok(())
+    }
+
+    /// Run up to OPS_PER_BATCH address-space changes in one stop.
+    fn apply_batch(&mut self, ops: &[AsOp]) -> Result<(), PlatformError> {
+        if ops.len() == 1 {
+            return self.apply(ops[0]);
+        }
+        let mut buf = Vec::with_capacity(ops.len() * OP_SIZE as usize);
+        for op in ops {
+            let words: [u64; 7] = match *op {
+                AsOp::Map {
+                    addr,
+                    len,
+                    off,
+                    prot,
+                } => [
+                    libc::SYS_mmap as u64,
+                    addr,
+                    len,
+                    prot as u64,
+                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                    self.memfd as u64,
+                    off,
+                ],
+                AsOp::Unmap { addr, len } => [libc::SYS_munmap as u64, addr, len, 0, 0, 0, 0],
+            };
+            for w in words {
+                buf.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        self.mf
+            .write(self.ops_off, &buf)
+            .map_err(|_| PlatformError::StubDied("batch page".into()))?;
+        let mut r = self.template;
+        r.rip = STUB_CODE + STUB_BATCH;
+        r.rsp = STUB_SP;
+        r.r12 = ops.len() as u64;
+        r.r13 = STUB_ADDR;
+        r.orig_rax = u64::MAX;
+        self.run_injected(r)?;
+        let mut res = vec![0u8; buf.len()];
+        if self.mf.read(self.ops_off, &mut res).is_ok() {
+            for (i, op) in ops.iter().enumerate() {
+                let o = i * OP_SIZE as usize;
+                let v = i64::from_le_bytes(res[o..o + 8].try_into().unwrap_or([0; 8]));
+                if (-4095..0).contains(&v) {
+                    tracing::warn!(?op, errno = -v, "address space change failed in stub");
+                }
+            }
+        }
+        Ok(())
     }
 
     fn apply(&mut self, op: AsOp) -> Result<(), PlatformError> {
@@ -317,13 +429,14 @@ impl PtraceContext {
             }
         };
         let full = !matches!(self.bound, Some(b) if b.as_id == mm.id && b.epoch == epoch);
+        let mut ops: Vec<AsOp> = Vec::new();
         if full {
             // A different address space or a compacted log: start empty.
             for (start, end) in unmap_ranges(self.keep) {
-                self.apply(AsOp::Unmap {
+                ops.push(AsOp::Unmap {
                     addr: start,
                     len: end - start,
-                })?;
+                });
             }
             self.bound = Some(Bound {
                 as_id: mm.id,
@@ -331,11 +444,13 @@ impl PtraceContext {
                 applied: 0,
             });
         }
-        for op in pending {
-            self.apply(op)?;
-            if let Some(b) = self.bound.as_mut() {
-                b.applied += 1;
-            }
+        let n = pending.len();
+        ops.extend(pending);
+        for chunk in ops.chunks(OPS_PER_BATCH) {
+            self.apply_batch(chunk)?;
+        }
+        if let Some(b) = self.bound.as_mut() {
+            b.applied += n;
         }
         Ok(())
     }
@@ -424,6 +539,7 @@ impl Drop for PtraceContext {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
         let _ = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+        self.mf.free(self.ops_off, 0x1000);
     }
 }
 
@@ -433,8 +549,8 @@ mod tests {
 
     #[test]
     fn stub_maps_memory_and_stops_at_syscalls() {
-        let mf = crate::mm::memfile::MemoryFile::new().unwrap();
-        let p = PtracePlatform::new(mf.fd()).unwrap();
+        let mf = Arc::new(crate::mm::memfile::MemoryFile::new().unwrap());
+        let p = PtracePlatform::new(mf.clone()).unwrap();
         let as_ = p.new_address_space();
         let mut ctx = p.new_context().unwrap();
         let off = mf.allocate(4096).unwrap();

@@ -157,6 +157,11 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     let mut kern = Kernel::new(mf, Box::new(plat), gofer, root.clone(), &cfg.hostname);
     kern.pids_limit = cfg.pids_limit.max(1);
     let k = Arc::new(kern);
+    // From here on the sentry can reach the host only through its
+    // allow-list: no open, no exec, no sockets. Every stub (the init's
+    // included) is forked after this and inherits filter and empty caps.
+    seccomp::drop_capabilities().map_err(|e| BootError::Seccomp(e.into()))?;
+    seccomp::install(cfg.debug).map_err(BootError::Seccomp)?;
     let creds = Creds::new(cfg.uid, cfg.gid);
     let mut init =
         Task::new_init(k.clone(), stdio_table(), root.clone(), creds).map_err(BootError::Task)?;
@@ -203,10 +208,6 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             return Ok(127);
         }
     }
-    // From here on the sentry can reach the host only through its
-    // allow-list: no open, no exec, no sockets.
-    seccomp::drop_capabilities().map_err(|e| BootError::Seccomp(e.into()))?;
-    seccomp::install(cfg.debug).map_err(BootError::Seccomp)?;
 
     let name = cfg.argv.first().cloned().unwrap_or_default();
     let shown = String::from_utf8_lossy(&name).to_string();

@@ -460,3 +460,41 @@ fn sigqueue_value_and_rlimit_as() {
     let exe = compile_static_c(&dir, "sigqueue", SIGQUEUE);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const CPULIMIT: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
+static volatile int xcpu;
+static void on_xcpu(int s) { (void)s; xcpu++; }
+int main(void) {
+    signal(SIGXCPU, on_xcpu);
+    struct rlimit rl = {1, 2};
+    setrlimit(RLIMIT_CPU, &rl);
+    volatile unsigned long n = 0;
+    while (!xcpu) n++;
+    printf("SIGXCPU after the soft limit\n");
+    fflush(stdout);
+    for (;;) n++; /* the hard limit kills us */
+}
+"#;
+
+#[test]
+fn rlimit_cpu_sends_sigxcpu_then_kills() {
+    let dir = TempDir::new("cpulimit");
+    let exe = compile_static_c(&dir, "cpulimit", CPULIMIT);
+    // Run by a shell so that the program is not the sandbox's pid 1.
+    let (_, out) = Invocation::new(&[
+        "/bin/busybox",
+        "sh",
+        "-c",
+        &format!("{}; echo status=$?", exe.display()),
+    ])
+    .assert_same();
+    assert!(
+        out.stdout_str().contains("status=137"),
+        "{}",
+        out.describe()
+    );
+}

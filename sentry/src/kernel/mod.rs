@@ -227,6 +227,11 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
     for (_, tm) in std::mem::take(&mut *lock(&p.posix_timers)) {
         tm.delete();
     }
+    if let Some(ts) = lock(&p.cpu_limit).take() {
+        for tm in ts {
+            tm.delete();
+        }
+    }
     for z in zombies.keys() {
         k.remove_process(*z);
     }

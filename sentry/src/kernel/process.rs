@@ -44,6 +44,9 @@ pub struct Process {
     pub subreaper: std::sync::atomic::AtomicBool,
     /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
     pub itimers: Mutex<[Option<std::sync::Arc<super::timers::Timer>>; 3]>,
+    /// RLIMIT_CPU: SIGXCPU at the soft limit (then every second), SIGKILL
+    /// at the hard limit.
+    pub cpu_limit: Mutex<Option<[std::sync::Arc<super::timers::Timer>; 2]>>,
     /// POSIX timers by id.
     pub posix_timers: Mutex<BTreeMap<i32, std::sync::Arc<super::timers::Timer>>>,
 }
@@ -66,6 +69,7 @@ impl Process {
             subreaper: std::sync::atomic::AtomicBool::new(false),
             itimers: Mutex::new([None, None, None]),
             posix_timers: Mutex::new(BTreeMap::new()),
+            cpu_limit: Mutex::new(None),
         }
     }
 

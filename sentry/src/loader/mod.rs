@@ -12,7 +12,9 @@ use goblin::elf::program_header::{ProgramHeader, PF_R, PF_W, PF_X, PT_INTERP, PT
 use std::sync::Arc;
 
 const MAX_INTERP_DEPTH: u32 = 4;
-const STACK_SIZE: u64 = 8 << 20;
+/// Stack size when RLIMIT_STACK is unlimited (Linux then also uses 8 MiB
+/// for the initial mapping's growth budget in practice).
+const DEFAULT_STACK: u64 = 8 << 20;
 
 /// What exec produced: entry registers and the image's identity.
 pub struct Loaded {
@@ -265,12 +267,17 @@ pub fn exec(
     }
 
     // Point of no return: build the new address space.
+    // The initial stack is as large as RLIMIT_STACK allows (bounded).
+    let stack_size: u64 = match t.rlimits[crate::kernel::task::RLIMIT_STACK].cur {
+        RLIM_INFINITY => DEFAULT_STACK,
+        n => page_round_down(n.clamp(128 << 10, 1 << 30)),
+    };
     let as_ = t.k.platform.new_address_space();
     let mut mm = MemoryManager::new(t.k.mf.clone(), as_);
     let r = rand_u64();
     mm.stack_top = page_round_down(0x7ffc_0000_0000 + (r % (1 << 32)));
     mm.mmap_base = page_round_down(
-        mm.stack_top - STACK_SIZE - (128 << 20) - ((r >> 32) % (1 << 28)) * PAGE_SIZE % (1 << 36),
+        mm.stack_top - stack_size - (128 << 20) - ((r >> 32) % (1 << 28)) * PAGE_SIZE % (1 << 36),
     );
     let m = dentry.meta();
     let pie_bias = if elf.header.e_type == ET_DYN {
@@ -307,10 +314,10 @@ pub fn exec(
     mm.brk = brk_start;
 
     // Stack.
-    let stack_lo = mm.stack_top - STACK_SIZE;
+    let stack_lo = mm.stack_top - stack_size;
     mm.mmap(
         stack_lo,
-        STACK_SIZE,
+        stack_size,
         PROT_READ | PROT_WRITE,
         false,
         true,

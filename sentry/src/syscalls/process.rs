@@ -484,7 +484,53 @@ fn set_limit(t: &mut Task, r: usize, new: Rlimit) -> KResult<()> {
         return Err(Errno::EPERM);
     }
     t.rlimits[r] = new;
+    if r == 0 {
+        arm_cpu_limit(t, new);
+    }
     Ok(())
+}
+
+/// RLIMIT_CPU is measured against the process's CPU time so far.
+fn arm_cpu_limit(t: &Task, lim: Rlimit) {
+    use crate::kernel::timers::{Notify, Timer, TimerClock};
+    use std::time::Duration;
+    let p = t.proc_().clone();
+    let mut slot = lock(&p.cpu_limit);
+    let timers = slot.get_or_insert_with(|| {
+        let mk = |signo| {
+            Timer::new(
+                &t.k,
+                &p,
+                TimerClock::ProcessCpu,
+                Notify::Process {
+                    signo,
+                    code: 0x80,
+                    value: 0,
+                    timer_id: 0,
+                },
+            )
+        };
+        [mk(libc::SIGXCPU), mk(libc::SIGKILL)]
+    });
+    let used = Duration::from_nanos(crate::kernel::timers::process_cpu_ns(&t.k, &p));
+    let until = |secs: u64| {
+        if secs == RLIM_INFINITY {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(secs)
+                .saturating_sub(used)
+                .max(Duration::from_nanos(1))
+        }
+    };
+    timers[0].set(
+        until(lim.cur),
+        if lim.cur == RLIM_INFINITY {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        },
+    );
+    timers[1].set(until(lim.max), Duration::ZERO);
 }
 
 pub fn sys_getrlimit(t: &mut Task, a: &Args) -> KResult<u64> {

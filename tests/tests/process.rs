@@ -498,3 +498,41 @@ fn rlimit_cpu_sends_sigxcpu_then_kills() {
         out.describe()
     );
 }
+
+const COW: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    size_t n = 8 << 20;
+    char *priv = malloc(n);
+    memset(priv, 'p', n);
+    int *shared = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    *shared = 1;
+    int fds[2];
+    pipe(fds);
+    pid_t c = fork();
+    if (c == 0) {
+        memset(priv, 'c', n / 2);          /* the workload writes */
+        read(fds[0], priv + n - 16, 8);    /* the sentry writes for it */
+        *shared = 2;
+        _exit(priv[0] == 'c' && priv[n - 16] == 'X' ? 0 : 1);
+    }
+    write(fds[1], "XXXXXXXX", 8);
+    int st;
+    waitpid(c, &st, 0);
+    printf("child ok=%d parent private intact=%d %d shared seen=%d\n",
+           WEXITSTATUS(st) == 0, priv[0] == 'p', priv[n - 16] == 'p', *shared);
+    return 0;
+}
+"#;
+
+#[test]
+fn fork_is_copy_on_write_and_shared_memory_is_shared() {
+    let dir = TempDir::new("cow");
+    let exe = compile_static_c(&dir, "cow", COW);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

@@ -283,6 +283,12 @@ impl Task {
             let as_ = lock(&self.mm()).as_.clone();
             match self.ctx.switch(&*as_, &mut self.regs) {
                 Ok(Event::Syscall) => crate::syscalls::dispatch(self),
+                // A write to copy-on-write memory: copy, retry the access.
+                Ok(Event::Fault {
+                    signo: 11,
+                    code: 2,
+                    addr,
+                }) if lock(&self.mm()).cow_fault(addr) => {}
                 Ok(Event::Fault { signo, code, addr }) => {
                     let info = crate::signals::SigInfo {
                         signo,

@@ -47,17 +47,50 @@ pub struct Vma {
     pub owner: Option<Arc<SharedRange>>,
 }
 
-/// A memory-file range shared between mappings (MAP_SHARED, fork).
+/// A memory-file range shared between mappings: MAP_SHARED memory, or
+/// private memory shared copy-on-write after fork (a private VMA with an
+/// owner is mapped read-only until its first write).
 #[derive(Debug)]
 pub struct SharedRange {
     mf: Arc<MemoryFile>,
     off: u64,
     len: u64,
+    /// Set when the last user took the range over instead of copying it.
+    forget: std::sync::atomic::AtomicBool,
+}
+
+impl SharedRange {
+    pub fn new(mf: Arc<MemoryFile>, off: u64, len: u64) -> Arc<SharedRange> {
+        Arc::new(SharedRange {
+            mf,
+            off,
+            len,
+            forget: Default::default(),
+        })
+    }
 }
 
 impl Drop for SharedRange {
     fn drop(&mut self) {
-        self.mf.free(self.off, self.len);
+        if !self.forget.load(std::sync::atomic::Ordering::Relaxed) {
+            self.mf.free(self.off, self.len);
+        }
+    }
+}
+
+impl Vma {
+    /// Copy-on-write: private memory still shared with another address space.
+    pub fn is_cow(&self) -> bool {
+        !self.shared && self.owner.is_some()
+    }
+
+    /// The protection the hardware mapping gets (no write while COW).
+    pub fn hw_prot(&self) -> Prot {
+        if self.is_cow() {
+            self.prot & !PROT_WRITE
+        } else {
+            self.prot
+        }
     }
 }
 
@@ -174,7 +207,8 @@ impl MemoryManager {
     }
 
     fn insert(&mut self, v: Vma) {
-        self.as_.map_file(v.start, v.end - v.start, v.off, v.prot);
+        self.as_
+            .map_file(v.start, v.end - v.start, v.off, v.hw_prot());
         self.vmas.insert(v.start, v);
     }
 
@@ -268,13 +302,7 @@ impl MemoryManager {
             shared,
             off,
             kind,
-            owner: shared.then(|| {
-                Arc::new(SharedRange {
-                    mf: self.mf.clone(),
-                    off,
-                    len,
-                })
-            }),
+            owner: shared.then(|| SharedRange::new(self.mf.clone(), off, len)),
         });
         Ok(start)
     }
@@ -367,8 +395,8 @@ impl MemoryManager {
             if let Some(v) = self.vmas.get_mut(&k) {
                 if v.prot != prot {
                     v.prot = prot;
-                    let (s, e, o) = (v.start, v.end, v.off);
-                    self.as_.map_file(s, e - s, o, prot);
+                    let (s, e, o, hw) = (v.start, v.end, v.off, v.hw_prot());
+                    self.as_.map_file(s, e - s, o, hw);
                 }
             }
         }
@@ -515,6 +543,12 @@ impl MemoryManager {
         let end = addr
             .checked_add(page_round_up(len).ok_or(Errno::EINVAL)?)
             .ok_or(Errno::EINVAL)?;
+        // Zeroing must not reach another process's view of COW memory.
+        for k in self.overlapping(addr, end) {
+            if self.vmas[&k].is_cow() {
+                self.break_cow(k)?;
+            }
+        }
         let mut any = false;
         for k in self.overlapping(addr, end) {
             let v = &self.vmas[&k];
@@ -580,7 +614,16 @@ impl MemoryManager {
         Ok(())
     }
 
-    pub fn copy_out(&self, addr: u64, src: &[u8]) -> KResult<()> {
+    pub fn copy_out(&mut self, addr: u64, src: &[u8]) -> KResult<()> {
+        // The sentry's writes break COW like the workload's own.
+        if let Some(end) = addr.checked_add(src.len() as u64) {
+            for k in self.overlapping(addr, end) {
+                let v = &self.vmas[&k];
+                if v.is_cow() && v.prot & PROT_WRITE != 0 {
+                    self.break_cow(k)?;
+                }
+            }
+        }
         let mut done = 0;
         for (off, n) in self.pieces(addr, src.len(), PROT_WRITE)? {
             self.mf.write(off, &src[done..done + n])?;
@@ -714,9 +757,55 @@ impl MemoryManager {
         }
     }
 
+    /// Give the VMA at `key` its own copy of its memory (or take the shared
+    /// range over when nobody else maps it), and map it writable.
+    fn break_cow(&mut self, key: u64) -> KResult<()> {
+        let Some(v) = self.vmas.get(&key) else {
+            return Ok(());
+        };
+        let Some(owner) = v.owner.clone() else {
+            return Ok(());
+        };
+        let len = v.end - v.start;
+        let old_off = v.off;
+        // Two references: the VMA's and ours.
+        let sole = Arc::strong_count(&owner) == 2 && owner.off == old_off && owner.len == len;
+        let new_off = if sole {
+            owner
+                .forget
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            old_off
+        } else {
+            let off = self.mf.allocate(len)?;
+            if let Err(e) = self.mf.copy_sparse(old_off, off, len) {
+                self.mf.free(off, len);
+                return Err(e);
+            }
+            off
+        };
+        drop(owner);
+        if let Some(v) = self.vmas.get_mut(&key) {
+            v.owner = None;
+            v.off = new_off;
+            let (s, o, p) = (v.start, v.off, v.prot);
+            self.as_.map_file(s, len, o, p);
+        }
+        Ok(())
+    }
+
+    /// A write fault at `addr`: true when it was copy-on-write, now resolved
+    /// (the access is retried); false when the workload gets SIGSEGV.
+    pub fn cow_fault(&mut self, addr: u64) -> bool {
+        let key = match self.vmas.range(..=addr).next_back() {
+            Some((&k, v)) if v.end > addr && v.is_cow() && v.prot & PROT_WRITE != 0 => k,
+            _ => return false,
+        };
+        self.break_cow(key).is_ok()
+    }
+
     /// The address space a forked child gets: private memory copied (only
     /// the pages in use), shared memory shared.
-    pub fn fork_copy(&self, as_: Arc<dyn AddressSpace>) -> KResult<MemoryManager> {
+    pub fn fork_copy(&mut self, as_: Arc<dyn AddressSpace>) -> KResult<MemoryManager> {
         let mut new = MemoryManager::new(self.mf.clone(), as_);
         new.brk_start = self.brk_start;
         new.brk = self.brk;
@@ -726,17 +815,22 @@ impl MemoryManager {
         new.env_range = self.env_range;
         new.exe_path = self.exe_path.clone();
         new.auxv = self.auxv.clone();
-        for v in self.vmas.values() {
-            let len = v.end - v.start;
-            let mut nv = v.clone();
+        // Private memory becomes copy-on-write in both address spaces:
+        // nothing is copied until one side writes.
+        let keys: Vec<u64> = self.vmas.keys().copied().collect();
+        for k in keys {
+            let Some(v) = self.vmas.get_mut(&k) else {
+                continue;
+            };
             if v.owner.is_none() {
-                let off = self.mf.allocate(len)?;
-                if let Err(e) = self.mf.copy_sparse(v.off, off, len) {
-                    self.mf.free(off, len);
-                    return Err(e);
+                let len = v.end - v.start;
+                v.owner = Some(SharedRange::new(self.mf.clone(), v.off, len));
+                if v.prot & PROT_WRITE != 0 {
+                    let (s, o, hw) = (v.start, v.off, v.hw_prot());
+                    self.as_.map_file(s, len, o, hw);
                 }
-                nv.off = off;
             }
+            let nv = self.vmas[&k].clone();
             new.insert(nv);
         }
         Ok(new)

@@ -386,7 +386,7 @@ impl Task {
         f[INFO_OFF as usize..].copy_from_slice(&info.to_bytes());
         {
             let mm = self.mm();
-            let mm = lock(&mm);
+            let mut mm = lock(&mm);
             mm.copy_out(fp_addr, &fx)?;
             mm.copy_out(frame, &f)?;
         }

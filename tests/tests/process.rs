@@ -536,3 +536,42 @@ fn fork_is_copy_on_write_and_shared_memory_is_shared() {
     let exe = compile_static_c(&dir, "cow", COW);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const MEMFD: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    int fd = memfd_create("test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    ftruncate(fd, 8192);
+    char *p = mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    pid_t c = fork();
+    if (c == 0) { strcpy(p + 4096, "from child"); _exit(0); }
+    waitpid(c, 0, 0);
+    char buf[32] = {0};
+    pread(fd, buf, 10, 4096);
+    printf("mapping=%s read=%s\n", p + 4096, buf);
+    pwrite(fd, "via write", 9, 0);
+    printf("mapping sees write: %.9s\n", p);
+    struct stat st;
+    fstat(fd, &st);
+    printf("size=%lld\n", (long long)st.st_size);
+    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+    printf("seals=%d shrink=%d grow=%d\n", fcntl(fd, F_GET_SEALS), ftruncate(fd, 4096) == -1 && errno == EPERM, ftruncate(fd, 1 << 20) == -1 && errno == EPERM);
+    int nos = memfd_create("noseal", 0);
+    printf("noseal add=%d errno=%d\n", fcntl(nos, F_ADD_SEALS, F_SEAL_WRITE), errno);
+    return 0;
+}
+"#;
+
+#[test]
+fn memfd_shared_between_processes_with_seals() {
+    let dir = TempDir::new("memfd");
+    let exe = compile_static_c(&dir, "memfd", MEMFD);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

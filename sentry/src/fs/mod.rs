@@ -4,3 +4,4 @@
 pub mod dev;
 pub mod pipe;
 pub mod proc;
+pub mod shm;

@@ -836,3 +836,59 @@ impl MemoryManager {
         Ok(new)
     }
 }
+
+impl MemoryManager {
+    /// Map part of an existing shared memory-file range (memfd, /dev/shm).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmap_shared_range(
+        &mut self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        fixed: bool,
+        noreplace: bool,
+        owner: Arc<SharedRange>,
+        off: u64,
+        path: String,
+        dev: u64,
+        ino: u64,
+        file_off: u64,
+    ) -> KResult<u64> {
+        let len = page_round_up(len).ok_or(Errno::ENOMEM)?;
+        let start = if fixed || noreplace {
+            if !addr.is_multiple_of(PAGE_SIZE) {
+                return Err(Errno::EINVAL);
+            }
+            let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+            if end > USER_END || addr < MMAP_MIN {
+                return Err(if noreplace {
+                    Errno::EEXIST
+                } else {
+                    Errno::ENOMEM
+                });
+            }
+            if noreplace && !self.overlapping(addr, end).is_empty() {
+                return Err(Errno::EEXIST);
+            }
+            addr
+        } else {
+            self.find_free(len).ok_or(Errno::ENOMEM)?
+        };
+        self.unmap_range(start, start + len);
+        self.insert(Vma {
+            start,
+            end: start + len,
+            prot,
+            shared: true,
+            off,
+            kind: VmaKind::File {
+                path,
+                dev,
+                ino,
+                file_off,
+            },
+            owner: Some(owner),
+        });
+        Ok(start)
+    }
+}

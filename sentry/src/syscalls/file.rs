@@ -72,7 +72,7 @@ pub fn open_dentry(t: &Task, d: &Arc<Dentry>, flags: i32) -> KResult<Arc<File>> 
     }
     let kind = match &inode.node {
         Node::Lower(l) => FileKind::Lower { fd: l.fd()? },
-        Node::Mem(_) => FileKind::Mem(inode.clone()),
+        Node::Mem(_) | Node::Shm(_) => FileKind::Mem(inode.clone()),
         Node::Dev(crate::fs::dev::DevKind::Tty) => return Err(Errno::ENXIO),
         Node::Dev(k) => FileKind::Dev(*k),
         Node::Proc(ProcNode::File(f)) => FileKind::Synthetic(proc::generate(f, t)?),
@@ -154,7 +154,13 @@ pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KRes
             }
             Err(Errno::ENOENT) => {
                 let mode = S_IFREG | (mode & 0o7777 & !t.umask());
-                let d = create_child(t, &dir, &name, Node::Mem(Mutex::new(Vec::new())), mode)?;
+                // /dev/shm files live in the memory file (shareable mappings).
+                let node = if dir.fs == FsType::Dev {
+                    Node::Shm(crate::fs::shm::ShmFile::new(&t.k.mf, true)?)
+                } else {
+                    Node::Mem(Mutex::new(Vec::new()))
+                };
+                let d = create_child(t, &dir, &name, node, mode)?;
                 let f = open_dentry(t, &d, flags)?;
                 return install(t, f, flags & O_CLOEXEC != 0);
             }
@@ -185,6 +191,9 @@ pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KRes
             if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY {
                 if let Node::Mem(data) = &inode.node {
                     lock(data).clear();
+                }
+                if let Node::Shm(f) = &inode.node {
+                    f.truncate(0)?;
                 }
             }
         }
@@ -490,6 +499,8 @@ pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
     const F_DUPFD_CLOEXEC: i32 = 1030;
     const F_SETPIPE_SZ: i32 = 1031;
     const F_GETPIPE_SZ: i32 = 1032;
+    const F_ADD_SEALS: i32 = 1033;
+    const F_GET_SEALS: i32 = 1034;
     let fd = a.int(0);
     let fds = t.fds();
     match a.int(1) {
@@ -520,6 +531,23 @@ pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
             let new = (old & !settable) | (a.int(2) & settable);
             f.flags.store(new, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
+        }
+        F_ADD_SEALS | F_GET_SEALS => {
+            let f = lock(&fds).get(fd)?;
+            let shm = match (&f.kind, f.dentry.as_ref().map(|d| d.inode())) {
+                (FileKind::Mem(_), Some(i)) if matches!(i.node, Node::Shm(_)) => i,
+                _ => return Err(Errno::EINVAL),
+            };
+            let Node::Shm(s) = &shm.node else {
+                return Err(Errno::EINVAL);
+            };
+            if a.int(1) == F_GET_SEALS {
+                return Ok(s.seals() as u64);
+            }
+            if !f.writable() {
+                return Err(Errno::EPERM);
+            }
+            s.add_seals(a.uint(2)).map(|_| 0)
         }
         F_GETPIPE_SZ | F_SETPIPE_SZ => {
             let f = lock(&fds).get(fd)?;
@@ -1277,6 +1305,7 @@ fn truncate_d(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
     writable_fs(d)?;
     let inode = d.copy_up()?;
     match &inode.node {
+        Node::Shm(f) => f.truncate(len as u64).map(|_| 0),
         Node::Mem(data) => {
             if len > (1 << 40) {
                 return Err(Errno::EFBIG);
@@ -1397,4 +1426,44 @@ pub fn sys_fstatfs(t: &mut Task, a: &Args) -> KResult<u64> {
             t.copy_out(a.u(1), &bytes[..120]).map(|_| 0)
         }
     }
+}
+
+pub fn sys_memfd_create(t: &mut Task, a: &Args) -> KResult<u64> {
+    const MFD_CLOEXEC: u32 = 1;
+    const MFD_ALLOW_SEALING: u32 = 2;
+    const MFD_HUGETLB: u32 = 4;
+    const MFD_NOEXEC_SEAL: u32 = 8;
+    const MFD_EXEC: u32 = 0x10;
+    let flags = a.uint(1);
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC) != 0
+        || flags & MFD_HUGETLB != 0
+        || (flags & MFD_NOEXEC_SEAL != 0 && flags & MFD_EXEC != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let name = t.read_cstr(a.u(0), 249).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            Errno::EINVAL
+        } else {
+            e
+        }
+    })?;
+    let shm =
+        crate::fs::shm::ShmFile::new(&t.k.mf, flags & (MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL) != 0)?;
+    let mode = if flags & MFD_NOEXEC_SEAL != 0 {
+        0o666
+    } else {
+        0o777
+    };
+    let c = t.creds();
+    let inode = Inode::new(
+        Node::Shm(shm),
+        Meta::new(S_IFREG | mode, MEM_DEV, c.fsuid, c.fsgid),
+    );
+    // An unlinked dentry: /proc/self/fd shows "/memfd:NAME".
+    let mut dname = b"memfd:".to_vec();
+    dname.extend_from_slice(&name);
+    let d = Dentry::new_child(&t.fs_root(), &dname, inode);
+    let f = open_dentry(t, &d, O_RDWR)?;
+    install(t, f, flags & MFD_CLOEXEC != 0)
 }

@@ -76,6 +76,60 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
                 ino,
             },
         ),
+        FileKind::Mem(inode) if matches!(inode.node, Node::Shm(_)) => {
+            let Node::Shm(shm) = &inode.node else {
+                return Err(Errno::ENODEV);
+            };
+            let end = off
+                .checked_add(page_round_up(len).ok_or(Errno::ENOMEM)?)
+                .ok_or(Errno::EINVAL)?;
+            if end > crate::fs::shm::SHM_CAP {
+                return Err(Errno::ENOMEM);
+            }
+            if shared
+                && prot & PROT_WRITE != 0
+                && shm.seals()
+                    & (crate::fs::shm::F_SEAL_WRITE | crate::fs::shm::F_SEAL_FUTURE_WRITE)
+                    != 0
+            {
+                return Err(Errno::EPERM);
+            }
+            if shared {
+                lock(&mm).mmap_shared_range(
+                    addr,
+                    len,
+                    prot,
+                    fixed,
+                    noreplace,
+                    shm.range.clone(),
+                    shm.off + off,
+                    path,
+                    dev,
+                    ino,
+                    off,
+                )
+            } else {
+                let size = shm.size();
+                let mut data = vec![0u8; size.saturating_sub(off).min(len) as usize];
+                let n = shm.pread(&mut data, off)?;
+                data.truncate(n);
+                lock(&mm).mmap(
+                    addr,
+                    len,
+                    prot,
+                    false,
+                    fixed,
+                    noreplace,
+                    Backing::Bytes {
+                        data: &data,
+                        path,
+                        dev,
+                        ino,
+                        file_off: off,
+                    },
+                )
+            }
+        }
         FileKind::Mem(inode) if !shared => {
             let Node::Mem(data) = &inode.node else {
                 return Err(Errno::ENODEV);

@@ -208,6 +208,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_prlimit64 => process::sys_prlimit64,
     SYS_renameat2 => file::sys_renameat2,
     SYS_getrandom => process::sys_getrandom,
+    SYS_memfd_create => file::sys_memfd_create,
     SYS_execve => process::sys_execve,
     SYS_statx => file::sys_statx,
     SYS_close_range => file::sys_close_range,

@@ -159,6 +159,9 @@ impl File {
                 }
             },
             FileKind::Mem(inode) => {
+                if let Node::Shm(f) = &inode.node {
+                    return f.pread(buf, off);
+                }
                 let Node::Mem(data) = &inode.node else {
                     return Err(Errno::EINVAL);
                 };
@@ -185,6 +188,11 @@ impl File {
     pub fn pwrite(&self, buf: &[u8], off: u64) -> KResult<usize> {
         match &self.kind {
             FileKind::Mem(inode) => {
+                if let Node::Shm(f) = &inode.node {
+                    return f
+                        .pwrite(buf, off, self.flags() & O_APPEND != 0)
+                        .map(|(n, _)| n);
+                }
                 let Node::Mem(data) = &inode.node else {
                     return Err(Errno::EINVAL);
                 };

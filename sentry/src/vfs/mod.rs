@@ -155,6 +155,8 @@ pub enum Node {
     Lower(LowerNode),
     /// In-memory regular file (upper layer or tmpfs).
     Mem(Mutex<Vec<u8>>),
+    /// A file whose data lives in the memory file (memfd, /dev/shm).
+    Shm(crate::fs::shm::ShmFile),
     /// In-memory directory (its entries are the dentry's children).
     MemDir,
     /// In-memory symlink.
@@ -183,6 +185,10 @@ impl Inode {
         let mut m = lock(&self.meta).clone();
         if let Node::Mem(d) = &self.node {
             m.size = lock(d).len() as u64;
+            m.blocks = m.size.div_ceil(512);
+        }
+        if let Node::Shm(f) = &self.node {
+            m.size = f.size();
             m.blocks = m.size.div_ceil(512);
         }
         m

@@ -575,3 +575,29 @@ fn memfd_shared_between_processes_with_seals() {
     let exe = compile_static_c(&dir, "memfd", MEMFD);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const AVX: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+static void clobber(int s) {
+    (void)s;
+    __asm__ volatile("vpcmpeqd %%ymm0, %%ymm0, %%ymm0" ::: "xmm0");
+}
+int main(void) {
+    signal(SIGUSR1, clobber);
+    unsigned int in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8];
+    __asm__ volatile("vmovdqu %0, %%ymm0" :: "m"(in) : "xmm0");
+    raise(SIGUSR1);
+    __asm__ volatile("vmovdqu %%ymm0, %0" : "=m"(out) :: "memory");
+    printf("ymm0 kept across the handler: %d\n", memcmp(in, out, sizeof in) == 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn avx_state_survives_a_signal_handler() {
+    let dir = TempDir::new("avx");
+    let exe = compile_static_c(&dir, "avx", AVX);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

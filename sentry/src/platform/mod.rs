@@ -63,8 +63,9 @@ pub trait Context: Send {
     fn initial_regs(&self) -> Regs;
     /// Host pid of the stub (for logs and for cgroup placement).
     fn host_pid(&self) -> i32;
-    /// The thread's floating-point state (FXSAVE layout, 512 bytes); read
-    /// only when needed (signal delivery), never on every stop.
+    /// The thread's floating-point state: the XSAVE area (whose first 512
+    /// bytes are the FXSAVE layout); read only when needed (signal
+    /// delivery), never on every stop.
     fn fp_state(&mut self) -> Result<Vec<u8>, PlatformError>;
     fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError>;
     /// Place the stub and the calling (driving) thread on the same CPU.

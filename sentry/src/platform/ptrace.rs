@@ -527,11 +527,18 @@ impl Context for PtraceContext {
     }
 
     fn fp_state(&mut self) -> Result<Vec<u8>, PlatformError> {
-        crate::platform::ptrace_sys::get_fpregs(self.pid.as_raw())
+        // The full XSAVE area (AVX and beyond); the legacy FXSAVE area if
+        // the kernel offers no XSTATE regset.
+        crate::platform::ptrace_sys::get_xstate(self.pid.as_raw())
+            .or_else(|_| crate::platform::ptrace_sys::get_fpregs(self.pid.as_raw()))
     }
 
     fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError> {
-        crate::platform::ptrace_sys::set_fpregs(self.pid.as_raw(), fx)
+        if fx.len() > 512 {
+            crate::platform::ptrace_sys::set_xstate(self.pid.as_raw(), fx)
+        } else {
+            crate::platform::ptrace_sys::set_fpregs(self.pid.as_raw(), fx)
+        }
     }
 }
 

@@ -171,3 +171,63 @@ pub fn colocate(stub: i32, slot: usize) {
         libc::sched_setaffinity(stub, std::mem::size_of::<libc::cpu_set_t>(), &one);
     }
 }
+
+const NT_X86_XSTATE: libc::c_int = 0x202;
+
+/// Size of the XSAVE area for the features enabled in XCR0 (CPUID 0xD).
+pub fn xsave_size() -> usize {
+    let r = std::arch::x86_64::__cpuid_count(0xd, 0);
+    (r.ebx as usize).clamp(512 + 64, 1 << 16)
+}
+
+/// The full XSAVE area of a stopped tracee (PTRACE_GETREGSET
+/// NT_X86_XSTATE); its software-reserved bytes describe the layout.
+pub fn get_xstate(pid: i32) -> Result<Vec<u8>, PlatformError> {
+    let mut buf = vec![0u8; xsave_size()];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: the kernel writes at most iov_len bytes into buf.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGSET,
+            pid,
+            NT_X86_XSTATE,
+            &mut iov as *mut libc::iovec,
+        )
+    };
+    if r < 0 {
+        return Err(PlatformError::Host {
+            op: "PTRACE_GETREGSET",
+            err: nix::Error::last(),
+        });
+    }
+    buf.truncate(iov.iov_len);
+    Ok(buf)
+}
+
+/// Load an XSAVE area into a stopped tracee; the kernel validates it.
+pub fn set_xstate(pid: i32, xs: &[u8]) -> Result<(), PlatformError> {
+    let mut buf = xs.to_vec();
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: the kernel reads at most iov_len bytes from buf.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETREGSET,
+            pid,
+            NT_X86_XSTATE,
+            &mut iov as *mut libc::iovec,
+        )
+    };
+    if r < 0 {
+        return Err(PlatformError::Host {
+            op: "PTRACE_SETREGSET",
+            err: nix::Error::last(),
+        });
+    }
+    Ok(())
+}

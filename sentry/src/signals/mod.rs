@@ -245,6 +245,9 @@ fn default_stops(sig: i32) -> bool {
     matches!(sig, SIGSTOP | 20 | 21 | 22)
 }
 
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+
 // rt_sigframe layout (x86-64).
 const UC_OFF: u64 = 8;
 const MCTX_OFF: u64 = UC_OFF + 40;
@@ -349,7 +352,23 @@ impl Task {
         } else {
             r.rsp.wrapping_sub(128) // red zone
         };
-        sp = (sp - 512) & !63;
+        // The FP area: XSAVE layout plus FP_XSTATE_MAGIC2 after it when the
+        // full state was saved (its sw_reserved bytes carry FP_XSTATE_MAGIC1).
+        let xsave = fx.len() > 512;
+        let mut fpimg = fx.clone();
+        if xsave {
+            // The software-reserved bytes of the FXSAVE area describe it.
+            let len = fx.len() as u32;
+            let xfeatures = u64::from_le_bytes(fx[512..520].try_into().unwrap_or([0; 8])) | 3;
+            fpimg[464..468].copy_from_slice(&FP_XSTATE_MAGIC1.to_le_bytes());
+            fpimg[468..472].copy_from_slice(&(len + 4).to_le_bytes());
+            if u64::from_le_bytes(fpimg[472..480].try_into().unwrap_or([0; 8])) == 0 {
+                fpimg[472..480].copy_from_slice(&xfeatures.to_le_bytes());
+            }
+            fpimg[480..484].copy_from_slice(&len.to_le_bytes());
+            fpimg.extend_from_slice(&FP_XSTATE_MAGIC2.to_le_bytes());
+        }
+        sp = (sp - fpimg.len() as u64) & !63;
         let fp_addr = sp;
         sp = ((sp - FRAME_SIZE) & !15) - 8;
         let frame = sp;
@@ -358,6 +377,8 @@ impl Task {
             f[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes())
         };
         put(&mut f, 0, act.restorer);
+        // uc_flags: UC_FP_XSTATE when the XSAVE area follows.
+        put(&mut f, UC_OFF, if xsave { 1 } else { 0 });
         // uc_stack
         put(&mut f, UC_OFF + 16, ss_sp);
         f[(UC_OFF + 24) as usize..(UC_OFF + 28) as usize]
@@ -387,7 +408,7 @@ impl Task {
         {
             let mm = self.mm();
             let mut mm = lock(&mm);
-            mm.copy_out(fp_addr, &fx)?;
+            mm.copy_out(fp_addr, &fpimg)?;
             mm.copy_out(frame, &f)?;
         }
         let mut mask = self.sigmask | act.mask;
@@ -445,7 +466,15 @@ impl Task {
         if fp != 0 {
             let mut fx = vec![0u8; 512];
             self.copy_in(fp, &mut fx)?;
-            self.ctx.set_fp_state(&fx).map_err(|_| Errno::EFAULT)?;
+            let magic1 = u32::from_le_bytes([fx[464], fx[465], fx[466], fx[467]]);
+            let xstate_size = u32::from_le_bytes([fx[480], fx[481], fx[482], fx[483]]) as usize;
+            if magic1 == FP_XSTATE_MAGIC1 && (576..=1 << 16).contains(&xstate_size) {
+                let mut xs = vec![0u8; xstate_size];
+                self.copy_in(fp, &mut xs)?;
+                self.ctx.set_fp_state(&xs).map_err(|_| Errno::EFAULT)?;
+            } else {
+                self.ctx.set_fp_state(&fx).map_err(|_| Errno::EFAULT)?;
+            }
         }
         self.regs = r;
         self.set_sigmask(mask);

@@ -601,3 +601,39 @@ fn avx_state_survives_a_signal_handler() {
     let exe = compile_static_c(&dir, "avx", AVX);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const RUSAGE: &str = r#"
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/times.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static double cpu(struct rusage *r) {
+    return r->ru_utime.tv_sec + r->ru_stime.tv_sec + (r->ru_utime.tv_usec + r->ru_stime.tv_usec) / 1e6;
+}
+int main(void) {
+    pid_t c = fork();
+    if (c == 0) {
+        volatile unsigned long n = 0;
+        clock_t end = clock() + CLOCKS_PER_SEC * 3 / 10;
+        while (clock() < end) n++;
+        _exit(0);
+    }
+    struct rusage before, after;
+    getrusage(RUSAGE_CHILDREN, &before);
+    waitpid(c, 0, 0);
+    getrusage(RUSAGE_CHILDREN, &after);
+    struct tms t;
+    times(&t);
+    printf("children before=%d after>=0.2s=%d times_cutime>0=%d\n", cpu(&before) < 0.05, cpu(&after) >= 0.2, t.tms_cutime + t.tms_cstime > 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn getrusage_and_times_count_reaped_children() {
+    let dir = TempDir::new("rusage");
+    let exe = compile_static_c(&dir, "rusage", RUSAGE);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

@@ -38,6 +38,10 @@ pub struct Process {
     /// Mirrors `state.exit.is_some()` for lock-free checks while blocked.
     pub exiting: std::sync::atomic::AtomicBool,
     pub nice: AtomicI32,
+    /// CPU time (ns) of this process's threads that have exited.
+    pub cpu_dead_ns: std::sync::atomic::AtomicU64,
+    /// CPU time (ns) of reaped children (and theirs), for RUSAGE_CHILDREN.
+    pub children_cpu_ns: std::sync::atomic::AtomicU64,
     pub sched_policy: AtomicI32,
     pub sched_priority: AtomicI32,
     /// prctl(PR_SET_CHILD_SUBREAPER).
@@ -64,6 +68,8 @@ impl Process {
             signals: Mutex::new(Default::default()),
             exiting: std::sync::atomic::AtomicBool::new(false),
             nice: AtomicI32::new(0),
+            cpu_dead_ns: Default::default(),
+            children_cpu_ns: Default::default(),
             sched_policy: AtomicI32::new(0),
             sched_priority: AtomicI32::new(0),
             subreaper: std::sync::atomic::AtomicBool::new(false),

@@ -441,6 +441,10 @@ impl Task {
         let (last, status, siblings) = {
             let mut ps = proc_.lock();
             ps.threads.remove(&self.tid);
+            proc_.cpu_dead_ns.fetch_add(
+                crate::kernel::timers::stub_cpu_ns(self.ctx.host_pid()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let already = ps.exit.is_some();
             if self.group_exit && !already {
                 ps.exit = Some(st);

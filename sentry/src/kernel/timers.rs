@@ -218,6 +218,21 @@ impl Timer {
     }
 }
 
+/// CPU time of one stub (host process), in ns.
+pub fn stub_cpu_ns(host: i32) -> u64 {
+    if host <= 0 {
+        return 0;
+    }
+    let clock = (!host << 3) | 2;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-parameter.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec.max(0) as u64 * 1_000_000_000 + ts.tv_nsec.max(0) as u64
+}
+
 /// Total CPU time of a thread group's stubs, in ns.
 pub fn process_cpu_ns(k: &Kernel, p: &Process) -> u64 {
     let hosts: Vec<i32> = p.lock().threads.values().copied().collect();

@@ -156,6 +156,11 @@ fn wait_child(
             let status = st.zombies[&pid];
             if reap {
                 st.zombies.remove(&pid);
+                if let Some(c) = k.process(pid) {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let spent = c.cpu_dead_ns.load(Relaxed) + c.children_cpu_ns.load(Relaxed);
+                    p.children_cpu_ns.fetch_add(spent, Relaxed);
+                }
                 st.children.remove(&pid);
                 drop(st);
                 k.remove_process(pid);
@@ -565,18 +570,6 @@ pub fn sys_prlimit64(t: &mut Task, a: &Args) -> KResult<u64> {
     Ok(0)
 }
 
-/// CPU time of the stub, from the host's per-process CPU clock.
-fn cpu_time(t: &Task) -> (i64, i64) {
-    let clock = (!t.ctx.host_pid() << 3) | 2;
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-parameter.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec, ts.tv_nsec)
-}
-
 pub fn sys_getrusage(t: &mut Task, a: &Args) -> KResult<u64> {
     const RUSAGE_SELF: i32 = 0;
     const RUSAGE_CHILDREN: i32 = -1;
@@ -585,23 +578,45 @@ pub fn sys_getrusage(t: &mut Task, a: &Args) -> KResult<u64> {
     let mut b = [0u8; 144];
     match who {
         RUSAGE_SELF | RUSAGE_THREAD => {
-            let (s, ns) = cpu_time(t);
+            let total = if who == RUSAGE_SELF {
+                let p = t.proc_();
+                crate::kernel::timers::process_cpu_ns(&t.k, p)
+                    + p.cpu_dead_ns.load(std::sync::atomic::Ordering::Relaxed)
+            } else {
+                crate::kernel::timers::stub_cpu_ns(t.ctx.host_pid())
+            };
+            let (s, ns) = (
+                (total / 1_000_000_000) as i64,
+                (total % 1_000_000_000) as i64,
+            );
             b[0..8].copy_from_slice(&s.to_le_bytes());
             b[8..16].copy_from_slice(&(ns / 1000).to_le_bytes());
             let rss = lock(&t.mm()).mapped_bytes() / 1024;
             b[32..40].copy_from_slice(&rss.to_le_bytes());
         }
-        RUSAGE_CHILDREN => {}
+        RUSAGE_CHILDREN => {
+            // Host CPU clocks do not split user and system time: all of it
+            // is reported as user time.
+            let total = t
+                .proc_()
+                .children_cpu_ns
+                .load(std::sync::atomic::Ordering::Relaxed);
+            b[0..8].copy_from_slice(&((total / 1_000_000_000) as i64).to_le_bytes());
+            b[8..16].copy_from_slice(&((total % 1_000_000_000 / 1000) as i64).to_le_bytes());
+        }
         _ => return Err(Errno::EINVAL),
     }
     t.copy_out(a.u(1), &b).map(|_| 0)
 }
 
 pub fn sys_times(t: &mut Task, a: &Args) -> KResult<u64> {
-    let (s, ns) = cpu_time(t);
-    let ticks = s * 100 + ns / 10_000_000;
+    let p = t.proc_();
+    let own = crate::kernel::timers::process_cpu_ns(&t.k, p)
+        + p.cpu_dead_ns.load(std::sync::atomic::Ordering::Relaxed);
+    let children = p.children_cpu_ns.load(std::sync::atomic::Ordering::Relaxed);
+    let ticks = |ns: u64| (ns / 10_000_000) as i64;
     if a.u(0) != 0 {
-        let v: [i64; 4] = [ticks, 0, 0, 0];
+        let v: [i64; 4] = [ticks(own), 0, ticks(children), 0];
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         t.copy_out(a.u(0), &bytes)?;
     }

@@ -115,6 +115,18 @@ fn current() -> Option<Arc<ThreadInfo>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// Whether the calling task should leave a blocking host call now.
+pub fn current_interrupted() -> bool {
+    match current() {
+        Some(th) => {
+            has_unblocked(&th)
+                || th.proc_.lock_exit_pending()
+                || th.exec_kill.load(Ordering::Relaxed)
+        }
+        None => false,
+    }
+}
+
 /// Whether `th` has a pending signal it does not block.
 pub fn has_unblocked(th: &ThreadInfo) -> bool {
     let mask = th.sigmask.load(Ordering::Relaxed) & !UNBLOCKABLE;

@@ -179,7 +179,9 @@ impl File {
             }
             FileKind::Dev(d) => d.read(buf),
             FileKind::Dir { .. } => Err(Errno::EISDIR),
-            FileKind::Host { fd, .. } => host_read(fd.as_raw_fd(), buf),
+            FileKind::Host { fd, .. } => {
+                host_read(fd.as_raw_fd(), buf, self.flags() & O_NONBLOCK != 0)
+            }
             FileKind::Pipe { pipe, write: false } => pipe.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
         }
@@ -351,7 +353,31 @@ impl File {
     }
 }
 
-fn host_read(fd: RawFd, buf: &mut [u8]) -> KResult<usize> {
+/// Read a host fd (stdio). Waiting happens in poll, in slices of 100 ms,
+/// so that a signal for the reading task interrupts the read.
+fn host_read(fd: RawFd, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, if nonblock { 0 } else { 100 }) };
+        if n == 0 {
+            if nonblock {
+                return Err(Errno::EAGAIN);
+            }
+            if crate::signals::current_interrupted() {
+                return Err(Errno::ERESTARTSYS);
+            }
+            continue;
+        }
+        if n < 0 && Errno::last_host() == Errno::EINTR {
+            continue;
+        }
+        break;
+    }
     loop {
         match nix::unistd::read(fd, buf) {
             Err(nix::Error::EINTR) => continue,

@@ -637,3 +637,60 @@ fn getrusage_and_times_count_reaped_children() {
     let exe = compile_static_c(&dir, "rusage", RUSAGE);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const RESTART: &str = r#"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static void on_alarm(int s) { (void)s; }
+static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec / 1e9; }
+int main(void) {
+    /* SA_RESTART: a read interrupted by a handled signal continues. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, 0);
+    int p[2];
+    pipe(p);
+    pid_t c = fork();
+    if (c == 0) {
+        usleep(100000);
+        kill(getppid(), SIGALRM);
+        usleep(100000);
+        write(p[1], "y", 1);
+        _exit(0);
+    }
+    char ch = 0;
+    ssize_t n = read(p[0], &ch, 1);
+    printf("SA_RESTART read n=%zd c=%c\n", n, ch);
+    waitpid(c, 0, 0);
+    /* A sleep stopped and continued resumes toward its original deadline. */
+    c = fork();
+    if (c == 0) {
+        double t0 = now();
+        struct timespec req = {1, 0}, rem;
+        int r = nanosleep(&req, &rem);
+        double el = now() - t0;
+        printf("nanosleep ret=%d elapsed_ok=%d\n", r, el > 0.9 && el < 1.3);
+        _exit(0);
+    }
+    usleep(200000);
+    kill(c, SIGSTOP);
+    usleep(200000);
+    kill(c, SIGCONT);
+    waitpid(c, 0, 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn sa_restart_and_sleep_resumed_after_stop() {
+    let dir = TempDir::new("restart");
+    let exe = compile_static_c(&dir, "restart", RESTART);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

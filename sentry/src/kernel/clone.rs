@@ -214,6 +214,7 @@ fn run_child(s: ChildSpec) {
         group_exit: false,
         vfork_done: s.vfork,
         altstack: s.altstack,
+        restart_deadline: None,
         debug: s.debug,
     };
     task.run();

@@ -97,6 +97,8 @@ pub struct Task {
     pub group_exit: bool,
     /// Released when this (vfork) child execs or exits.
     pub vfork_done: Option<Arc<(Mutex<bool>, std::sync::Condvar)>>,
+    /// Deadline of a relative sleep to resume after a transparent restart.
+    pub restart_deadline: Option<(i32, Timespec)>,
     /// sigaltstack: (sp, size, flags).
     pub altstack: (u64, u64, i32),
     pub debug: bool,
@@ -159,6 +161,7 @@ impl Task {
             group_exit: false,
             vfork_done: None,
             altstack: (0, 0, 2),
+            restart_deadline: None,
             debug: false,
         })
     }

@@ -320,6 +320,9 @@ impl Task {
                 return;
             }
             // A handler runs: settle the interrupted syscall first.
+            if restart == Some(Errno::ERESTART_RESTARTBLOCK) {
+                self.restart_deadline = None;
+            }
             if let Some(r) = restart.take() {
                 let again = r == Errno::ERESTARTNOINTR
                     || (r == Errno::ERESTARTSYS && act.flags & SA_RESTART != 0);

@@ -114,26 +114,41 @@ fn add(a: Timespec, b: Timespec) -> Timespec {
     }
 }
 
+/// A relative sleep. Interrupted by a signal that runs a handler it fails
+/// with EINTR (remaining time in `rem`); interrupted otherwise (a stop and
+/// continue) it resumes toward the same deadline, as Linux's
+/// restart_syscall does.
+fn relative_sleep(t: &mut Task, clock: i32, req: Timespec, rem: u64) -> KResult<u64> {
+    let deadline = match t.restart_deadline.take() {
+        Some((c, d)) if c == clock => d,
+        _ => add(host_clock(t, clock)?, req),
+    };
+    match sleep_until(t, clock, deadline, Errno::ERESTART_RESTARTBLOCK) {
+        Err(Errno::ERESTART_RESTARTBLOCK) => {
+            if rem != 0 {
+                let now = host_clock(t, clock)?;
+                let left = ((deadline.tv_sec - now.tv_sec) * 1_000_000_000
+                    + (deadline.tv_nsec - now.tv_nsec))
+                    .max(0);
+                t.write_obj(
+                    rem,
+                    &Timespec {
+                        tv_sec: left / 1_000_000_000,
+                        tv_nsec: left % 1_000_000_000,
+                    },
+                )?;
+            }
+            t.restart_deadline = Some((clock, deadline));
+            Err(Errno::ERESTART_RESTARTBLOCK)
+        }
+        r => r.map(|_| 0),
+    }
+}
+
 pub fn sys_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
     let req: Timespec = t.read_obj(a.u(0))?;
     check_ts(&req)?;
-    let start = host_clock(t, 1)?;
-    let deadline = add(start, req);
-    let r = sleep_until(t, 1, deadline, Errno::EINTR);
-    if r == Err(Errno::EINTR) && a.u(1) != 0 {
-        let now = host_clock(t, 1)?;
-        let mut left =
-            (deadline.tv_sec - now.tv_sec) * 1_000_000_000 + (deadline.tv_nsec - now.tv_nsec);
-        left = left.max(0);
-        t.write_obj(
-            a.u(1),
-            &Timespec {
-                tv_sec: left / 1_000_000_000,
-                tv_nsec: left % 1_000_000_000,
-            },
-        )?;
-    }
-    r.map(|_| 0)
+    relative_sleep(t, 1, req, a.u(1))
 }
 
 pub fn sys_clock_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -151,15 +166,8 @@ pub fn sys_clock_nanosleep(t: &mut Task, a: &Args) -> KResult<u64> {
     };
     let req: Timespec = t.read_obj(a.u(2))?;
     check_ts(&req)?;
-    let deadline = if flags & TIMER_ABSTIME != 0 {
-        req
-    } else {
-        add(host_clock(t, clock)?, req)
-    };
-    let restart = if flags & TIMER_ABSTIME != 0 {
-        Errno::ERESTARTNOHAND
-    } else {
-        Errno::EINTR
-    };
-    sleep_until(t, clock, deadline, restart).map(|_| 0)
+    if flags & TIMER_ABSTIME == 0 {
+        return relative_sleep(t, clock, req, a.u(3));
+    }
+    sleep_until(t, clock, req, Errno::ERESTARTNOHAND).map(|_| 0)
 }

@@ -28,7 +28,7 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
     if k.task_count() >= k.pids_limit {
         return Err(Errno::EAGAIN);
     }
-    let nproc = t.rlimits[6].cur;
+    let nproc = t.rlimit(6).cur;
     if flags & CLONE_THREAD == 0
         && !t.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE)
         && (k.processes().len() as u64) >= nproc
@@ -77,6 +77,7 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
             me.pgid.load(std::sync::atomic::Ordering::Relaxed),
             me.sid.load(std::sync::atomic::Ordering::Relaxed),
         ));
+        *lock(&p.rlimits) = *lock(&me.rlimits);
         k.add_process(p.clone());
         if let Some(pp) = k.process(parent) {
             pp.lock().children.insert(tid);
@@ -134,7 +135,6 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
         } else {
             0
         },
-        rlimits: t.rlimits,
         vfork: vfork.clone(),
         altstack: if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
             (0, 0, 2)
@@ -170,7 +170,6 @@ struct ChildSpec {
     sigactions: Arc<Mutex<[super::task::SigAction; 64]>>,
     sigmask: u64,
     clear_child_tid: u64,
-    rlimits: [Rlimit; super::task::RLIMIT_COUNT],
     vfork: Option<Arc<(Mutex<bool>, Condvar)>>,
     altstack: (u64, u64, i32),
     debug: bool,
@@ -209,7 +208,6 @@ fn run_child(s: ChildSpec) {
         sigmask: s.sigmask,
         clear_child_tid: s.clear_child_tid,
         robust_list: (0, 0),
-        rlimits: s.rlimits,
         exit: None,
         group_exit: false,
         vfork_done: s.vfork,

@@ -37,6 +37,8 @@ pub struct Process {
     pub signals: Mutex<crate::signals::SigQueue>,
     /// Mirrors `state.exit.is_some()` for lock-free checks while blocked.
     pub exiting: std::sync::atomic::AtomicBool,
+    /// Resource limits (per process, as Linux keeps them in signal_struct).
+    pub rlimits: Mutex<[crate::abi::Rlimit; super::task::RLIMIT_COUNT]>,
     pub nice: AtomicI32,
     /// CPU time (ns) of this process's threads that have exited.
     pub cpu_dead_ns: std::sync::atomic::AtomicU64,
@@ -67,6 +69,7 @@ impl Process {
             stop_cv: Condvar::new(),
             signals: Mutex::new(Default::default()),
             exiting: std::sync::atomic::AtomicBool::new(false),
+            rlimits: Mutex::new(super::task::default_rlimits()),
             nice: AtomicI32::new(0),
             cpu_dead_ns: Default::default(),
             children_cpu_ns: Default::default(),

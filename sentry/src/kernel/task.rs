@@ -91,7 +91,6 @@ pub struct Task {
     pub sigmask: u64,
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
-    pub rlimits: [Rlimit; RLIMIT_COUNT],
     pub exit: Option<ExitStatus>,
     /// exit_group: the whole process exits with this status.
     pub group_exit: bool,
@@ -156,7 +155,6 @@ impl Task {
             sigmask: 0,
             clear_child_tid: 0,
             robust_list: (0, 0),
-            rlimits: default_rlimits(),
             exit: None,
             group_exit: false,
             vfork_done: None,
@@ -168,6 +166,10 @@ impl Task {
 
     pub fn proc_(&self) -> &Arc<Process> {
         &self.info.proc_
+    }
+
+    pub fn rlimit(&self, r: usize) -> Rlimit {
+        lock(&self.info.proc_.rlimits)[r % RLIMIT_COUNT]
     }
 
     pub fn mm(&self) -> Arc<Mutex<MemoryManager>> {
@@ -203,7 +205,7 @@ impl Task {
     }
 
     pub fn nofile_limit(&self) -> u64 {
-        self.rlimits[RLIMIT_NOFILE].cur
+        self.rlimit(RLIMIT_NOFILE).cur
     }
 
     // Workload memory access.

@@ -268,7 +268,7 @@ pub fn exec(
 
     // Point of no return: build the new address space.
     // The initial stack is as large as RLIMIT_STACK allows (bounded).
-    let stack_size: u64 = match t.rlimits[crate::kernel::task::RLIMIT_STACK].cur {
+    let stack_size: u64 = match t.rlimit(crate::kernel::task::RLIMIT_STACK).cur {
         RLIM_INFINITY => DEFAULT_STACK,
         n => page_round_down(n.clamp(128 << 10, 1 << 30)),
     };

@@ -272,7 +272,7 @@ impl Task {
     /// dumps core by default and RLIMIT_CORE allows a dump.
     pub fn core_status(&self, sig: i32) -> i32 {
         let dumps = matches!(sig, 3 | 4 | 5 | 6 | 7 | 8 | 11 | 24 | 25 | 31);
-        if dumps && self.rlimits[4].cur > 0 {
+        if dumps && self.rlimit(4).cur > 0 {
             sig | 0x80
         } else {
             sig

@@ -32,7 +32,7 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     // RLIMIT_AS bounds the address space.
-    let limit = t.rlimits[9].cur;
+    let limit = t.rlimit(9).cur;
     if limit != RLIM_INFINITY && lock(&t.mm()).mapped_bytes().saturating_add(len) > limit {
         return Err(Errno::ENOMEM);
     }

@@ -2,8 +2,10 @@
 
 use super::Args;
 use crate::abi::*;
+use crate::kernel::process::Process;
 use crate::kernel::task::{ExitStatus, Task, RLIMIT_COUNT, RLIMIT_NOFILE};
 use crate::vfs::lock;
+use std::sync::Arc;
 
 pub fn sys_getpid(t: &mut Task, _: &Args) -> KResult<u64> {
     Ok(t.tgid as u64)
@@ -477,29 +479,29 @@ fn check_resource(r: u32) -> KResult<usize> {
     Ok(r as usize)
 }
 
-fn set_limit(t: &mut Task, r: usize, new: Rlimit) -> KResult<()> {
+fn set_limit(t: &mut Task, p: &Arc<Process>, r: usize, new: Rlimit) -> KResult<()> {
     if new.cur > new.max {
         return Err(Errno::EINVAL);
     }
-    let old = t.rlimits[r];
+    let old = lock(&p.rlimits)[r];
     if new.max > old.max && !t.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE) {
         return Err(Errno::EPERM);
     }
     if r == RLIMIT_NOFILE && new.max > 1 << 20 {
         return Err(Errno::EPERM);
     }
-    t.rlimits[r] = new;
+    lock(&p.rlimits)[r] = new;
     if r == 0 {
-        arm_cpu_limit(t, new);
+        arm_cpu_limit(t, p, new);
     }
     Ok(())
 }
 
 /// RLIMIT_CPU is measured against the process's CPU time so far.
-fn arm_cpu_limit(t: &Task, lim: Rlimit) {
+fn arm_cpu_limit(t: &Task, p: &Arc<Process>, lim: Rlimit) {
     use crate::kernel::timers::{Notify, Timer, TimerClock};
     use std::time::Duration;
-    let p = t.proc_().clone();
+    let p = p.clone();
     let mut slot = lock(&p.cpu_limit);
     let timers = slot.get_or_insert_with(|| {
         let mk = |signo| {
@@ -540,29 +542,36 @@ fn arm_cpu_limit(t: &Task, lim: Rlimit) {
 
 pub fn sys_getrlimit(t: &mut Task, a: &Args) -> KResult<u64> {
     let r = check_resource(a.uint(0))?;
-    t.write_obj(a.u(1), &t.rlimits[r]).map(|_| 0)
+    t.write_obj(a.u(1), &t.rlimit(r)).map(|_| 0)
 }
 
 pub fn sys_setrlimit(t: &mut Task, a: &Args) -> KResult<u64> {
     let r = check_resource(a.uint(0))?;
     let new: Rlimit = t.read_obj(a.u(1))?;
-    set_limit(t, r, new).map(|_| 0)
+    let p = t.proc_().clone();
+    set_limit(t, &p, r, new).map(|_| 0)
 }
 
 pub fn sys_prlimit64(t: &mut Task, a: &Args) -> KResult<u64> {
     let pid = a.int(0);
-    if pid != 0 && pid != t.tgid {
-        return Err(if pid < 0 { Errno::EINVAL } else { Errno::ESRCH });
+    if pid < 0 {
+        return Err(Errno::EINVAL);
     }
+    // pid names a thread; limits belong to its process.
+    let p = if pid == 0 {
+        t.proc_().clone()
+    } else {
+        t.k.thread(pid).ok_or(Errno::ESRCH)?.proc_.clone()
+    };
     let r = check_resource(a.uint(1))?;
     let new: Option<Rlimit> = if a.u(2) != 0 {
         Some(t.read_obj(a.u(2))?)
     } else {
         None
     };
-    let old = t.rlimits[r];
+    let old = lock(&p.rlimits)[r];
     if let Some(n) = new {
-        set_limit(t, r, n)?;
+        set_limit(t, &p, r, n)?;
     }
     if a.u(3) != 0 {
         t.write_obj(a.u(3), &old)?;

@@ -694,3 +694,38 @@ fn sa_restart_and_sleep_resumed_after_stop() {
     let exe = compile_static_c(&dir, "restart", RESTART);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const EXECVEAT: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc > 1) { printf("exec'd via %s\n", argv[1]); return 0; }
+    char *a1[] = {"busybox", "echo", "execveat with a dirfd", 0};
+    char *env[] = {0};
+    int dir = open("/bin", O_RDONLY | O_DIRECTORY);
+    pid_t c = fork();
+    if (c == 0) { syscall(SYS_execveat, dir, "busybox", a1, env, 0); _exit(9); }
+    int st; waitpid(c, &st, 0);
+    int fd = open(argv[0], O_RDONLY);
+    char *a2[] = {argv[0], "AT_EMPTY_PATH", 0};
+    syscall(SYS_execveat, fd, "", a2, env, AT_EMPTY_PATH);
+    return 9;
+}
+"#;
+
+#[test]
+fn execveat_with_dirfd_and_empty_path() {
+    let dir = TempDir::new("execveat");
+    let exe = compile_static_c(
+        &dir,
+        "execveat",
+        &EXECVEAT.replace(
+            "#include <unistd.h>",
+            "#include <unistd.h>\n#include <sys/wait.h>",
+        ),
+    );
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

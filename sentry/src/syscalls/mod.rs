@@ -210,6 +210,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_getrandom => process::sys_getrandom,
     SYS_memfd_create => file::sys_memfd_create,
     SYS_execve => process::sys_execve,
+    SYS_execveat => process::sys_execveat,
     SYS_statx => file::sys_statx,
     SYS_close_range => file::sys_close_range,
     SYS_clone3 => process::sys_clone3,

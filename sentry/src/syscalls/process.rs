@@ -774,3 +774,50 @@ pub fn sys_execve(t: &mut Task, a: &Args) -> KResult<u64> {
     crate::kernel::exec::execve(t, &path, argv, envp)?;
     Ok(0)
 }
+
+pub fn sys_execveat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (dirfd, flags) = (a.int(0), a.int(4));
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(a.u(1)).or_else(|e| {
+        if e == Errno::ENOENT {
+            Ok(Vec::new())
+        } else {
+            Err(e)
+        }
+    })?;
+    // Resolve to an absolute path the loader can walk again.
+    let target = if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        let f = super::file::get_file(t, dirfd)?;
+        f.dentry.clone().ok_or(Errno::EACCES)?.path()
+    } else if path[0] == b'/' || dirfd == AT_FDCWD {
+        path.clone()
+    } else {
+        let f = super::file::get_file(t, dirfd)?;
+        let d = f.dentry.clone().ok_or(Errno::ENOTDIR)?;
+        if !d.meta().is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let mut p = d.path();
+        if !p.ends_with(b"/") {
+            p.push(b'/');
+        }
+        p.extend_from_slice(&path);
+        p
+    };
+    if flags & AT_SYMLINK_NOFOLLOW != 0 && !path.is_empty() {
+        let d = crate::vfs::path::Walker::new(t).walk(&t.cwd(), &target, false)?;
+        if d.meta().is_lnk() {
+            return Err(Errno::ELOOP);
+        }
+    }
+    let argv = t.read_str_array(a.u(2))?;
+    let envp = t.read_str_array(a.u(3))?;
+    crate::kernel::exec::de_thread(t)?;
+    crate::kernel::exec::execve(t, &target, argv, envp)?;
+    Ok(0)
+}

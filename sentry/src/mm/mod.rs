@@ -228,29 +228,7 @@ impl MemoryManager {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
-        let start = if fixed || noreplace {
-            if !addr.is_multiple_of(PAGE_SIZE) {
-                return Err(Errno::EINVAL);
-            }
-            let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
-            if end > USER_END || addr < MMAP_MIN {
-                return Err(if noreplace {
-                    Errno::EEXIST
-                } else {
-                    Errno::ENOMEM
-                });
-            }
-            if noreplace && !self.is_free(addr, end) {
-                return Err(Errno::EEXIST);
-            }
-            addr
-        } else {
-            let hint = page_round_down(addr);
-            match hint.checked_add(len) {
-                Some(end) if hint >= MMAP_MIN && end <= USER_END && self.is_free(hint, end) => hint,
-                _ => self.find_free(len).ok_or(Errno::ENOMEM)?,
-            }
-        };
+        let start = self.place(addr, len, fixed, noreplace)?;
         let off = self.mf.allocate(len)?;
         let kind = match &backing {
             Backing::Anon => VmaKind::Anon,
@@ -855,25 +833,7 @@ impl MemoryManager {
         file_off: u64,
     ) -> KResult<u64> {
         let len = page_round_up(len).ok_or(Errno::ENOMEM)?;
-        let start = if fixed || noreplace {
-            if !addr.is_multiple_of(PAGE_SIZE) {
-                return Err(Errno::EINVAL);
-            }
-            let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
-            if end > USER_END || addr < MMAP_MIN {
-                return Err(if noreplace {
-                    Errno::EEXIST
-                } else {
-                    Errno::ENOMEM
-                });
-            }
-            if noreplace && !self.overlapping(addr, end).is_empty() {
-                return Err(Errno::EEXIST);
-            }
-            addr
-        } else {
-            self.find_free(len).ok_or(Errno::ENOMEM)?
-        };
+        let start = self.place(addr, len, fixed, noreplace)?;
         self.unmap_range(start, start + len);
         self.insert(Vma {
             start,
@@ -889,6 +849,37 @@ impl MemoryManager {
             },
             owner: Some(owner),
         });
+        Ok(start)
+    }
+}
+
+impl MemoryManager {
+    /// Where a new mapping of `len` bytes goes: exactly `addr` for
+    /// MAP_FIXED(_NOREPLACE), else the hint if free, else a free range.
+    fn place(&self, addr: u64, len: u64, fixed: bool, noreplace: bool) -> KResult<u64> {
+        let start = if fixed || noreplace {
+            if !addr.is_multiple_of(PAGE_SIZE) {
+                return Err(Errno::EINVAL);
+            }
+            let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+            if end > USER_END || addr < MMAP_MIN {
+                return Err(if noreplace {
+                    Errno::EEXIST
+                } else {
+                    Errno::ENOMEM
+                });
+            }
+            if noreplace && !self.is_free(addr, end) {
+                return Err(Errno::EEXIST);
+            }
+            addr
+        } else {
+            let hint = page_round_down(addr);
+            match hint.checked_add(len) {
+                Some(end) if hint >= MMAP_MIN && end <= USER_END && self.is_free(hint, end) => hint,
+                _ => self.find_free(len).ok_or(Errno::ENOMEM)?,
+            }
+        };
         Ok(start)
     }
 }

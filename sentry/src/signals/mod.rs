@@ -263,7 +263,8 @@ const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
 // rt_sigframe layout (x86-64).
 const UC_OFF: u64 = 8;
 const MCTX_OFF: u64 = UC_OFF + 40;
-const MASK_OFF: u64 = UC_OFF + 296;
+const UC_SIGMASK: u64 = 296;
+const MASK_OFF: u64 = UC_OFF + UC_SIGMASK;
 const INFO_OFF: u64 = UC_OFF + 304;
 const FRAME_SIZE: u64 = INFO_OFF + 128;
 
@@ -277,6 +278,23 @@ impl Task {
         } else {
             sig
         }
+    }
+
+    /// End a call that ran under a temporary signal mask (sigsuspend,
+    /// ppoll, pselect6) with EINTR: deliver now, under that mask; a frame
+    /// built meanwhile restores `old` on sigreturn, otherwise `old` comes
+    /// back at once.
+    pub fn deliver_under_temporary_mask(&mut self, old: u64) -> Errno {
+        self.regs.rax = (-(Errno::EINTR.0 as i64)) as u64;
+        let rip = self.regs.rip;
+        self.deliver_signals(None);
+        if self.regs.rip != rip {
+            // uc_sigmask of the frame just built (rdx points at the ucontext).
+            let _ = self.write_obj(self.regs.rdx + UC_SIGMASK, &old);
+        } else {
+            self.set_sigmask(old);
+        }
+        Errno::EINTR
     }
 
     pub fn set_sigmask(&mut self, m: u64) {

@@ -190,16 +190,7 @@ fn with_mask(
     t.set_sigmask(mask);
     let r = f(t);
     if r == Err(Errno::ERESTARTNOHAND) {
-        // Deliver under the temporary mask, then restore the old one.
-        t.regs.rax = (-(Errno::EINTR.0 as i64)) as u64;
-        let rip = t.regs.rip;
-        t.deliver_signals(None);
-        if t.regs.rip != rip {
-            let _ = t.write_obj(t.regs.rdx + 296, &old);
-        } else {
-            t.set_sigmask(old);
-        }
-        return Err(Errno::EINTR);
+        return Err(t.deliver_under_temporary_mask(old));
     }
     t.set_sigmask(old);
     r

@@ -238,18 +238,7 @@ pub fn sys_rt_sigsuspend(t: &mut Task, a: &Args) -> KResult<u64> {
     let old = t.sigmask;
     t.set_sigmask(mask);
     let _ = sleep_for_signal(t);
-    // Deliver now, under the temporary mask; the frame must then restore
-    // the mask from before the call, and report EINTR.
-    t.regs.rax = (-(Errno::EINTR.0 as i64)) as u64;
-    let rip = t.regs.rip;
-    t.deliver_signals(None);
-    if t.regs.rip != rip {
-        // uc_sigmask of the frame just built (rdx points at the ucontext).
-        let _ = t.write_obj(t.regs.rdx + 296, &old);
-    } else {
-        t.set_sigmask(old);
-    }
-    Err(Errno::EINTR)
+    Err(t.deliver_under_temporary_mask(old))
 }
 
 pub fn sys_rt_sigpending(t: &mut Task, a: &Args) -> KResult<u64> {

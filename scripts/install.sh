@@ -2,8 +2,8 @@
 # Installs what rvisor needs on a Debian machine, builds rvisor and installs
 # it as /usr/local/bin/rvisor. Run as root:
 #
-#   sudo ./scripts/install.sh              # dependencies, build, install
-#   sudo ./scripts/install.sh --deps-only  # dependencies only (scripts/test.sh)
+#   ./scripts/install.sh              # (as root) dependencies, build, install
+#   ./scripts/install.sh --deps-only  # (as root) dependencies only (scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,7 +26,7 @@ warn() { echo "install.sh: warning: $*" >&2; }
 log() { echo "install.sh: $*" >&2; }
 
 if [ "$(id -u)" != 0 ]; then
-    echo "install.sh: must run as root (try: sudo $0 $*)" >&2
+    echo "install.sh: must run as root" >&2
     exit 1
 fi
 

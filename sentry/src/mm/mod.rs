@@ -238,13 +238,8 @@ impl MemoryManager {
                 ino,
                 file_off,
                 ..
-            } => VmaKind::File {
-                path: path.clone(),
-                dev: *dev,
-                ino: *ino,
-                file_off: *file_off,
-            },
-            Backing::Bytes {
+            }
+            | Backing::Bytes {
                 path,
                 dev,
                 ino,

@@ -729,3 +729,41 @@ fn execveat_with_dirfd_and_empty_path() {
     );
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const SHOOTDOWN: &str = r#"
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+static volatile int *page;
+static void on_segv(int s) { (void)s; write(1, "sibling faulted after munmap\n", 29); _exit(0); }
+static void *reader(void *x) {
+    (void)x;
+    volatile long sum = 0;
+    for (;;) sum += *page; /* no syscalls: only a shootdown stops it */
+    return 0;
+}
+int main(void) {
+    signal(SIGSEGV, on_segv);
+    page = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *page = 1;
+    pthread_t t;
+    pthread_create(&t, 0, reader, 0);
+    usleep(100000);
+    munmap((void *)page, 4096);
+    sleep(2);
+    printf("sibling still reads the unmapped page\n");
+    return 1;
+}
+"#;
+
+/// munmap must take effect in a sibling thread that is running without
+/// making syscalls (its stub is stopped and resynced before the memory
+/// can be reused).
+#[test]
+fn munmap_reaches_a_running_sibling_thread() {
+    let dir = TempDir::new("shootdown");
+    let exe = compile_static_c(&dir, "shootdown", SHOOTDOWN);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

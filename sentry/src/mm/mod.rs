@@ -310,12 +310,14 @@ impl MemoryManager {
         if keys.is_empty() {
             return;
         }
+        // Unmap (and stop every stub still running with the old mapping)
+        // before the memory can be handed to anyone else.
+        self.as_.unmap(start, end - start);
         for k in keys {
             if let Some(v) = self.vmas.remove(&k) {
                 self.release(&v);
             }
         }
-        self.as_.unmap(start, end - start);
         self.maybe_compact();
     }
 

@@ -117,7 +117,10 @@ impl Platform for PtracePlatform {
             log: Mutex::new(AsLog {
                 epoch: 0,
                 ops: Vec::new(),
+                running: Default::default(),
+                entries: 0,
             }),
+            left: std::sync::Condvar::new(),
         })
     }
     fn reserved(&self) -> Vec<(u64, u64)> {
@@ -204,6 +207,10 @@ enum AsOp {
 struct AsLog {
     epoch: u64,
     ops: Vec<AsOp>,
+    /// Stubs running workload code in this address space: host pid ->
+    /// how many times it has entered (to see that it left since).
+    running: std::collections::HashMap<i32, u64>,
+    entries: u64,
 }
 
 /// An address space as a log of changes; each stub replays what it has not
@@ -211,6 +218,8 @@ struct AsLog {
 pub struct PtraceAddressSpace {
     id: u64,
     log: Mutex<AsLog>,
+    /// Signalled when a stub leaves user mode.
+    left: std::sync::Condvar,
 }
 
 impl PtraceAddressSpace {
@@ -229,7 +238,32 @@ impl AddressSpace for PtraceAddressSpace {
         });
     }
     fn unmap(&self, addr: u64, len: u64) {
-        self.lock().ops.push(AsOp::Unmap { addr, len });
+        let mut log = self.lock();
+        log.ops.push(AsOp::Unmap { addr, len });
+        // Shootdown: a sibling thread's stub that is running right now still
+        // maps the range; stop each one and wait until it has left user
+        // mode (it applies the unmap before it runs again). Only then may
+        // the caller free the memory.
+        let running: Vec<(i32, u64)> = log.running.iter().map(|(p, e)| (*p, *e)).collect();
+        if running.is_empty() {
+            return;
+        }
+        for (pid, _) in &running {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGURG);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while running.iter().any(|(p, e)| log.running.get(p) == Some(e)) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                tracing::warn!("unmap shootdown: a stub did not stop in time");
+                break;
+            }
+            log = self
+                .left
+                .wait_timeout(log, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
     }
     fn reset(&self, maps: &[(u64, u64, u64, Prot)]) {
         let mut log = self.lock();
@@ -411,6 +445,11 @@ impl PtraceContext {
         Ok(())
     }
 
+    /// Whether this stub has applied every change logged in `log`.
+    fn synced_to(&self, mm: &PtraceAddressSpace, log: &AsLog) -> bool {
+        matches!(self.bound, Some(b) if b.as_id == mm.id && b.epoch == log.epoch && b.applied == log.ops.len())
+    }
+
     /// Bring the stub's mappings up to date with `mm`.
     fn sync(&mut self, mm: &PtraceAddressSpace) -> Result<(), PlatformError> {
         let (epoch, pending): (u64, Vec<AsOp>) = {
@@ -466,8 +505,30 @@ impl Context for PtraceContext {
         };
         self.sync(mm)?;
         ptrace::setregs(self.pid, *regs).map_err(Self::host("PTRACE_SETREGS"))?;
-        ptrace::sysemu(self.pid, None).map_err(Self::host("PTRACE_SYSEMU"))?;
-        let status = waitpid(self.pid, Some(WaitPidFlag::__WALL));
+        {
+            // Marked running under the log lock, after the sync: an unmap
+            // logged later finds us and waits for us to stop.
+            let mut log = mm.lock();
+            if !log.ops.is_empty() && !self.synced_to(mm, &log) {
+                drop(log);
+                return Ok(Event::Interrupted);
+            }
+            log.entries += 1;
+            let e = log.entries;
+            log.running.insert(self.pid.as_raw(), e);
+        }
+        let resumed = ptrace::sysemu(self.pid, None).map_err(Self::host("PTRACE_SYSEMU"));
+        let status = if resumed.is_ok() {
+            waitpid(self.pid, Some(WaitPidFlag::__WALL))
+        } else {
+            Err(nix::Error::ESRCH)
+        };
+        {
+            let mut log = mm.lock();
+            log.running.remove(&self.pid.as_raw());
+            mm.left.notify_all();
+        }
+        resumed?;
         let event = match status {
             Ok(WaitStatus::PtraceSyscall(_)) => Event::Syscall,
             Ok(WaitStatus::Stopped(_, sig)) => {

@@ -245,7 +245,7 @@ impl Task {
         }
         let mut total = 0usize;
         for i in 0.. {
-            let p: u64 = self.read_obj(addr + i * 8)?;
+            let p: u64 = self.read_obj(addr.checked_add(i * 8).ok_or(Errno::EFAULT)?)?;
             if p == 0 {
                 break;
             }

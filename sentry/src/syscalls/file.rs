@@ -301,7 +301,10 @@ fn read_common(t: &mut Task, fd: i32, buf: u64, count: usize, off: Option<u64>) 
         let mm = lock(&mm);
         let mut probe = [0u8; 1];
         mm.copy_in(buf, &mut probe)?;
-        mm.copy_in(buf + n as u64 - 1, &mut probe)
+        mm.copy_in(
+            buf.checked_add(n as u64 - 1).ok_or(Errno::EFAULT)?,
+            &mut probe,
+        )
     })?;
     let mut data = vec![0u8; n];
     let got = match off {

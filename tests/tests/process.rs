@@ -767,3 +767,59 @@ fn munmap_reaches_a_running_sibling_thread() {
     let exe = compile_static_c(&dir, "shootdown", SHOOTDOWN);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const EPOLL: &str = r#"
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    int efd = eventfd(0, EFD_NONBLOCK);
+    uint64_t v = 0;
+    printf("empty read: %zd\n", read(efd, &v, 8));
+    v = 3; write(efd, &v, 8); v = 4; write(efd, &v, 8);
+    read(efd, &v, 8);
+    printf("counter: %llu\n", (unsigned long long)v);
+    int sem = eventfd(2, EFD_SEMAPHORE);
+    read(sem, &v, 8);
+    printf("semaphore read: %llu\n", (unsigned long long)v);
+
+    int p[2];
+    pipe(p);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+    struct epoll_event e2 = {.events = EPOLLIN | EPOLLET, .data.u64 = 9};
+    epoll_ctl(ep, EPOLL_CTL_ADD, efd, &e2);
+    printf("add twice: %d\n", epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev));
+    struct epoll_event out[4];
+    printf("nothing ready: %d\n", epoll_wait(ep, out, 4, 0));
+    pid_t c = fork();
+    if (c == 0) { usleep(50000); write(p[1], "x", 1); _exit(0); }
+    int n = epoll_wait(ep, out, 4, 2000);
+    printf("woken: n=%d data=%llu in=%d\n", n, (unsigned long long)out[0].data.u64, !!(out[0].events & EPOLLIN));
+    printf("level-triggered again: %d\n", epoll_wait(ep, out, 4, 0));
+    char ch; read(p[0], &ch, 1);
+    v = 1; write(efd, &v, 8);
+    n = epoll_wait(ep, out, 4, 0);
+    printf("edge: n=%d data=%llu\n", n, (unsigned long long)out[0].data.u64);
+    /* Nested: an epoll of epolls is readable when the inner one is. */
+    int outer = epoll_create1(0);
+    struct epoll_event e3 = {.events = EPOLLIN, .data.u64 = 11};
+    epoll_ctl(outer, EPOLL_CTL_ADD, ep, &e3);
+    write(p[1], "y", 1);
+    n = epoll_wait(outer, out, 4, 1000);
+    printf("nested: n=%d data=%llu\n", n, (unsigned long long)out[0].data.u64);
+    waitpid(c, 0, 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn eventfd_and_epoll() {
+    let dir = TempDir::new("epoll");
+    let exe = compile_static_c(&dir, "epoll", EPOLL);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

@@ -2,6 +2,8 @@
 //! the sandbox's mounts.
 
 pub mod dev;
+pub mod epoll;
+pub mod eventfd;
 pub mod pipe;
 pub mod proc;
 pub mod shm;

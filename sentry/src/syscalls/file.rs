@@ -1470,3 +1470,18 @@ pub fn sys_memfd_create(t: &mut Task, a: &Args) -> KResult<u64> {
     let f = open_dentry(t, &d, O_RDWR)?;
     install(t, f, flags & MFD_CLOEXEC != 0)
 }
+
+pub fn sys_eventfd2(t: &mut Task, a: &Args) -> KResult<u64> {
+    const EFD_SEMAPHORE: i32 = 1;
+    let flags = a.int(1);
+    if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let e = crate::fs::eventfd::EventFd::new(a.uint(0) as u64, flags & EFD_SEMAPHORE != 0);
+    let f = File::new(None, FileKind::EventFd(e), O_RDWR | (flags & O_NONBLOCK));
+    install(t, f, flags & O_CLOEXEC != 0)
+}
+
+pub fn sys_eventfd(t: &mut Task, a: &Args) -> KResult<u64> {
+    sys_eventfd2(t, &Args([a.u(0), 0, 0, 0, 0, 0]))
+}

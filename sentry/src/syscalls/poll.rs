@@ -49,10 +49,28 @@ pub fn hub() -> &'static Arc<PollHub> {
     HUB.get_or_init(|| Arc::new(PollHub::default()))
 }
 
+/// The hub's change counter (epoll's edge-triggered bookkeeping).
+pub fn hub_generation() -> u64 {
+    *lock(&hub().gen)
+}
+
 /// Current readiness of a file, as poll revents (before masking).
 pub fn readiness(f: &File) -> i16 {
+    readiness_depth(f, 0)
+}
+
+/// Readiness with a bound on epoll nesting (Linux allows 5 levels).
+pub fn readiness_depth(f: &File, depth: u32) -> i16 {
     match &f.kind {
+        FileKind::Epoll(ep) => {
+            if depth >= 5 || ep.collect(1, depth + 1, false).is_empty() {
+                0
+            } else {
+                POLLIN
+            }
+        }
         FileKind::Pipe { pipe, write } => pipe.poll(*write),
+        FileKind::EventFd(e) => e.poll(),
         FileKind::Host { fd, .. } => {
             let mut p = libc::pollfd {
                 fd: fd.as_raw_fd(),
@@ -299,4 +317,146 @@ pub fn sys_pselect6(t: &mut Task, a: &Args) -> KResult<u64> {
     };
     let (n, r, w, e) = (a.int(0), a.u(1), a.u(2), a.u(3));
     with_mask(t, mask_addr, |t| select_common(t, n, r, w, e, dl))
+}
+
+pub fn sys_epoll_create1(t: &mut Task, a: &Args) -> KResult<u64> {
+    let flags = a.int(0);
+    if flags & !O_CLOEXEC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = File::new(
+        None,
+        FileKind::Epoll(Arc::new(crate::fs::epoll::Epoll::new())),
+        O_RDWR,
+    );
+    let limit = t.nofile_limit();
+    lock(&t.fds())
+        .alloc(f, flags & O_CLOEXEC != 0, 0, limit)
+        .map(|fd| fd as u64)
+}
+
+pub fn sys_epoll_create(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.int(0) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    sys_epoll_create1(t, &Args([0; 6]))
+}
+
+fn epoll_of(t: &Task, epfd: i32) -> KResult<Arc<crate::fs::epoll::Epoll>> {
+    match &get_file(t, epfd)?.kind {
+        FileKind::Epoll(ep) => Ok(ep.clone()),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sys_epoll_ctl(t: &mut Task, a: &Args) -> KResult<u64> {
+    use crate::fs::epoll::*;
+    const ADD: i32 = 1;
+    const DEL: i32 = 2;
+    const MOD: i32 = 3;
+    let (epfd, op, fd) = (a.int(0), a.int(1), a.int(2));
+    let ep = epoll_of(t, epfd)?;
+    let target = get_file(t, fd)?;
+    if fd == epfd {
+        return Err(Errno::EINVAL);
+    }
+    // Regular files and directories are always ready: Linux refuses them.
+    if matches!(
+        target.kind,
+        FileKind::Lower { .. }
+            | FileKind::Mem(_)
+            | FileKind::Dir { .. }
+            | FileKind::Synthetic(_)
+            | FileKind::Path
+    ) {
+        return Err(Errno::EPERM);
+    }
+    let (events, data) = if op == DEL {
+        (0, 0)
+    } else {
+        // struct epoll_event is packed on x86-64: u32 events, u64 data.
+        let mut raw = [0u8; 12];
+        t.copy_in(a.u(3), &mut raw)?;
+        (
+            u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]),
+            u64::from_le_bytes(raw[4..12].try_into().unwrap_or([0; 8])),
+        )
+    };
+    if events & EPOLLEXCLUSIVE != 0
+        && (op != ADD || events & EPOLLONESHOT != 0 || matches!(target.kind, FileKind::Epoll(_)))
+    {
+        return Err(Errno::EINVAL);
+    }
+    match op {
+        ADD => ep.add(fd, &target, events, data),
+        MOD => ep.modify(fd, events, data),
+        DEL => ep.remove(fd),
+        _ => Err(Errno::EINVAL),
+    }
+    .map(|_| 0)
+}
+
+fn epoll_wait_common(
+    t: &mut Task,
+    epfd: i32,
+    events: u64,
+    max: i32,
+    deadline: Option<Instant>,
+) -> KResult<u64> {
+    if max <= 0 || max as usize > (i32::MAX as usize) / 12 {
+        return Err(Errno::EINVAL);
+    }
+    let ep = epoll_of(t, epfd)?;
+    let hub = hub().clone();
+    loop {
+        let gen = *lock(&hub.gen);
+        let ready = ep.collect(max as usize, 0, true);
+        if !ready.is_empty() {
+            let mut out = Vec::with_capacity(ready.len() * 12);
+            for (ev, data) in &ready {
+                out.extend_from_slice(&ev.to_le_bytes());
+                out.extend_from_slice(&data.to_le_bytes());
+            }
+            t.copy_out(events, &out)?;
+            return Ok(ready.len() as u64);
+        }
+        if matches!(deadline, Some(d) if Instant::now() >= d) {
+            return Ok(0);
+        }
+        let g = lock(&hub.gen);
+        if *g != gen {
+            continue;
+        }
+        let step = Instant::now() + Duration::from_millis(20);
+        let until = match deadline {
+            Some(d) if d < step => d,
+            _ => step,
+        };
+        let (_g, o) = signals::wait(hub.clone(), &hub.cv, g, Some(until));
+        if let WaitOutcome::Interrupted = o {
+            return Err(Errno::EINTR);
+        }
+    }
+}
+
+pub fn sys_epoll_wait(t: &mut Task, a: &Args) -> KResult<u64> {
+    let dl = timeout_ms(a.int(3));
+    epoll_wait_common(t, a.int(0), a.u(1), a.int(2), dl)
+}
+
+pub fn sys_epoll_pwait(t: &mut Task, a: &Args) -> KResult<u64> {
+    if a.u(4) != 0 && a.u(5) != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let dl = timeout_ms(a.int(3));
+    let (epfd, ev, max) = (a.int(0), a.u(1), a.int(2));
+    with_mask(t, a.u(4), |t| {
+        epoll_wait_common(t, epfd, ev, max, dl).map_err(|e| {
+            if e == Errno::EINTR {
+                Errno::ERESTARTNOHAND
+            } else {
+                e
+            }
+        })
+    })
 }

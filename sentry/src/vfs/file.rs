@@ -32,6 +32,10 @@ pub enum FileKind {
     Synthetic(Vec<u8>),
     /// O_PATH: no I/O.
     Path,
+    /// eventfd(2) counter.
+    EventFd(Arc<crate::fs::eventfd::EventFd>),
+    /// An epoll instance.
+    Epoll(Arc<crate::fs::epoll::Epoll>),
     /// One end of a pipe.
     Pipe {
         pipe: Arc<crate::fs::pipe::Pipe>,
@@ -124,6 +128,16 @@ impl File {
             k.pad0 = 0;
             return Ok(k);
         }
+        if let FileKind::EventFd(e) = &self.kind {
+            return Ok(KStat {
+                st_dev: 0xd,
+                st_ino: e.ino,
+                st_nlink: 1,
+                st_mode: 0o600,
+                st_blksize: 4096,
+                ..Default::default()
+            });
+        }
         if let FileKind::Pipe { pipe, .. } = &self.kind {
             return Ok(KStat {
                 st_dev: 0xc,
@@ -183,6 +197,8 @@ impl File {
                 host_read(fd.as_raw_fd(), buf, self.flags() & O_NONBLOCK != 0)
             }
             FileKind::Pipe { pipe, write: false } => pipe.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::EventFd(e) => e.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Epoll(_) => Err(Errno::EINVAL),
             FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
         }
     }
@@ -221,6 +237,8 @@ impl File {
             FileKind::Dev(d) => d.write(buf),
             FileKind::Host { fd, .. } => host_write(fd.as_raw_fd(), buf),
             FileKind::Pipe { pipe, write: true } => pipe.write(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::EventFd(e) => e.write(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Epoll(_) => Err(Errno::EINVAL),
             FileKind::Pipe { .. } => Err(Errno::EBADF),
             FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),
             FileKind::Dir { .. } => Err(Errno::EISDIR),

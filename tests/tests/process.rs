@@ -823,3 +823,48 @@ fn eventfd_and_epoll() {
     let exe = compile_static_c(&dir, "epoll", EPOLL);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const SOCKETPAIR: &str = r#"
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    int sv[2];
+    printf("socketpair=%d\n", socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    pid_t c = fork();
+    if (c == 0) {
+        char buf[16] = {0};
+        recv(sv[1], buf, sizeof buf, 0);
+        send(sv[1], "pong", 4, 0);
+        shutdown(sv[1], SHUT_WR);
+        _exit(strcmp(buf, "ping") == 0 ? 0 : 1);
+    }
+    close(sv[1]);
+    send(sv[0], "ping", 4, 0);
+    char buf[16] = {0};
+    ssize_t n = recv(sv[0], buf, sizeof buf, MSG_WAITALL);
+    printf("got %zd '%s'\n", n, buf);
+    int st;
+    waitpid(c, &st, 0);
+    printf("child ok=%d eof=%zd\n", WEXITSTATUS(st) == 0, recv(sv[0], buf, sizeof buf, 0));
+    struct pollfd p = {sv[0], POLLIN, 0};
+    poll(&p, 1, 0);
+    printf("hup=%d\n", !!(p.revents & POLLHUP));
+    errno = 0;
+    ssize_t sent = send(sv[0], "x", 1, MSG_NOSIGNAL);
+    printf("send to closed peer=%zd epipe=%d\n", sent, errno == EPIPE);
+    printf("inet pair: %d %s\n", socketpair(AF_INET, SOCK_STREAM, 0, sv), strerror(errno));
+    return 0;
+}
+"#;
+
+#[test]
+fn unix_socketpair_stream() {
+    let dir = TempDir::new("socketpair");
+    let exe = compile_static_c(&dir, "socketpair", SOCKETPAIR);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

@@ -15,6 +15,9 @@ struct Inner {
     cap: usize,
     readers: usize,
     writers: usize,
+    /// shutdown() already dropped this side's reader/writer count.
+    shut_rd: bool,
+    shut_wr: bool,
 }
 
 pub struct Pipe {
@@ -31,6 +34,8 @@ impl Default for Pipe {
                 cap: DEFAULT_CAPACITY,
                 readers: 0,
                 writers: 0,
+                shut_rd: false,
+                shut_wr: false,
             }),
             cv: Condvar::new(),
             ino: crate::vfs::new_ino(),
@@ -63,6 +68,29 @@ impl Pipe {
     pub fn notify(&self) {
         let _g = lock(&self.inner);
         self.cv.notify_all();
+    }
+
+    /// shutdown(SHUT_RD) on a socket end: the reader is gone for the peer.
+    pub fn shut_read(&self) {
+        let mut g = lock(&self.inner);
+        if !g.shut_rd {
+            g.shut_rd = true;
+            g.readers = g.readers.saturating_sub(1);
+            g.buf.clear();
+        }
+        self.cv.notify_all();
+    }
+
+    /// shutdown(SHUT_WR) on a socket end: the peer reads EOF.
+    pub fn shut_write(&self) {
+        let mut g = lock(&self.inner);
+        if !g.shut_wr {
+            g.shut_wr = true;
+            g.writers = g.writers.saturating_sub(1);
+        }
+        self.cv.notify_all();
+        drop(g);
+        crate::syscalls::poll::hub().notify();
     }
 
     /// poll(2) readiness of one end.

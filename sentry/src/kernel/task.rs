@@ -487,6 +487,10 @@ impl Task {
                 }
             }
         }
+        // This thread's files close before anyone hears of the exit (as
+        // Linux's exit_files precedes exit_notify): a peer then sees EOF or
+        // EPIPE by the time wait returns.
+        *lock(&self.info.fds) = Arc::new(Mutex::new(FdTable::default()));
         if last {
             super::process_exit(&self.k, &proc_, status);
         }

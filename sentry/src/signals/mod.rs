@@ -206,12 +206,27 @@ pub fn kick(th: &ThreadInfo) {
     }
 }
 
+/// Whether `th` would discard `sig` on arrival: ignored (explicitly or by
+/// default) and not blocked — Linux drops such signals when they are sent,
+/// so they never interrupt a blocking call.
+fn discarded(th: &ThreadInfo, sig: i32) -> bool {
+    if sig == SIGKILL || sig == SIGSTOP {
+        return false;
+    }
+    let a = lock(&th.sigactions)[(sig - 1) as usize & 63];
+    let ignored = a.handler == SIG_IGN || (a.handler == SIG_DFL && default_ignored(sig));
+    ignored && th.sigmask.load(Ordering::Relaxed) & bit(sig) == 0
+}
+
 pub fn send_thread(k: &Kernel, th: &ThreadInfo, info: SigInfo) {
     if info.signo == 0 {
         return;
     }
     if info.signo == SIGCONT || default_stops(info.signo) {
         jobctl_on_send(k, &th.proc_, info.signo);
+    }
+    if discarded(th, info.signo) {
+        return;
     }
     lock(&th.signals).pending.entry(info.signo).or_insert(info);
     kick(th);
@@ -234,6 +249,10 @@ pub fn send_process(k: &Kernel, p: &Process, info: SigInfo) {
         }
     }
     jobctl_on_send(k, p, info.signo);
+    let threads = k.threads_of(p.tgid);
+    if !threads.is_empty() && threads.iter().all(|th| discarded(th, info.signo)) {
+        return;
+    }
     lock(&p.signals).pending.entry(info.signo).or_insert(info);
     for th in k.threads_of(p.tgid) {
         kick(&th);

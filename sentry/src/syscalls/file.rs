@@ -1485,3 +1485,148 @@ pub fn sys_eventfd2(t: &mut Task, a: &Args) -> KResult<u64> {
 pub fn sys_eventfd(t: &mut Task, a: &Args) -> KResult<u64> {
     sys_eventfd2(t, &Args([a.u(0), 0, 0, 0, 0, 0]))
 }
+
+const AF_UNIX: i32 = 1;
+const SOCK_STREAM: i32 = 1;
+const SOCK_NONBLOCK: i32 = 0o4000;
+const SOCK_CLOEXEC: i32 = 0o2000000;
+
+/// socketpair(AF_UNIX, SOCK_STREAM): two connected ends, each a pair of
+/// byte queues crossed over. Other families and types come with the
+/// sockets subsystem.
+pub fn sys_socketpair(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (domain, ty, proto) = (a.int(0), a.int(1), a.int(2));
+    if domain != AF_UNIX {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    let kind = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if kind != SOCK_STREAM {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if proto != 0 {
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    let ab = Arc::new(crate::fs::pipe::Pipe::default());
+    let ba = Arc::new(crate::fs::pipe::Pipe::default());
+    let end = |rx: &Arc<crate::fs::pipe::Pipe>, tx: &Arc<crate::fs::pipe::Pipe>| {
+        rx.open_end(false);
+        tx.open_end(true);
+        File::new(
+            None,
+            FileKind::Socket {
+                rx: rx.clone(),
+                tx: tx.clone(),
+                ino: crate::vfs::new_ino(),
+            },
+            O_RDWR | (ty & O_NONBLOCK),
+        )
+    };
+    let (fa, fb) = (end(&ba, &ab), end(&ab, &ba));
+    let cloexec = ty & SOCK_CLOEXEC != 0;
+    let limit = t.nofile_limit();
+    let fds = t.fds();
+    let mut g = lock(&fds);
+    let x = g.alloc(fa, cloexec, 0, limit)?;
+    let y = match g.alloc(fb, cloexec, 0, limit) {
+        Ok(y) => y,
+        Err(e) => {
+            let _ = g.remove(x);
+            return Err(e);
+        }
+    };
+    drop(g);
+    if let Err(e) = t.write_obj(a.u(3), &[x, y]) {
+        let mut g = lock(&fds);
+        let _ = g.remove(x);
+        let _ = g.remove(y);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn socket_file(t: &Task, fd: i32) -> KResult<Arc<File>> {
+    let f = get_file(t, fd)?;
+    if !matches!(f.kind, FileKind::Socket { .. }) {
+        return Err(Errno::ENOTSOCK);
+    }
+    Ok(f)
+}
+
+const MSG_PEEK: i32 = 2;
+const MSG_DONTWAIT: i32 = 0x40;
+const MSG_WAITALL: i32 = 0x100;
+const MSG_NOSIGNAL: i32 = 0x4000;
+
+pub fn sys_sendto(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = socket_file(t, a.int(0))?;
+    let flags = a.int(3);
+    if a.u(4) != 0 {
+        return Err(Errno::EISCONN);
+    }
+    let FileKind::Socket { tx, .. } = &f.kind else {
+        return Err(Errno::ENOTSOCK);
+    };
+    let n = a.usize(2).min(16 << 20);
+    let mut data = vec![0u8; n];
+    t.copy_in(a.u(1), &mut data)?;
+    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
+    let r = tx.write(&data, nonblock);
+    if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
+        crate::signals::send_thread(
+            &t.k,
+            &t.info,
+            crate::signals::SigInfo {
+                signo: libc::SIGPIPE,
+                code: crate::signals::SI_USER,
+                pid: t.tgid,
+                ..Default::default()
+            },
+        );
+    }
+    r.map(|n| n as u64)
+}
+
+pub fn sys_recvfrom(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = socket_file(t, a.int(0))?;
+    let flags = a.int(3);
+    if flags & MSG_PEEK != 0 {
+        // Peeking needs a non-consuming read of the queue.
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let FileKind::Socket { rx, .. } = &f.kind else {
+        return Err(Errno::ENOTSOCK);
+    };
+    let n = a.usize(2).min(16 << 20);
+    let mut data = vec![0u8; n];
+    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
+    let mut got = rx.read(&mut data, nonblock)?;
+    while flags & MSG_WAITALL != 0 && got > 0 && got < n {
+        match rx.read(&mut data[got..], nonblock) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got += k,
+        }
+    }
+    t.copy_out(a.u(1), &data[..got])?;
+    if a.u(5) != 0 {
+        // An unnamed peer: address length 0.
+        t.write_obj(a.u(5), &0u32)?;
+    }
+    Ok(got as u64)
+}
+
+pub fn sys_shutdown(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = socket_file(t, a.int(0))?;
+    let FileKind::Socket { rx, tx, .. } = &f.kind else {
+        return Err(Errno::ENOTSOCK);
+    };
+    match a.int(1) {
+        0 => rx.shut_read(),
+        1 => tx.shut_write(),
+        2 => {
+            rx.shut_read();
+            tx.shut_write();
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    Ok(0)
+}

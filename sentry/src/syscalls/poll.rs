@@ -71,6 +71,17 @@ pub fn readiness_depth(f: &File, depth: u32) -> i16 {
         }
         FileKind::Pipe { pipe, write } => pipe.poll(*write),
         FileKind::EventFd(e) => e.poll(),
+        FileKind::Socket { rx, tx, .. } => {
+            let r = rx.poll(false);
+            let w = tx.poll(true);
+            // The peer gone both ways is a hang-up; a closed peer reader
+            // alone makes writes fail (EPIPE) but is not POLLERR here.
+            let mut v = (r & (POLLIN | POLLRDNORM | POLLHUP)) | (w & (POLLOUT | POLLWRNORM));
+            if w & POLLERR != 0 {
+                v |= POLLOUT;
+            }
+            v
+        }
         FileKind::Host { fd, .. } => {
             let mut p = libc::pollfd {
                 fd: fd.as_raw_fd(),
@@ -434,7 +445,7 @@ fn epoll_wait_common(
         };
         let (_g, o) = signals::wait(hub.clone(), &hub.cv, g, Some(until));
         if let WaitOutcome::Interrupted = o {
-            return Err(Errno::EINTR);
+            return Err(Errno::ERESTARTNOHAND);
         }
     }
 }
@@ -450,13 +461,5 @@ pub fn sys_epoll_pwait(t: &mut Task, a: &Args) -> KResult<u64> {
     }
     let dl = timeout_ms(a.int(3));
     let (epfd, ev, max) = (a.int(0), a.u(1), a.int(2));
-    with_mask(t, a.u(4), |t| {
-        epoll_wait_common(t, epfd, ev, max, dl).map_err(|e| {
-            if e == Errno::EINTR {
-                Errno::ERESTARTNOHAND
-            } else {
-                e
-            }
-        })
-    })
+    with_mask(t, a.u(4), |t| epoll_wait_common(t, epfd, ev, max, dl))
 }

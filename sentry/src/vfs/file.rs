@@ -36,6 +36,13 @@ pub enum FileKind {
     EventFd(Arc<crate::fs::eventfd::EventFd>),
     /// An epoll instance.
     Epoll(Arc<crate::fs::epoll::Epoll>),
+    /// One end of a connected AF_UNIX stream socket pair: it reads `rx`
+    /// and writes `tx` (the peer's `rx`).
+    Socket {
+        rx: Arc<crate::fs::pipe::Pipe>,
+        tx: Arc<crate::fs::pipe::Pipe>,
+        ino: u64,
+    },
     /// One end of a pipe.
     Pipe {
         pipe: Arc<crate::fs::pipe::Pipe>,
@@ -54,6 +61,10 @@ impl Drop for File {
     fn drop(&mut self) {
         if let FileKind::Pipe { pipe, write } = &self.kind {
             pipe.close_end(*write);
+        }
+        if let FileKind::Socket { rx, tx, .. } = &self.kind {
+            rx.close_end(false);
+            tx.close_end(true);
         }
     }
 }
@@ -128,6 +139,16 @@ impl File {
             k.pad0 = 0;
             return Ok(k);
         }
+        if let FileKind::Socket { ino, .. } = &self.kind {
+            return Ok(KStat {
+                st_dev: 0x8,
+                st_ino: *ino,
+                st_nlink: 1,
+                st_mode: S_IFSOCK | 0o777,
+                st_blksize: 4096,
+                ..Default::default()
+            });
+        }
         if let FileKind::EventFd(e) = &self.kind {
             return Ok(KStat {
                 st_dev: 0xd,
@@ -199,6 +220,7 @@ impl File {
             FileKind::Pipe { pipe, write: false } => pipe.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::EventFd(e) => e.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) => Err(Errno::EINVAL),
+            FileKind::Socket { rx, .. } => rx.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
         }
     }
@@ -239,6 +261,7 @@ impl File {
             FileKind::Pipe { pipe, write: true } => pipe.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::EventFd(e) => e.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) => Err(Errno::EINVAL),
+            FileKind::Socket { tx, .. } => tx.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } => Err(Errno::EBADF),
             FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),
             FileKind::Dir { .. } => Err(Errno::EISDIR),

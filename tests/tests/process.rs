@@ -868,3 +868,44 @@ fn unix_socketpair_stream() {
     let exe = compile_static_c(&dir, "socketpair", SOCKETPAIR);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const SHARED_FUTEX: &str = r#"
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+int main(void) {
+    /* A futex shared across processes through MAP_SHARED memory. */
+    atomic_int *w = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pid_t c = fork();
+    if (c == 0) {
+        while (atomic_load(w) == 0) syscall(SYS_futex, w, FUTEX_WAIT, 0, 0, 0, 0);
+        _exit(atomic_load(w));
+    }
+    usleep(50000);
+    atomic_store(w, 5);
+    syscall(SYS_futex, w, FUTEX_WAKE, 1, 0, 0, 0);
+    int st;
+    waitpid(c, &st, 0);
+    printf("woken child exit=%d\n", WEXITSTATUS(st));
+    /* RLIMIT_NOFILE: the next fd past the limit is EMFILE. */
+    struct rlimit rl = {8, 8};
+    setrlimit(RLIMIT_NOFILE, &rl);
+    int last = -1, fd;
+    while ((fd = open("/dev/null", O_RDONLY)) >= 0) last = fd;
+    printf("last fd=%d\n", last);
+    return 0;
+}
+"#;
+
+#[test]
+fn futex_across_processes_and_rlimit_nofile() {
+    let dir = TempDir::new("sharedfutex");
+    let exe = compile_static_c(&dir, "sharedfutex", SHARED_FUTEX);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

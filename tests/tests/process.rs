@@ -909,3 +909,31 @@ fn futex_across_processes_and_rlimit_nofile() {
     let exe = compile_static_c(&dir, "sharedfutex", SHARED_FUTEX);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+const STACKLIMIT: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static int deep(int n) { volatile char pad[1024]; memset((char *)pad, n, sizeof pad); return n ? deep(n - 1) + pad[5] : 0; }
+int main(int argc, char **argv) {
+    if (argc > 1) { printf("%d\n", deep(2000)); return 0; } /* ~2-4 MiB of stack */
+    struct rlimit rl = {1 << 20, 1 << 20};
+    setrlimit(RLIMIT_STACK, &rl);
+    pid_t c = fork();
+    if (c == 0) { execl(argv[0], argv[0], "child", (char *)0); _exit(9); }
+    int st;
+    waitpid(c, &st, 0);
+    printf("1 MiB stack: killed by SIGSEGV=%d\n", WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+    return 0;
+}
+"#;
+
+#[test]
+fn rlimit_stack_bounds_the_stack() {
+    let dir = TempDir::new("stacklimit");
+    let exe = compile_static_c(&dir, "stacklimit", STACKLIMIT);
+    Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+}

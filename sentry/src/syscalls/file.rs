@@ -579,26 +579,8 @@ pub fn sys_pipe2(t: &mut Task, a: &Args) -> KResult<u64> {
     let pipe = Arc::new(crate::fs::pipe::Pipe::default());
     let r = File::new_pipe(pipe.clone(), false, flags);
     let w = File::new_pipe(pipe, true, flags);
-    let limit = t.nofile_limit();
     let cloexec = flags & O_CLOEXEC != 0;
-    let fds = t.fds();
-    let mut g = lock(&fds);
-    let rfd = g.alloc(r, cloexec, 0, limit)?;
-    let wfd = match g.alloc(w, cloexec, 0, limit) {
-        Ok(fd) => fd,
-        Err(e) => {
-            let _ = g.remove(rfd);
-            return Err(e);
-        }
-    };
-    drop(g);
-    if let Err(e) = t.write_obj(a.u(0), &[rfd, wfd]) {
-        let mut g = lock(&fds);
-        let _ = g.remove(rfd);
-        let _ = g.remove(wfd);
-        return Err(e);
-    }
-    Ok(0)
+    install_pair(t, r, w, cloexec, a.u(0))
 }
 
 pub fn sys_pipe(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -1523,25 +1505,7 @@ pub fn sys_socketpair(t: &mut Task, a: &Args) -> KResult<u64> {
     };
     let (fa, fb) = (end(&ba, &ab), end(&ab, &ba));
     let cloexec = ty & SOCK_CLOEXEC != 0;
-    let limit = t.nofile_limit();
-    let fds = t.fds();
-    let mut g = lock(&fds);
-    let x = g.alloc(fa, cloexec, 0, limit)?;
-    let y = match g.alloc(fb, cloexec, 0, limit) {
-        Ok(y) => y,
-        Err(e) => {
-            let _ = g.remove(x);
-            return Err(e);
-        }
-    };
-    drop(g);
-    if let Err(e) = t.write_obj(a.u(3), &[x, y]) {
-        let mut g = lock(&fds);
-        let _ = g.remove(x);
-        let _ = g.remove(y);
-        return Err(e);
-    }
-    Ok(0)
+    install_pair(t, fa, fb, cloexec, a.u(3))
 }
 
 fn socket_file(t: &Task, fd: i32) -> KResult<Arc<File>> {
@@ -1627,6 +1591,30 @@ pub fn sys_shutdown(t: &mut Task, a: &Args) -> KResult<u64> {
             tx.shut_write();
         }
         _ => return Err(Errno::EINVAL),
+    }
+    Ok(0)
+}
+
+/// Install two new files (pipe2, socketpair) and write their fds to `out`;
+/// on any failure neither fd stays open.
+fn install_pair(t: &Task, a: Arc<File>, b: Arc<File>, cloexec: bool, out: u64) -> KResult<u64> {
+    let limit = t.nofile_limit();
+    let fds = t.fds();
+    let mut g = lock(&fds);
+    let x = g.alloc(a, cloexec, 0, limit)?;
+    let y = match g.alloc(b, cloexec, 0, limit) {
+        Ok(y) => y,
+        Err(e) => {
+            let _ = g.remove(x);
+            return Err(e);
+        }
+    };
+    drop(g);
+    if let Err(e) = t.write_obj(out, &[x, y]) {
+        let mut g = lock(&fds);
+        let _ = g.remove(x);
+        let _ = g.remove(y);
+        return Err(e);
     }
     Ok(0)
 }

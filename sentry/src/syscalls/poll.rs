@@ -49,6 +49,25 @@ pub fn hub() -> &'static Arc<PollHub> {
     HUB.get_or_init(|| Arc::new(PollHub::default()))
 }
 
+/// Sleep until the hub changes from `gen`, 20 ms pass (host fds do not
+/// notify), the deadline, or a signal (ERESTARTNOHAND).
+fn hub_wait(hub: &Arc<PollHub>, gen: u64, deadline: Option<Instant>) -> KResult<()> {
+    let g = lock(&hub.gen);
+    if *g != gen {
+        return Ok(());
+    }
+    let step = Instant::now() + Duration::from_millis(20);
+    let until = match deadline {
+        Some(d) if d < step => d,
+        _ => step,
+    };
+    let (_g, o) = signals::wait(hub.clone(), &hub.cv, g, Some(until));
+    if let WaitOutcome::Interrupted = o {
+        return Err(Errno::ERESTARTNOHAND);
+    }
+    Ok(())
+}
+
 /// The hub's change counter (epoll's edge-triggered bookkeeping).
 pub fn hub_generation() -> u64 {
     *lock(&hub().gen)
@@ -138,19 +157,7 @@ fn do_poll(t: &Task, reqs: &[Req], deadline: Option<Instant>) -> KResult<Vec<i16
         if ready > 0 || matches!(deadline, Some(d) if Instant::now() >= d) {
             return Ok(out);
         }
-        let g = lock(&hub.gen);
-        if *g != gen {
-            continue;
-        }
-        let step = Instant::now() + Duration::from_millis(20);
-        let until = match deadline {
-            Some(d) if d < step => d,
-            _ => step,
-        };
-        let (_g, o) = signals::wait(hub.clone(), &hub.cv, g, Some(until));
-        if let WaitOutcome::Interrupted = o {
-            return Err(Errno::ERESTARTNOHAND);
-        }
+        hub_wait(&hub, gen, deadline)?;
     }
 }
 
@@ -434,19 +441,7 @@ fn epoll_wait_common(
         if matches!(deadline, Some(d) if Instant::now() >= d) {
             return Ok(0);
         }
-        let g = lock(&hub.gen);
-        if *g != gen {
-            continue;
-        }
-        let step = Instant::now() + Duration::from_millis(20);
-        let until = match deadline {
-            Some(d) if d < step => d,
-            _ => step,
-        };
-        let (_g, o) = signals::wait(hub.clone(), &hub.cv, g, Some(until));
-        if let WaitOutcome::Interrupted = o {
-            return Err(Errno::ERESTARTNOHAND);
-        }
+        hub_wait(&hub, gen, deadline)?;
     }
 }
 

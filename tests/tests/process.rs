@@ -937,3 +937,30 @@ fn rlimit_stack_bounds_the_stack() {
     let exe = compile_static_c(&dir, "stacklimit", STACKLIMIT);
     Invocation::new(&[exe.to_str().unwrap()]).assert_same();
 }
+
+#[test]
+fn python_pool_alarm_fork_and_hard_links() {
+    let script = [
+        "import multiprocessing, signal, os",
+        "def sq(x): return x * x",
+        "if __name__ == '__main__':",
+        "    with multiprocessing.Pool(4) as p: print(p.map(sq, range(8)))",
+        "    signal.signal(signal.SIGALRM, lambda *a: print('alarm'))",
+        "    signal.alarm(1); signal.pause()",
+        "    pid = os.fork()",
+        "    if pid == 0: os._exit(7)",
+        "    print(os.waitpid(pid, 0)[1] >> 8)",
+        "    open('/tmp/rvisor-link-a', 'w').write('x')",
+        "    os.link('/tmp/rvisor-link-a', '/tmp/rvisor-link-b')",
+        "    print(os.stat('/tmp/rvisor-link-b').st_nlink, open('/tmp/rvisor-link-b').read())",
+        "    os.unlink('/tmp/rvisor-link-a'); os.unlink('/tmp/rvisor-link-b')",
+    ]
+    .join("\n");
+    let (_, out) = Invocation::new(&["/usr/bin/python3", "-c", &script]).assert_same();
+    assert_eq!(out.status, 0, "{}", out.describe());
+    assert!(
+        out.stdout_str().contains("alarm\n7\n2 x"),
+        "{}",
+        out.describe()
+    );
+}

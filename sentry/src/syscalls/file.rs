@@ -1618,3 +1618,59 @@ fn install_pair(t: &Task, a: Arc<File>, b: Arc<File>, cloexec: bool, out: u64) -
     }
     Ok(0)
 }
+
+fn link_at(t: &Task, olddir: i32, old: &[u8], newdir: i32, new: &[u8], flags: i32) -> KResult<u64> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let src = lookup_at(
+        t,
+        olddir,
+        old,
+        flags & AT_SYMLINK_FOLLOW != 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
+    if src.meta().is_dir() {
+        return Err(Errno::EPERM);
+    }
+    let nb = base_dir(t, newdir, new)?;
+    let (dir, name) = Walker::new(t).walk_parent(&nb, new)?;
+    if name == b"." || name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    match dir.lookup(&name, t) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    writable_fs(&dir)?;
+    writable_fs(&src)?;
+    if src.fs != dir.fs {
+        return Err(Errno::EXDEV);
+    }
+    t.may_access(&dir.meta(), 2 | 1)?;
+    // Both names share one (upper) inode.
+    let inode = src.copy_up()?;
+    lock(&inode.meta).nlink += 1;
+    let d = Dentry::new_child(&dir, &name, inode);
+    lock(&dir.children).insert(name, Some(d));
+    Ok(0)
+}
+
+pub fn sys_link(t: &mut Task, a: &Args) -> KResult<u64> {
+    let old = t.read_path(a.u(0))?;
+    let new = t.read_path(a.u(1))?;
+    link_at(t, AT_FDCWD, &old, AT_FDCWD, &new, 0)
+}
+
+pub fn sys_linkat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let old = t.read_path(a.u(1)).or_else(|e| {
+        if e == Errno::ENOENT {
+            Ok(Vec::new())
+        } else {
+            Err(e)
+        }
+    })?;
+    let new = t.read_path(a.u(3))?;
+    link_at(t, a.int(0), &old, a.int(2), &new, a.int(4))
+}

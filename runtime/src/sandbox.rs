@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Host uid/gid the sentry runs as (outside its user namespace).
@@ -20,7 +21,7 @@ fn clear_cloexec(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
+pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     socketpair(
         AddressFamily::Unix,
@@ -51,8 +52,126 @@ fn write_file(path: &str, data: &str) -> Result<()> {
     std::fs::write(path, data).with_context(|| format!("writing {path}"))
 }
 
-pub fn run_do(args: DoArgs, debug: bool) -> Result<i32> {
+/// What to start: the gofer's served paths, the sandbox description, and
+/// the optional control connection and debug log.
+pub struct Launch {
+    /// (host path, read-only); the first is the root filesystem.
+    pub gofer_mounts: Vec<(PathBuf, bool)>,
+    pub spec: sentry::spec::SandboxSpec,
+    /// The sentry's end of the control connection.
+    pub control: Option<OwnedFd>,
+    pub log_file: Option<std::fs::File>,
+    pub debug: bool,
+}
+
+pub struct Launched {
+    pub sentry: nix::unistd::Pid,
+    pub gofer: std::process::Child,
+}
+
+/// A sealed-size memfd holding `data`, readable from offset 0.
+fn data_fd(name: &std::ffi::CStr, data: &[u8]) -> Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+        .context("memfd_create")?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(data).context("writing the sandbox spec")?;
+    f.rewind().context("rewinding the sandbox spec")?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Start the gofer and the sentry for `l`.
+pub fn launch(l: Launch) -> Result<Launched> {
     let exe = std::fs::File::open("/proc/self/exe").context("opening /proc/self/exe")?;
+    let (sentry_end, gofer_end) = seqpacket_pair()?;
+    let gofer_fd = gofer_end.as_raw_fd();
+    let mut gofer = Command::new("/proc/self/exe");
+    gofer
+        .arg0("rvisor-gofer")
+        .args(if l.debug { vec!["--debug"] } else { vec![] })
+        .arg("gofer")
+        .arg("--sock-fd")
+        .arg(gofer_fd.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    for (path, ro) in &l.gofer_mounts {
+        gofer.arg("--mount").arg(format!(
+            "{}:{}",
+            path.display(),
+            if *ro { "ro" } else { "rw" }
+        ));
+    }
+    // SAFETY: pre_exec runs in the forked child; fcntl and prctl are
+    // async-signal-safe.
+    unsafe {
+        gofer.pre_exec(move || {
+            // The gofer dies with whoever started the sandbox.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            clear_cloexec(gofer_fd)
+        });
+    }
+    let gofer_child = gofer.spawn().context("starting the gofer")?;
+    drop(gofer_end);
+
+    let spec_json = serde_json::to_vec(&l.spec).context("encoding the sandbox spec")?;
+    let spec_fd = data_fd(c"rvisor-spec", &spec_json)?;
+
+    let mut argv: Vec<Vec<u8>> = vec![b"rvisor-sentry".to_vec()];
+    if l.debug {
+        argv.push(b"--debug".to_vec());
+    }
+    argv.push(b"boot".to_vec());
+    argv.push(b"--gofer-fd".to_vec());
+    argv.push(sentry_end.as_raw_fd().to_string().into_bytes());
+    argv.push(b"--spec-fd".to_vec());
+    argv.push(spec_fd.as_raw_fd().to_string().into_bytes());
+    let mut keep = vec![sentry_end.as_raw_fd(), spec_fd.as_raw_fd()];
+    if let Some(c) = &l.control {
+        argv.push(b"--control-fd".to_vec());
+        argv.push(c.as_raw_fd().to_string().into_bytes());
+        keep.push(c.as_raw_fd());
+    }
+    let log_dup;
+    if let Some(f) = &l.log_file {
+        // The same file serves as the debug log and the syscall report.
+        log_dup = f.try_clone().context("dup of the debug log")?;
+        argv.push(b"--report-fd".to_vec());
+        argv.push(f.as_raw_fd().to_string().into_bytes());
+        argv.push(b"--log-fd".to_vec());
+        argv.push(log_dup.as_raw_fd().to_string().into_bytes());
+        keep.push(f.as_raw_fd());
+        keep.push(log_dup.as_raw_fd());
+    }
+    let pid = spawn_sentry(&exe, &argv, &keep)?;
+    Ok(Launched {
+        sentry: pid,
+        gofer: gofer_child,
+    })
+}
+
+/// The mounts every sandbox gets when nothing else is asked for.
+pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
+    use sentry::spec::{MountKind, MountSpec};
+    vec![
+        MountSpec {
+            dest: b"/dev".to_vec(),
+            kind: MountKind::Devfs,
+            readonly: false,
+        },
+        MountSpec {
+            dest: b"/proc".to_vec(),
+            kind: MountKind::Proc,
+            readonly: false,
+        },
+        MountSpec {
+            dest: b"/sys".to_vec(),
+            kind: MountKind::Sysfs,
+            readonly: true,
+        },
+    ]
+}
+
+pub fn run_do(args: DoArgs, debug: bool) -> Result<i32> {
     let rootfs = std::fs::canonicalize(&args.rootfs)
         .with_context(|| format!("rootfs {}", args.rootfs.display()))?;
     if !rootfs.is_dir() {
@@ -61,28 +180,6 @@ pub fn run_do(args: DoArgs, debug: bool) -> Result<i32> {
     if !args.cwd.starts_with('/') {
         bail!("--cwd must be an absolute path: {}", args.cwd);
     }
-
-    // The gofer.
-    let (sentry_end, gofer_end) = seqpacket_pair()?;
-    let gofer_fd = gofer_end.as_raw_fd();
-    let mut gofer = Command::new("/proc/self/exe");
-    gofer
-        .arg0("rvisor-gofer")
-        .args(if debug { vec!["--debug"] } else { vec![] })
-        .arg("gofer")
-        .arg("--sock-fd")
-        .arg(gofer_fd.to_string())
-        .arg("--mount")
-        .arg(format!("{}:ro", rootfs.display()))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
-    // SAFETY: pre_exec runs in the forked child; fcntl is async-signal-safe.
-    unsafe {
-        gofer.pre_exec(move || clear_cloexec(gofer_fd));
-    }
-    let mut gofer_child = gofer.spawn().context("starting the gofer")?;
-    drop(gofer_end);
-
     // Optional report/log file, opened by us (the sentry opens no host path).
     let log_file = match &args.debug_log {
         Some(p) => Some(
@@ -95,61 +192,45 @@ pub fn run_do(args: DoArgs, debug: bool) -> Result<i32> {
         ),
         None => None,
     };
-
-    let mut argv: Vec<Vec<u8>> = vec![b"rvisor-sentry".to_vec()];
-    if debug {
-        argv.push(b"--debug".to_vec());
-    }
-    argv.push(b"boot".to_vec());
-    argv.push(b"--gofer-fd".to_vec());
-    argv.push(sentry_end.as_raw_fd().to_string().into_bytes());
-    let mut keep = vec![sentry_end.as_raw_fd()];
-    let log_dup;
-    if let Some(f) = &log_file {
-        // The same file serves as the debug log and the syscall report.
-        log_dup = f.try_clone().context("dup of the debug log")?;
-        argv.push(b"--report-fd".to_vec());
-        argv.push(f.as_raw_fd().to_string().into_bytes());
-        argv.push(b"--log-fd".to_vec());
-        argv.push(log_dup.as_raw_fd().to_string().into_bytes());
-        keep.push(f.as_raw_fd());
-        keep.push(log_dup.as_raw_fd());
-    }
-    argv.push(b"--cwd".to_vec());
-    argv.push(args.cwd.clone().into_bytes());
-    argv.push(b"--pids-limit".to_vec());
-    argv.push(args.pids_limit.to_string().into_bytes());
-    argv.push(b"--hostname".to_vec());
-    argv.push(args.hostname.clone().into_bytes());
+    let mut env: Vec<Vec<u8>> = Vec::new();
     let mut has_path = false;
     for e in &args.env {
         if !e.contains('=') {
             bail!("--env {e}: expected K=V");
         }
         has_path |= e.starts_with("PATH=");
-        argv.push(format!("--env={e}").into_bytes());
+        env.push(e.clone().into_bytes());
     }
     if !has_path {
-        argv.push(
-            b"--env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec(),
-        );
+        env.push(b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec());
     }
-    argv.push(b"--".to_vec());
-    for a in &args.command {
-        argv.push(a.as_bytes().to_vec());
-    }
-
-    let pid = spawn_sentry(&exe, &argv, &keep)?;
-    drop(sentry_end);
-    drop(log_file);
-
-    let status = wait_exit(pid);
+    let spec = sentry::spec::SandboxSpec {
+        process: sentry::spec::ProcessSpec {
+            argv: args.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            env,
+            cwd: args.cwd.clone().into_bytes(),
+            ..Default::default()
+        },
+        hostname: args.hostname.clone(),
+        mounts: default_mounts(),
+        pids_limit: args.pids_limit,
+        ..Default::default()
+    };
+    let l = launch(Launch {
+        gofer_mounts: vec![(rootfs, true)],
+        spec,
+        control: None,
+        log_file,
+        debug,
+    })?;
+    let mut gofer = l.gofer;
+    let status = wait_exit(l.sentry);
     // The gofer exits when the sentry's end of the socket closes.
-    let _ = gofer_child.wait();
+    let _ = gofer.wait();
     status
 }
 
-fn wait_exit(pid: nix::unistd::Pid) -> Result<i32> {
+pub fn wait_exit(pid: nix::unistd::Pid) -> Result<i32> {
     use nix::sys::wait::{waitpid, WaitStatus};
     loop {
         match waitpid(pid, None) {

@@ -6,6 +6,7 @@
 //! every file comes from the gofer.
 
 pub mod abi;
+pub mod control;
 pub mod fs;
 pub mod kernel;
 pub mod loader;
@@ -13,6 +14,7 @@ pub mod mm;
 pub mod platform;
 pub mod seccomp;
 pub mod signals;
+pub mod spec;
 pub mod syscalls;
 pub mod vfs;
 
@@ -30,17 +32,12 @@ use vfs::{Dentry, FsType, Inode, LowerNode, Meta, Node};
 pub struct BootConfig {
     /// Inherited SOCK_SEQPACKET connection to the gofer.
     pub gofer_fd: RawFd,
-    pub argv: Vec<Vec<u8>>,
-    pub env: Vec<Vec<u8>>,
-    pub cwd: Vec<u8>,
-    pub hostname: String,
-    pub uid: u32,
-    pub gid: u32,
+    /// Inherited SOCK_SEQPACKET connection to the runtime (OCI containers).
+    pub control_fd: Option<RawFd>,
+    pub spec: spec::SandboxSpec,
     pub debug: bool,
     /// Where to write the unimplemented-syscall report (an inherited fd).
     pub report_fd: Option<RawFd>,
-    /// Most tasks (threads) the sandbox may run at once.
-    pub pids_limit: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +68,25 @@ fn mount(at: &Arc<Dentry>, fs_root: Arc<Dentry>) {
     *vfs::lock(&at.mounted) = Some(fs_root);
 }
 
+fn host_file(owned: OwnedFd) -> Arc<File> {
+    use std::os::fd::AsRawFd;
+    let raw = owned.as_raw_fd();
+    // SAFETY: isatty only inspects the fd.
+    let tty = unsafe { libc::isatty(raw) } == 1;
+    // SAFETY: F_GETFL only reads flags.
+    let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    let acc = if fl < 0 { O_RDWR } else { fl & O_ACCMODE };
+    File::new(
+        None,
+        FileKind::Host {
+            fd: Arc::new(owned),
+            tty,
+        },
+        acc,
+    )
+}
+
+/// The sentry's own stdio, duplicated, as the init's fds 0-2.
 fn stdio_table() -> FdTable {
     let mut fds = FdTable::default();
     for fd in 0..3 {
@@ -81,20 +97,16 @@ fn stdio_table() -> FdTable {
         }
         // SAFETY: dup is a fresh fd we own.
         let owned = unsafe { OwnedFd::from_raw_fd(dup) };
-        // SAFETY: isatty only inspects the fd.
-        let tty = unsafe { libc::isatty(dup) } == 1;
-        // SAFETY: F_GETFL only reads flags.
-        let fl = unsafe { libc::fcntl(dup, libc::F_GETFL) };
-        let acc = if fl < 0 { O_RDWR } else { fl & O_ACCMODE };
-        let file = File::new(
-            None,
-            FileKind::Host {
-                fd: Arc::new(owned),
-                tty,
-            },
-            acc,
-        );
-        fds.put(fd, file, false);
+        fds.put(fd, host_file(owned), false);
+    }
+    fds
+}
+
+/// Host fds received from the runtime as a process's fds 0-2.
+pub fn stdio_from(stdio: [OwnedFd; 3]) -> FdTable {
+    let mut fds = FdTable::default();
+    for (i, fd) in stdio.into_iter().enumerate() {
+        fds.put(i as i32, host_file(fd), false);
     }
     fds
 }
@@ -133,16 +145,220 @@ fn find_program(t: &Task, name: &[u8], env: &[Vec<u8>]) -> Result<Vec<u8>, Errno
 
 static REPORTED: OnceLock<()> = OnceLock::new();
 
+/// Make every directory of `path` (mkdir -p in the sandbox's tree, in
+/// memory), following mounts; the last component is a directory when
+/// `dir`, else an empty file.
+fn ensure_path(root: &Arc<Dentry>, path: &[u8], dir: bool, t: &Task) -> Arc<Dentry> {
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty() && *p != b".")
+        .collect();
+    let mut cur = root.follow_mounts();
+    for (i, name) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let want_dir = !last || dir;
+        if *name == b".." {
+            cur = cur.parent.clone().unwrap_or(cur).follow_mounts();
+            continue;
+        }
+        let next = match cur.lookup(name, t) {
+            Ok(d) if d.meta().is_dir() == want_dir => {
+                // Synthetic (procfs, sysfs) dentries are made per lookup:
+                // pin the one a mount goes on.
+                if matches!(cur.fs, FsType::Proc | FsType::Sys) {
+                    vfs::lock(&cur.children).insert(name.to_vec(), Some(d.clone()));
+                }
+                d
+            }
+            _ => {
+                let (mode, node) = if want_dir {
+                    (S_IFDIR | 0o755, Node::MemDir)
+                } else {
+                    (S_IFREG | 0o644, Node::Mem(Mutex::new(Vec::new())))
+                };
+                cur.add_child(name, Inode::new(node, Meta::new(mode, vfs::MEM_DEV, 0, 0)))
+            }
+        };
+        cur = next.follow_mounts();
+    }
+    // The mount goes on top of whatever is already mounted there.
+    cur
+}
+
+/// Build the sandbox's mount table on top of the root.
+fn setup_mounts(
+    k: &Kernel,
+    root: &Arc<Dentry>,
+    mounts: &[spec::MountSpec],
+    t: &Task,
+) -> Result<(), BootError> {
+    use spec::MountKind;
+    let has_dev = mounts
+        .iter()
+        .any(|m| matches!(m.kind, MountKind::Devfs) && m.dest == b"/dev");
+    if !has_dev {
+        let dev = ensure_dir(root, b"dev", t);
+        mount(&dev, fs::dev::build(&dev));
+    }
+    for m in mounts {
+        let fs_root = match &m.kind {
+            MountKind::Bind { index } => {
+                let (node, st) = k.gofer.attach(*index).map_err(BootError::Gofer)?;
+                let meta = Meta::from_gofer(&st);
+                let at = ensure_path(root, &m.dest, meta.is_dir(), t);
+                let inode = Inode::new(
+                    Node::Lower(LowerNode {
+                        node,
+                        gofer: k.gofer.clone(),
+                        host_fd: OnceLock::new(),
+                    }),
+                    meta,
+                );
+                let r =
+                    Dentry::new_mount_root(inode, FsType::Overlay, Some(at.clone()), m.readonly);
+                mount(&at, r);
+                continue;
+            }
+            _ => ensure_path(root, &m.dest, true, t),
+        };
+        let at = fs_root;
+        let r = match &m.kind {
+            MountKind::Bind { .. } => continue,
+            MountKind::Tmpfs { mode } => Dentry::new_mount_root(
+                Inode::new(
+                    Node::MemDir,
+                    Meta::new(S_IFDIR | (mode & 0o7777), vfs::MEM_DEV, 0, 0),
+                ),
+                FsType::Tmpfs,
+                Some(at.clone()),
+                m.readonly,
+            ),
+            MountKind::Proc => fs::proc::build_proc(&at),
+            MountKind::Sysfs => fs::proc::build_sys(&at),
+            MountKind::Devfs => fs::dev::build(&at),
+            MountKind::Empty { .. } => Dentry::new_mount_root(
+                Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
+                FsType::Tmpfs,
+                Some(at.clone()),
+                true,
+            ),
+        };
+        mount(&at, r);
+    }
+    Ok(())
+}
+
+/// Set up a new session-leading process for `p` and load its program.
+/// On failure: the message a shell would print and its exit status.
+pub fn start_process(
+    k: &Arc<Kernel>,
+    p: &spec::ProcessSpec,
+    fds: FdTable,
+    debug: bool,
+) -> Result<Task, (String, i32)> {
+    let mut t = new_process(k, p, fds, debug)?;
+    load_program(k, &mut t, p)?;
+    Ok(t)
+}
+
+/// A new session-leading process with `p`'s credentials and limits.
+fn new_process(
+    k: &Arc<Kernel>,
+    p: &spec::ProcessSpec,
+    fds: FdTable,
+    debug: bool,
+) -> Result<Task, (String, i32)> {
+    let mut creds = Creds::new(p.uid, p.gid);
+    creds.groups = p.groups.clone();
+    if let Some(c) = p.caps {
+        creds.cap_bounding = c.bounding;
+        creds.cap_effective = c.effective;
+        creds.cap_permitted = c.permitted;
+        creds.cap_inheritable = c.inheritable;
+        creds.cap_ambient = c.ambient;
+    }
+    creds.no_new_privs = p.no_new_privs;
+    let mut t = Task::new_init(k.clone(), fds, k.root.clone(), creds)
+        .map_err(|e| (format!("cannot start a task: errno {}", e.0), 126))?;
+    t.debug = debug;
+    {
+        let mut rl = vfs::lock(&t.proc_().rlimits);
+        for &(res, cur, max) in &p.rlimits {
+            if let Some(r) = rl.get_mut(res as usize) {
+                *r = Rlimit { cur, max };
+            }
+        }
+    }
+    if let Some(m) = p.umask {
+        vfs::lock(&t.info.fs).umask = m & 0o777;
+    }
+    Ok(t)
+}
+
+/// Enter `p`'s working directory and exec its program.
+fn load_program(k: &Kernel, t: &mut Task, p: &spec::ProcessSpec) -> Result<(), (String, i32)> {
+    let t = &mut *t;
+    match vfs::path::Walker::new(t).walk(&k.root, &p.cwd, true) {
+        Ok(d) if d.meta().is_dir() => vfs::lock(&t.info.fs).cwd = d,
+        _ => {
+            return Err((
+                format!(
+                    "cannot change directory to {}: No such file or directory",
+                    String::from_utf8_lossy(&p.cwd)
+                ),
+                127,
+            ))
+        }
+    }
+    let name = p.argv.first().cloned().unwrap_or_default();
+    let shown = String::from_utf8_lossy(&name).to_string();
+    let path = match find_program(t, &name, &p.env) {
+        Ok(path) => path,
+        Err(Errno::ENOENT) => return Err((format!("{shown}: command not found"), 127)),
+        Err(_) => return Err((format!("{shown}: Permission denied"), 126)),
+    };
+    if let Err(e) = kernel::exec::execve(t, &path, p.argv.clone(), p.env.clone()) {
+        let (msg, code) = match e {
+            Errno::ENOENT => ("No such file or directory", 127),
+            Errno::EACCES => {
+                let is_dir = vfs::path::Walker::new(t)
+                    .walk(&t.cwd(), &path, true)
+                    .map(|d| d.meta().is_dir())
+                    .unwrap_or(false);
+                (
+                    if is_dir {
+                        "Is a directory"
+                    } else {
+                        "Permission denied"
+                    },
+                    126,
+                )
+            }
+            Errno::ENOEXEC => ("cannot execute binary file: Exec format error", 126),
+            Errno::ELOOP => ("Too many levels of symbolic links", 126),
+            Errno::ENOMEM => ("Cannot allocate memory", 126),
+            _ => ("cannot execute", 126),
+        };
+        return Err((format!("{shown}: {msg}"), code));
+    }
+    Ok(())
+}
+
 /// Boot the sandbox and run its init to completion; returns the exit code
 /// a shell would report.
 pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
+    let spec = &cfg.spec;
     let mf = Arc::new(mm::memfile::MemoryFile::new().map_err(BootError::MemoryFile)?);
     let plat = platform::ptrace::PtracePlatform::new(mf.clone())?;
     // SAFETY: the runtime passed us this fd to own.
     let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };
+    let control = cfg.control_fd.map(|fd| {
+        // SAFETY: the runtime passed us this fd to own.
+        Arc::new(unsafe { OwnedFd::from_raw_fd(fd) })
+    });
     let gofer = Arc::new(gofer::client::Client::new(sock).map_err(BootError::Gofer)?);
     let (root_node, root_stat) = gofer.attach(0).map_err(BootError::Gofer)?;
-    let root = Dentry::new_root(
+    let root = Dentry::new_mount_root(
         Inode::new(
             Node::Lower(LowerNode {
                 node: root_node,
@@ -153,29 +369,24 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         ),
         FsType::Overlay,
         None,
+        spec.root_readonly,
     );
-    let mut kern = Kernel::new(mf, Box::new(plat), gofer, root.clone(), &cfg.hostname);
-    kern.pids_limit = cfg.pids_limit.max(1);
+    let kern = Kernel::new(mf, Box::new(plat), gofer, root.clone(), &spec.hostname);
+    kern.pids_limit
+        .store(spec.pids_limit.max(1), std::sync::atomic::Ordering::Relaxed);
+    if let Some(m) = spec.memory_limit {
+        kern.memory_limit
+            .store(m, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(d) = &spec.domainname {
+        *vfs::lock(&kern.domainname) = d.as_bytes().to_vec();
+    }
     let k = Arc::new(kern);
     // From here on the sentry can reach the host only through its
     // allow-list: no open, no exec, no sockets. Every stub (the init's
     // included) is forked after this and inherits filter and empty caps.
     seccomp::drop_capabilities().map_err(|e| BootError::Seccomp(e.into()))?;
     seccomp::install(cfg.debug).map_err(BootError::Seccomp)?;
-    let creds = Creds::new(cfg.uid, cfg.gid);
-    let mut init =
-        Task::new_init(k.clone(), stdio_table(), root.clone(), creds).map_err(BootError::Task)?;
-    init.debug = cfg.debug;
-
-    // The sandbox's own /dev, /proc and /sys shadow the rootfs's.
-    let dev = ensure_dir(&root, b"dev", &init);
-    mount(&dev, fs::dev::build(&dev));
-    let proc_ = ensure_dir(&root, b"proc", &init);
-    mount(&proc_, fs::proc::build_proc(&proc_));
-    let sys = ensure_dir(&root, b"sys", &init);
-    mount(&sys, fs::proc::build_sys(&sys));
-    let tmp = ensure_dir(&root, b"tmp", &init);
-    let _ = tmp;
 
     let report = |k: &Kernel| {
         if REPORTED.set(()).is_err() {
@@ -196,60 +407,41 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             }
         }
     };
-
-    // Working directory.
-    match vfs::path::Walker::new(&init).walk(&root, &cfg.cwd, true) {
-        Ok(d) if d.meta().is_dir() => vfs::lock(&init.info.fs).cwd = d,
-        _ => {
-            eprintln!(
-                "rvisor: cannot change directory to {}: No such file or directory",
-                String::from_utf8_lossy(&cfg.cwd)
-            );
-            return Ok(127);
-        }
-    }
-
-    let name = cfg.argv.first().cloned().unwrap_or_default();
-    let shown = String::from_utf8_lossy(&name).to_string();
-    let path = match find_program(&init, &name, &cfg.env) {
-        Ok(p) => p,
-        Err(e) => {
-            if e == Errno::ENOENT {
-                eprintln!("rvisor: {shown}: command not found");
-                report(&k);
-                return Ok(127);
+    let fail = |k: &Kernel, message: String, code: i32| -> Result<i32, BootError> {
+        match &control {
+            Some(c) => {
+                use std::os::fd::AsFd;
+                let _ = control::send(c.as_fd(), &control::Reply::Failed { message, code });
             }
-            eprintln!("rvisor: {shown}: Permission denied");
-            report(&k);
-            return Ok(126);
+            None => eprintln!("rvisor: {message}"),
         }
+        report(k);
+        Ok(code)
     };
-    if let Err(e) = kernel::exec::execve(&mut init, &path, cfg.argv.clone(), cfg.env.clone()) {
-        let (msg, code) = match e {
-            Errno::ENOENT => ("No such file or directory", 127),
-            Errno::EACCES => {
-                let is_dir = vfs::path::Walker::new(&init)
-                    .walk(&init.cwd(), &path, true)
-                    .map(|d| d.meta().is_dir())
-                    .unwrap_or(false);
-                (
-                    if is_dir {
-                        "Is a directory"
-                    } else {
-                        "Permission denied"
-                    },
-                    126,
-                )
-            }
-            Errno::ENOEXEC => ("cannot execute binary file: Exec format error", 126),
-            Errno::ELOOP => ("Too many levels of symbolic links", 126),
-            Errno::ENOMEM => ("Cannot allocate memory", 126),
-            _ => ("cannot execute", 126),
-        };
-        eprintln!("rvisor: {shown}: {msg}");
-        report(&k);
-        return Ok(code);
+
+    let mut init = match start_init(&k, &root, spec, cfg.debug) {
+        Ok(t) => t,
+        Err((m, c)) => return fail(&k, m, c),
+    };
+
+    if let Some(c) = &control {
+        use std::os::fd::AsFd;
+        let _ = control::send(c.as_fd(), &control::Reply::Ready);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (k2, c2, debug) = (k.clone(), c.clone(), cfg.debug);
+        let served = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || control::serve(k2, c2, tx, debug));
+        if served.is_err() {
+            return fail(&k, "cannot start the control thread".into(), 125);
+        }
+        if spec.wait_for_start && rx.recv().is_err() {
+            // The runtime went away before starting the container.
+            tracing::debug!("control channel closed before start");
+            return Ok(137);
+        }
     }
+
     // The init thread may end before its process does (execve from another
     // thread takes over the leader): wait for the process.
     let _ = init.run();
@@ -263,6 +455,19 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     };
     tracing::debug!(?status, "init exited");
     report(&k);
-    let _ = Mutex::new(());
     Ok(status.shell_code())
+}
+
+/// The init: a task (pid 1), the mount table built with it, then its
+/// program loaded.
+fn start_init(
+    k: &Arc<Kernel>,
+    root: &Arc<Dentry>,
+    spec: &spec::SandboxSpec,
+    debug: bool,
+) -> Result<Task, (String, i32)> {
+    let mut t = new_process(k, &spec.process, stdio_table(), debug)?;
+    setup_mounts(k, root, &spec.mounts, &t).map_err(|e| (format!("mounts: {e}"), 125))?;
+    load_program(k, &mut t, &spec.process)?;
+    Ok(t)
 }

@@ -334,7 +334,7 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             let vsize = lock(&th.mm()).mapped_bytes() / 1024;
             let c = t.creds();
             format!(
-                "Name:\t{comm}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t\nVmSize:\t{vsize} kB\nVmRSS:\t{vsize} kB\nThreads:\t1\nSigQ:\t0/0\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\nCpus_allowed_list:\t0-{}\n",
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmSize:\t{vsize} kB\nVmRSS:\t{vsize} kB\nThreads:\t1\nSigQ:\t0/0\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t0\nCpus_allowed_list:\t0-{}\n",
                 lock(&th.fs).umask,
                 th.tgid,
                 th.tid,
@@ -347,6 +347,16 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
                 c.egid,
                 c.sgid,
                 c.fsgid,
+                c.groups
+                    .iter()
+                    .map(|g| format!("{g} "))
+                    .collect::<String>(),
+                c.cap_inheritable,
+                c.cap_permitted,
+                c.cap_effective,
+                c.cap_bounding,
+                c.cap_ambient,
+                c.no_new_privs as u8,
                 k.ncpus.saturating_sub(1)
             )
         }

@@ -7,6 +7,7 @@ use super::task::{ExitStatus, Task};
 use super::{FsContext, ThreadInfo};
 use crate::abi::*;
 use crate::vfs::lock;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 
 const CLONE_VM: u64 = 0x100;
@@ -25,7 +26,7 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
     let k = t.k.clone();
     // The sandbox's pids limit (every task is a host thread and a stub
     // process, so this also protects the host), and RLIMIT_NPROC.
-    if k.task_count() >= k.pids_limit {
+    if k.task_count() >= k.pids_limit.load(Ordering::Relaxed) {
         return Err(Errno::EAGAIN);
     }
     let nproc = t.rlimit(6).cur;

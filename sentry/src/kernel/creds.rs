@@ -32,6 +32,7 @@ pub struct Creds {
     pub cap_permitted: u64,
     pub cap_inheritable: u64,
     pub cap_bounding: u64,
+    pub cap_ambient: u64,
     /// prctl(PR_SET_KEEPCAPS).
     pub keep_caps: bool,
     /// prctl(PR_SET_NO_NEW_PRIVS): sticky once set.
@@ -59,9 +60,31 @@ impl Creds {
             cap_permitted: caps,
             cap_inheritable: 0,
             cap_bounding: ALL_CAPS,
+            cap_ambient: 0,
             keep_caps: false,
             no_new_privs: false,
         }
+    }
+
+    /// Linux's execve transition (capabilities(7)) for a file without
+    /// capabilities: root's exec is treated as a file with all of them.
+    pub fn on_exec(&mut self) {
+        self.cap_ambient &= self.cap_permitted & self.cap_inheritable;
+        if self.euid == 0 || self.uid == 0 {
+            // fP = fI = all; fE set only for euid 0. Ambient is cleared for
+            // a privileged file.
+            self.cap_permitted = self.cap_inheritable | self.cap_bounding;
+            self.cap_effective = if self.euid == 0 {
+                self.cap_permitted
+            } else {
+                0
+            };
+            self.cap_ambient = 0;
+        } else {
+            self.cap_permitted = self.cap_ambient;
+            self.cap_effective = self.cap_ambient;
+        }
+        self.keep_caps = false;
     }
 
     pub fn has_cap(&self, cap: u32) -> bool {

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 pub fn execve(t: &mut Task, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<()> {
     let loaded = loader::exec(t, path, argv, envp.clone())?;
+    // Capabilities across exec (no file capabilities or set-id bits).
+    t.creds.on_exec();
     let mut regs = t.ctx.initial_regs();
     regs.rip = loaded.entry;
     regs.rsp = loaded.sp;

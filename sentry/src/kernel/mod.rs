@@ -15,8 +15,8 @@ use crate::platform::Platform;
 use crate::vfs::file::FdTable;
 use crate::vfs::{lock, Dentry};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 /// The kernel release the sandbox reports.
@@ -76,7 +76,13 @@ pub struct Kernel {
     pub domainname: Mutex<Vec<u8>>,
     pub ncpus: usize,
     /// Most tasks the sandbox may hold (its pids limit).
-    pub pids_limit: usize,
+    pub pids_limit: AtomicUsize,
+    /// Memory the sandbox may keep resident (0: no limit beyond the host).
+    pub memory_limit: AtomicU64,
+    /// Pause/resume of the whole sandbox.
+    pub freezer: Arc<Freezer>,
+    /// Status sockets of processes started by the runtime (exec), by tgid.
+    pub exec_waiters: Mutex<HashMap<i32, Arc<std::os::fd::OwnedFd>>>,
     pub mem_limit: u64,
     pub boot: Instant,
     pub boot_wall: u64,
@@ -116,7 +122,10 @@ impl Kernel {
             hostname: Mutex::new(hostname.as_bytes().to_vec()),
             domainname: Mutex::new(b"(none)".to_vec()),
             ncpus,
-            pids_limit: 4096,
+            pids_limit: AtomicUsize::new(4096),
+            memory_limit: AtomicU64::new(0),
+            freezer: Arc::new(Freezer::default()),
+            exec_waiters: Mutex::new(HashMap::new()),
             mem_limit: mem,
             boot: Instant::now(),
             boot_wall: std::time::SystemTime::now()
@@ -338,6 +347,70 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
             };
             crate::signals::send_process(k, &parent, info);
         }
-        None => k.remove_process(p.tgid),
+        None => {
+            k.remove_process(p.tgid);
+            if let Some(sock) = lock(&k.exec_waiters).remove(&p.tgid) {
+                crate::control::exec_exited(&sock, process::wait_status(status));
+            }
+        }
+    }
+}
+
+/// Pause and resume: while frozen, no task returns to workload code. Tasks
+/// blocked in the sentry stay blocked; running ones are kicked out of their
+/// stubs and park here.
+#[derive(Default)]
+pub struct Freezer {
+    frozen: Mutex<bool>,
+    cv: Condvar,
+    flag: AtomicBool,
+}
+
+impl Freezer {
+    pub fn is_frozen(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    pub fn freeze(&self, k: &Kernel) {
+        *lock(&self.frozen) = true;
+        self.flag.store(true, Ordering::Release);
+        let threads: Vec<Arc<ThreadInfo>> = lock(&k.threads).values().cloned().collect();
+        for th in threads {
+            if lock(&th.blocker).is_none() {
+                crate::signals::kick(&th);
+            }
+        }
+    }
+
+    pub fn thaw(&self) {
+        let mut g = lock(&self.frozen);
+        *g = false;
+        self.flag.store(false, Ordering::Release);
+        self.cv.notify_all();
+    }
+
+    /// Park the calling task until the sandbox is resumed or the task is
+    /// killed.
+    pub fn wait(self: &Arc<Self>, th: &ThreadInfo) {
+        *lock(&th.blocker) = Some(self.clone());
+        let mut g = lock(&self.frozen);
+        while *g {
+            let killed = lock(&th.signals).pending.contains_key(&libc::SIGKILL)
+                || lock(&th.proc_.signals).pending.contains_key(&libc::SIGKILL)
+                || th.proc_.lock_exit_pending();
+            if killed {
+                break;
+            }
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(g);
+        *lock(&th.blocker) = None;
+    }
+}
+
+impl crate::signals::Wakeable for Freezer {
+    fn wake_all(&self) {
+        let _g = lock(&self.frozen);
+        self.cv.notify_all();
     }
 }

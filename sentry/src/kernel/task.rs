@@ -285,6 +285,11 @@ impl Task {
                 self.wait_while_stopped();
                 continue;
             }
+            if self.k.freezer.is_frozen() {
+                let f = self.k.freezer.clone();
+                f.wait(&self.info);
+                continue;
+            }
             let as_ = lock(&self.mm()).as_.clone();
             match self.ctx.switch(&*as_, &mut self.regs) {
                 Ok(Event::Syscall) => crate::syscalls::dispatch(self),

@@ -73,6 +73,13 @@ impl MemoryFile {
         self.fd.as_raw_fd()
     }
 
+    /// Bytes of the file backed by host memory (touched and not freed).
+    pub fn resident(&self) -> u64 {
+        nix::sys::stat::fstat(self.fd.as_raw_fd())
+            .map(|st| st.st_blocks as u64 * 512)
+            .unwrap_or(0)
+    }
+
     /// Bytes currently handed out.
     pub fn used(&self) -> u64 {
         self.alloc.lock().map(|a| a.used).unwrap_or(0)

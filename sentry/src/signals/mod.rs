@@ -248,6 +248,33 @@ pub fn send_process(k: &Kernel, p: &Process, info: SigInfo) {
             }
         }
     }
+    queue_process(k, p, info);
+}
+
+/// A signal from outside the sandbox (the runtime's `kill`): SI_USER from
+/// pid 0. As for a signal from an ancestor pid namespace, the init gets it
+/// only when it handles it, blocks it, or it is SIGKILL or SIGSTOP.
+pub fn send_from_host(k: &Kernel, p: &Process, sig: i32) {
+    if p.tgid == 1 && sig != SIGKILL && sig != SIGSTOP {
+        if let Some(t) = k.thread(1) {
+            let a = lock(&t.sigactions)[(sig - 1) as usize & 63];
+            let blocked = t.sigmask.load(Ordering::Relaxed) & bit(sig) != 0;
+            if a.handler == SIG_DFL && !blocked {
+                return;
+            }
+        }
+    }
+    queue_process(
+        k,
+        p,
+        SigInfo {
+            signo: sig,
+            ..Default::default()
+        },
+    );
+}
+
+fn queue_process(k: &Kernel, p: &Process, info: SigInfo) {
     jobctl_on_send(k, p, info.signo);
     let threads = k.threads_of(p.tgid);
     if !threads.is_empty() && threads.iter().all(|th| discarded(th, info.signo)) {

@@ -41,6 +41,9 @@ fn base_dir(t: &Task, dirfd: i32, path: &[u8]) -> KResult<Arc<Dentry>> {
 }
 
 fn writable_fs(d: &Arc<Dentry>) -> KResult<()> {
+    if d.readonly {
+        return Err(Errno::EROFS);
+    }
     match d.fs {
         FsType::Overlay | FsType::Tmpfs | FsType::Dev => Ok(()),
         FsType::Proc | FsType::Sys => Err(Errno::EACCES),

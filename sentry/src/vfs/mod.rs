@@ -216,10 +216,22 @@ pub struct Dentry {
     /// For a filesystem root: the dentry it is mounted on.
     pub mountpoint: Option<Arc<Dentry>>,
     pub fs: FsType,
+    /// Part of a read-only mount: writes fail with EROFS.
+    pub readonly: bool,
 }
 
 impl Dentry {
     pub fn new_root(inode: Arc<Inode>, fs: FsType, mountpoint: Option<Arc<Dentry>>) -> Arc<Dentry> {
+        Dentry::new_mount_root(inode, fs, mountpoint, false)
+    }
+
+    /// The root of a mount, read-only or not.
+    pub fn new_mount_root(
+        inode: Arc<Inode>,
+        fs: FsType,
+        mountpoint: Option<Arc<Dentry>>,
+        readonly: bool,
+    ) -> Arc<Dentry> {
         Arc::new(Dentry {
             name: b"/".to_vec(),
             parent: None,
@@ -228,6 +240,7 @@ impl Dentry {
             mounted: Mutex::new(None),
             mountpoint,
             fs,
+            readonly,
         })
     }
 
@@ -240,6 +253,7 @@ impl Dentry {
             mounted: Mutex::new(None),
             mountpoint: None,
             fs: parent.fs,
+            readonly: parent.readonly,
         })
     }
 
@@ -309,6 +323,10 @@ impl Dentry {
             return Err(Errno::ENOTDIR);
         }
         if let Node::Proc(p) = &inode.node {
+            // Mount points inside synthetic directories are kept here.
+            if let Some(Some(d)) = lock(&self.children).get(name) {
+                return Ok(d.clone());
+            }
             // Synthetic directories are generated on every lookup.
             let child = crate::fs::proc::lookup(p, name, t)?;
             return Ok(Dentry::new_child(self, name, child));

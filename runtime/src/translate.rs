@@ -1,0 +1,207 @@
+//! config.json → what the sandbox runs: the gofer's served paths and the
+//! sentry's SandboxSpec.
+
+use anyhow::{bail, Context, Result};
+use oci::bundle::Bundle;
+use oci_spec::runtime::{PosixRlimit, Process, Spec};
+use sentry::spec::{CapSpec, MountKind, MountSpec, ProcessSpec, SandboxSpec};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+pub struct Plan {
+    pub gofer_mounts: Vec<(PathBuf, bool)>,
+    pub spec: SandboxSpec,
+}
+
+/// Default limit on tasks when config.json sets none.
+const DEFAULT_PIDS: usize = 32768;
+
+fn rlimit_number(name: &str) -> Option<u32> {
+    const NAMES: [&str; 16] = [
+        "RLIMIT_CPU",
+        "RLIMIT_FSIZE",
+        "RLIMIT_DATA",
+        "RLIMIT_STACK",
+        "RLIMIT_CORE",
+        "RLIMIT_RSS",
+        "RLIMIT_NPROC",
+        "RLIMIT_NOFILE",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_AS",
+        "RLIMIT_LOCKS",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+    ];
+    NAMES.iter().position(|n| *n == name).map(|i| i as u32)
+}
+
+fn json_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn rlimits(list: &[PosixRlimit]) -> Result<Vec<(u32, u64, u64)>> {
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    let mut out = Vec::new();
+    for r in list {
+        let name = json_name(&r.typ());
+        let n = rlimit_number(&name).with_context(|| format!("unknown rlimit type {name:?}"))?;
+        if r.soft() > r.hard() {
+            bail!("error setting rlimit type {n}: invalid argument");
+        }
+        // What setrlimit(2) would refuse in a runc container.
+        if n == 7 && r.hard() > nr_open {
+            bail!("error setting rlimit type {n}: operation not permitted");
+        }
+        out.push((n, r.soft(), r.hard()));
+    }
+    Ok(out)
+}
+
+fn caps_of(p: &Process) -> Result<Option<CapSpec>> {
+    let Some(c) = p.capabilities() else {
+        return Ok(None);
+    };
+    let set = |s: &Option<oci_spec::runtime::Capabilities>| -> Result<u64> {
+        let names: Vec<String> = s.iter().flatten().map(json_name).collect();
+        oci::caps::mask(names.iter().map(String::as_str)).map_err(anyhow::Error::msg)
+    };
+    Ok(Some(CapSpec {
+        bounding: set(c.bounding())?,
+        effective: set(c.effective())?,
+        permitted: set(c.permitted())?,
+        inheritable: set(c.inheritable())?,
+        ambient: set(c.ambient())?,
+    }))
+}
+
+/// A process object (config.json's, or an exec's) as the sentry runs it.
+pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
+    let u = p.user();
+    Ok(ProcessSpec {
+        argv: p
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| a.as_bytes().to_vec())
+            .collect(),
+        env: p
+            .env()
+            .iter()
+            .flatten()
+            .map(|e| e.as_bytes().to_vec())
+            .collect(),
+        cwd: p.cwd().as_os_str().as_bytes().to_vec(),
+        uid: u.uid(),
+        gid: u.gid(),
+        groups: u.additional_gids().clone().unwrap_or_default(),
+        umask: u.umask(),
+        rlimits: rlimits(p.rlimits().as_deref().unwrap_or(&[]))?,
+        caps: caps_of(p)?,
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
+        terminal: p.terminal().unwrap_or(false),
+    })
+}
+
+fn mode_option(opts: &[String]) -> Option<u32> {
+    opts.iter()
+        .find_map(|o| o.strip_prefix("mode="))
+        .and_then(|m| u32::from_str_radix(m, 8).ok())
+}
+
+/// Translate a bundle.
+pub fn plan(b: &Bundle) -> Result<Plan> {
+    let spec: &Spec = &b.spec;
+    let process = spec.process().as_ref().context("process is missing")?;
+    let mut gofer_mounts = vec![(b.rootfs.clone(), true)];
+    let mut mounts = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let dest = m.destination().as_os_str().as_bytes().to_vec();
+        let typ = m.typ().clone().unwrap_or_default();
+        let opts: Vec<String> = m.options().clone().unwrap_or_default();
+        let readonly = opts.iter().any(|o| o == "ro");
+        let is_bind = typ == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
+        let kind = if is_bind {
+            let src = m.source().as_ref().with_context(|| {
+                format!("bind mount {} has no source", m.destination().display())
+            })?;
+            let src = if src.is_absolute() {
+                src.clone()
+            } else {
+                b.dir.join(src)
+            };
+            let src = std::fs::canonicalize(&src)
+                .with_context(|| format!("bind mount source {}", src.display()))?;
+            gofer_mounts.push((src, readonly));
+            MountKind::Bind {
+                index: (gofer_mounts.len() - 1) as u32,
+            }
+        } else {
+            match typ.as_str() {
+                "proc" => MountKind::Proc,
+                "sysfs" => MountKind::Sysfs,
+                // The sandbox's /dev is the sentry's devfs (with its own
+                // /dev/shm), whatever a client asks to mount there.
+                "tmpfs" | "devtmpfs" if dest == b"/dev" => MountKind::Devfs,
+                "tmpfs" if dest == b"/dev/shm" => continue,
+                "tmpfs" => MountKind::Tmpfs {
+                    mode: mode_option(&opts).unwrap_or(0o1777),
+                },
+                "devpts" | "mqueue" | "cgroup" | "cgroup2" => MountKind::Empty { fstype: typ },
+                other => bail!(
+                    "mount {}: unsupported filesystem type {other:?}",
+                    m.destination().display()
+                ),
+            }
+        };
+        mounts.push(MountSpec {
+            dest,
+            kind,
+            readonly,
+        });
+    }
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().clone());
+    let pids_limit = resources
+        .as_ref()
+        .and_then(|r| r.pids().as_ref().map(|p| p.limit()))
+        .filter(|&l| l > 0)
+        .map(|l| l as usize)
+        .unwrap_or(DEFAULT_PIDS);
+    let memory_limit = resources
+        .as_ref()
+        .and_then(|r| r.memory().as_ref().and_then(|m| m.limit()))
+        .filter(|&l| l > 0)
+        .map(|l| l as u64);
+    let root_readonly = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
+    Ok(Plan {
+        gofer_mounts,
+        spec: SandboxSpec {
+            process: process_spec(process)?,
+            hostname: spec.hostname().clone().unwrap_or_else(|| {
+                // Like a runc container without a UTS hostname: the host's.
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| "localhost".into())
+            }),
+            domainname: spec.domainname().clone(),
+            mounts,
+            root_readonly,
+            pids_limit,
+            memory_limit,
+            wait_for_start: true,
+        },
+    })
+}

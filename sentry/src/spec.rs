@@ -1,0 +1,77 @@
+//! What a sandbox runs: the runtime's description of the init process, the
+//! mounts and the limits, handed to `rvisor boot` as JSON on an fd. The
+//! runtime translates an OCI config.json (or `rvisor do`'s flags) into it;
+//! the sentry trusts no part of it to touch the host.
+
+use serde::{Deserialize, Serialize};
+
+/// One process to start inside the sandbox (the init, or an exec).
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct ProcessSpec {
+    pub argv: Vec<Vec<u8>>,
+    pub env: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    pub umask: Option<u32>,
+    /// (resource, soft, hard).
+    pub rlimits: Vec<(u32, u64, u64)>,
+    /// Capability sets; `None` keeps Linux's default for the uid.
+    pub caps: Option<CapSpec>,
+    pub no_new_privs: bool,
+    /// stdio is a terminal: the process becomes its session's controller.
+    pub terminal: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default)]
+pub struct CapSpec {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// A filesystem mounted into the sandbox's tree before the init starts.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct MountSpec {
+    /// Absolute path inside the sandbox.
+    pub dest: Vec<u8>,
+    pub kind: MountKind,
+    pub readonly: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum MountKind {
+    /// The gofer's served root number `index` (a host file or directory).
+    Bind { index: u32 },
+    /// An in-memory filesystem.
+    Tmpfs { mode: u32 },
+    /// The sandbox's procfs.
+    Proc,
+    /// The sandbox's sysfs.
+    Sysfs,
+    /// The sandbox's devfs.
+    Devfs,
+    /// Filesystems the sentry does not implement yet (devpts, mqueue,
+    /// cgroup): an empty directory, so paths exist as in a container.
+    Empty { fstype: String },
+}
+
+/// Everything `rvisor boot` needs besides its fds.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct SandboxSpec {
+    pub process: ProcessSpec,
+    pub hostname: String,
+    pub domainname: Option<String>,
+    pub mounts: Vec<MountSpec>,
+    pub root_readonly: bool,
+    /// Most tasks (threads) the sandbox may run at once.
+    pub pids_limit: usize,
+    /// Memory limit in bytes for the whole sandbox (None: host RAM).
+    pub memory_limit: Option<u64>,
+    /// Hold the init after loading it until the runtime says start.
+    pub wait_for_start: bool,
+}

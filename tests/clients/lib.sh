@@ -1,0 +1,52 @@
+# Shared helpers for the client tests (docker, containerd, podman driving
+# rvisor). Sourced by the per-client scripts.
+set -u
+
+RVISOR_BIN=${RVISOR_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/target/release/rvisor}
+WORK=${CLIENT_TEST_DIR:-/var/tmp/rvisor-clients}
+PASS=0
+FAIL=0
+FAILED=""
+
+say() { echo "[$CLIENT] $*" >&2; }
+
+# check NAME EXPECTED ACTUAL
+check() {
+  if [ "$2" = "$3" ]; then
+    PASS=$((PASS + 1)); echo "ok   $CLIENT: $1"
+  else
+    FAIL=$((FAIL + 1)); FAILED="$FAILED $1"
+    echo "FAIL $CLIENT: $1"; echo "     expected: $(printf %s "$2" | head -c 400)"; echo "     actual:   $(printf %s "$3" | head -c 400)"
+  fi
+}
+
+# check_match NAME REGEX ACTUAL
+check_match() {
+  if printf '%s' "$3" | grep -Eq -- "$2"; then
+    PASS=$((PASS + 1)); echo "ok   $CLIENT: $1"
+  else
+    FAIL=$((FAIL + 1)); FAILED="$FAILED $1"
+    echo "FAIL $CLIENT: $1"; echo "     wanted /$2/ in: $(printf %s "$3" | head -c 400)"
+  fi
+}
+
+summary() {
+  echo "$CLIENT: $PASS passed, $FAIL failed${FAILED:+ ($FAILED )}"
+  [ "$FAIL" = 0 ]
+}
+
+# A busybox rootfs tarball (for docker import / ctr import).
+make_busybox_tar() {
+  out=$1
+  [ -s "$out" ] && return 0
+  d=$(mktemp -d)
+  mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/root" "$d/home/user"
+  cp /bin/busybox "$d/bin/busybox"
+  for c in $("$d/bin/busybox" --list); do [ "$c" = busybox ] || ln -s busybox "$d/bin/$c"; done
+  echo "root:x:0:0:root:/root:/bin/sh" > "$d/etc/passwd"
+  echo "user:x:1000:1000:user:/home/user:/bin/sh" >> "$d/etc/passwd"
+  printf 'root:x:0:\nuser:x:1000:\n' > "$d/etc/group"
+  chmod 1777 "$d/tmp"
+  tar -C "$d" -cf "$out" .
+  rm -rf "$d"
+}

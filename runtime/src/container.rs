@@ -499,12 +499,20 @@ pub fn exec(ctx: &Ctx, o: ExecOpts) -> Result<i32> {
         None => [0, 1, 2],
     };
     let fds = [stdio[0], stdio[1], stdio[2], theirs.as_raw_fd()];
+    let argv0 = o
+        .process
+        .argv
+        .first()
+        .map(|a| String::from_utf8_lossy(a).to_string())
+        .unwrap_or_default();
     let reply = request(&ctx.store, &o.id, &Request::Exec(o.process), &fds)?;
     drop(theirs);
     drop(pty);
     match reply {
         Reply::Started { .. } => {}
-        Reply::Failed { message, .. } => bail!("exec failed: {message}"),
+        Reply::Failed { message, code } => {
+            bail!("{}", start_error(&argv0, code, &message))
+        }
         other => {
             expect_ok(other)?;
         }
@@ -672,8 +680,9 @@ fn supervise_inner(
         Ok(Reply::Ready) => {
             ready.write_all(b"OK").context("reporting readiness")?;
         }
-        Ok(Reply::Failed { message, .. }) => {
-            let _ = write!(ready, "ERR exec failed: {message}");
+        Ok(Reply::Failed { message, code }) => {
+            let argv0 = rec_argv0(&bundle);
+            let _ = write!(ready, "ERR {}", start_error(&argv0, code, &message));
             let _ = sandbox::wait_exit(sentry_pid);
             let _ = gofer.wait();
             return Ok(1);
@@ -696,6 +705,32 @@ fn supervise_inner(
         return Ok(die_by_signal(code - 128));
     }
     Ok(code)
+}
+
+fn rec_argv0(b: &oci::bundle::Bundle) -> String {
+    b.spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref().and_then(|a| a.first().cloned()))
+        .unwrap_or_default()
+}
+
+/// A failed start in runc's words: clients turn "no such file or
+/// directory" and "executable file not found" into 127, "permission
+/// denied" into 126.
+fn start_error(argv0: &str, code: i32, message: &str) -> String {
+    let what = match code {
+        127 if message.contains("cannot change directory") => {
+            return format!("unable to start container process: {message}")
+        }
+        127 if argv0.contains('/') => {
+            format!("stat {argv0}: no such file or directory")
+        }
+        127 => "executable file not found in $PATH".to_string(),
+        126 => "permission denied".to_string(),
+        _ => message.to_string(),
+    };
+    format!("unable to start container process: exec: {argv0:?}: {what}")
 }
 
 /// Relay requests from runtime invocations to the sentry until the sentry

@@ -84,7 +84,7 @@ rm -rf "$HOSTDIR"
 C=$(dk run -d --runtime=rvisor --network none rvbusybox sleep 300)
 check "exec" "in-exec" "$(dk exec "$C" echo in-exec 2>&1)"
 dk exec "$C" sh -c 'exit 4'; check "exec exit code" 4 $?
-check "exec -u" "uid=1000 gid=1000" "$(dk exec -u 1000:1000 "$C" id 2>&1)"
+check_match "exec -u" "^uid=1000[^ ]* gid=1000" "$(dk exec -u 1000:1000 "$C" id 2>&1)"
 check "exec -e -w" "v /tmp" "$(dk exec -e V=v -w /tmp "$C" sh -c 'echo $V $(pwd)' 2>&1)"
 check "exec -it" "yes" "$(script -qec "$DOCKER -H unix://$SOCK exec -it $C sh -c '[ -t 0 ] && echo yes'" /dev/null | tr -d '\r')"
 check_match "top" "sleep|PID" "$(dk top "$C" 2>&1)"

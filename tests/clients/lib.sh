@@ -37,8 +37,8 @@ summary() {
 
 # A busybox rootfs tarball (for docker import / ctr import).
 make_busybox_tar() {
-  out=$1
-  [ -s "$out" ] && return 0
+  tar_out=$1
+  [ -s "$tar_out" ] && return 0
   d=$(mktemp -d)
   mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/root" "$d/home/user"
   cp /bin/busybox "$d/bin/busybox"
@@ -47,6 +47,24 @@ make_busybox_tar() {
   echo "user:x:1000:1000:user:/home/user:/bin/sh" >> "$d/etc/passwd"
   printf 'root:x:0:\nuser:x:1000:\n' > "$d/etc/group"
   chmod 1777 "$d/tmp"
-  tar -C "$d" -cf "$out" .
+  tar -C "$d" -cf "$tar_out" .
+  rm -rf "$d"
+}
+
+# A docker-save format tarball of the busybox rootfs (for ctr and podman).
+make_busybox_image_tar() {
+  img_out=$1
+  [ -s "$img_out" ] && return 0
+  make_busybox_tar "$WORK/busybox.tar"
+  d=$(mktemp -d)
+  mkdir -p "$d/l"
+  cp "$WORK/busybox.tar" "$d/l/layer.tar"
+  diff=$(sha256sum "$d/l/layer.tar" | cut -d' ' -f1)
+  cfg='{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:'$diff'"]}}'
+  printf '%s' "$cfg" > "$d/cfg.json"
+  c=$(sha256sum "$d/cfg.json" | cut -d' ' -f1)
+  mv "$d/cfg.json" "$d/$c.json"
+  printf '[{"Config":"%s.json","RepoTags":["rvbusybox:latest"],"Layers":["l/layer.tar"]}]' "$c" > "$d/manifest.json"
+  tar -C "$d" -cf "$img_out" manifest.json "$c.json" l
   rm -rf "$d"
 }

@@ -629,7 +629,7 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
         FileKind::Host { fd: hfd, tty: true } => {
             use std::os::fd::AsRawFd;
             let size = match req {
-                TCGETS | TCSETS | TCSETSW | TCSETSF => 60, // struct termios (kernel)
+                TCGETS | TCSETS | TCSETSW | TCSETSF => 36, // struct termios (kernel: 4 flags, c_line, 19 c_cc)
                 TIOCGWINSZ | TIOCSWINSZ => 8,
                 TIOCGPGRP => {
                     return t.write_obj(a.u(2), &(t.tgid)).map(|_| 0);

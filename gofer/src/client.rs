@@ -181,6 +181,66 @@ impl Client {
         }
     }
 
+    /// Creates and opens `name` in `dir` (O_CREAT|O_EXCL semantics).
+    pub fn create(
+        &self,
+        dir: NodeId,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+    ) -> Result<(NodeId, Stat, OwnedFd), i32> {
+        let (reply, mut fds) = self.call(Request::Create {
+            dir,
+            name: name.to_vec(),
+            flags,
+            mode,
+        })?;
+        match reply {
+            Reply::Node { node, stat } if fds.len() == 1 => match fds.pop() {
+                Some(fd) if donated_fd_matches(&fd, &stat) => Ok((node, stat, fd)),
+                _ => Err(self.fail("bad fd donated by create")),
+            },
+            _ => Err(self.fail("unexpected reply to create")),
+        }
+    }
+
+    pub fn mkdir(&self, dir: NodeId, name: &[u8], mode: u32) -> Result<(NodeId, Stat), i32> {
+        let req = Request::Mkdir {
+            dir,
+            name: name.to_vec(),
+            mode,
+        };
+        self.call_plain(req, |r| match r {
+            Reply::Node { node, stat } => Some((node, stat)),
+            _ => None,
+        })
+    }
+
+    pub fn unlink(&self, dir: NodeId, name: &[u8], dir_entry: bool) -> Result<(), i32> {
+        let req = Request::Unlink {
+            dir,
+            name: name.to_vec(),
+            dir_entry,
+        };
+        self.call_plain(req, |r| matches!(r, Reply::Ok).then_some(()))
+    }
+
+    pub fn rename(
+        &self,
+        dir: NodeId,
+        name: &[u8],
+        new_dir: NodeId,
+        new_name: &[u8],
+    ) -> Result<(), i32> {
+        let req = Request::Rename {
+            dir,
+            name: name.to_vec(),
+            new_dir,
+            new_name: new_name.to_vec(),
+        };
+        self.call_plain(req, |r| matches!(r, Reply::Ok).then_some(()))
+    }
+
     /// All entries of a directory node, without "." and "..".
     pub fn getdents(&self, node: NodeId) -> Result<Vec<Dirent>, i32> {
         self.call_plain(Request::Getdents { node }, |r| match r {

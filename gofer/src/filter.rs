@@ -54,6 +54,12 @@ pub fn allow_list() -> Vec<(i64, &'static str)> {
         (SYS_fcntl, "fdopendir checks the fd's flags"),
         (SYS_lseek, "rewinding directories"),
         (SYS_readlinkat, "symlink targets"),
+        (
+            SYS_mkdirat,
+            "mkdir in writable bind mounts (beneath a served root)",
+        ),
+        (SYS_unlinkat, "unlink/rmdir in writable bind mounts"),
+        (SYS_renameat2, "rename within one writable bind mount"),
         (SYS_close, "dropping nodes"),
         (SYS_read, "std library"),
         (SYS_write, "logs on stderr"),

@@ -83,6 +83,31 @@ pub enum Request {
     Statfs { node: NodeId },
     /// Forget a node id. Returns `Reply::Ok`.
     Close { node: NodeId },
+    /// Create and open a regular file `name` in directory `dir` (writable
+    /// roots only); the reply carries the open fd.
+    Create {
+        dir: NodeId,
+        name: Vec<u8>,
+        flags: i32,
+        mode: u32,
+    },
+    Mkdir {
+        dir: NodeId,
+        name: Vec<u8>,
+        mode: u32,
+    },
+    /// unlink, or rmdir when `dir_entry`.
+    Unlink {
+        dir: NodeId,
+        name: Vec<u8>,
+        dir_entry: bool,
+    },
+    Rename {
+        dir: NodeId,
+        name: Vec<u8>,
+        new_dir: NodeId,
+        new_name: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,7 +88,8 @@ const OPEN_ALLOWED: i32 = libc::O_ACCMODE
     | libc::O_SYNC
     | KERNEL_O_LARGEFILE
     | libc::O_CLOEXEC
-    | libc::O_NOCTTY;
+    | libc::O_NOCTTY
+    | libc::O_TRUNC;
 /// Open flags always added.
 const OPEN_FORCED: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
 
@@ -115,9 +116,20 @@ pub(crate) fn openat2(
     flags: i32,
     resolve: u64,
 ) -> Result<OwnedFd, Errno> {
+    openat2_mode(dir, name, flags, 0, resolve)
+}
+
+/// `openat2(2)` with a creation mode.
+pub(crate) fn openat2_mode(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
     let how = OpenHow {
         flags: u64::from(flags as u32),
-        mode: 0,
+        mode: u64::from(mode & 0o7777),
         resolve,
     };
     let mut tries = 0;
@@ -263,6 +275,24 @@ impl Server {
             Request::Getdents { node } => self.getdents(node),
             Request::Readlink { node } => self.readlink(node),
             Request::Statfs { node } => self.statfs(node),
+            Request::Create {
+                dir,
+                name,
+                flags,
+                mode,
+            } => self.create(dir, name, flags, mode),
+            Request::Mkdir { dir, name, mode } => self.mkdir(dir, name, mode),
+            Request::Unlink {
+                dir,
+                name,
+                dir_entry,
+            } => self.unlink(dir, name, dir_entry),
+            Request::Rename {
+                dir,
+                name,
+                new_dir,
+                new_name,
+            } => self.rename(dir, name, new_dir, new_name),
             Request::Close { node } => {
                 self.nodes.remove(&node).ok_or(Errno::EBADF)?;
                 Ok((Reply::Ok, None))
@@ -371,6 +401,115 @@ impl Server {
             return Err(Errno::ENXIO);
         }
         Ok((fd, now))
+    }
+
+    /// A directory node of a writable root and a valid child name in it.
+    fn writable_dir(
+        &self,
+        dir: NodeId,
+        name: Vec<u8>,
+    ) -> Result<(Rc<OwnedFd>, usize, CString), Errno> {
+        let node = self.node(dir)?;
+        if self.roots.get(node.root).is_none_or(|r| r.readonly) {
+            return Err(Errno::EROFS);
+        }
+        if !valid_name(&name) {
+            return Err(Errno::EINVAL);
+        }
+        let st = fd_stat(node.fd.as_fd())?;
+        if file_type(st.st_mode) != libc::S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        let cname = CString::new(name).map_err(|_| Errno::EINVAL)?;
+        Ok((node.fd.clone(), node.root, cname))
+    }
+
+    /// A node for the entry just made at `dir`/`name`.
+    fn new_child(
+        &mut self,
+        dir: Rc<OwnedFd>,
+        root: usize,
+        name: CString,
+    ) -> Result<(NodeId, Stat), Errno> {
+        let fd = openat2(
+            dir.as_fd(),
+            &name,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            WALK_RESOLVE,
+        )?;
+        let st = fd_stat(fd.as_fd())?;
+        let id = self.add(Node {
+            fd: Rc::new(fd),
+            via: Some((dir, name)),
+            root,
+        })?;
+        Ok((id, convert_stat(&st)))
+    }
+
+    fn create(&mut self, dir: NodeId, name: Vec<u8>, flags: i32, mode: u32) -> Handled {
+        let (dfd, root, cname) = self.writable_dir(dir, name)?;
+        let acc = flags & libc::O_ACCMODE;
+        if acc == libc::O_ACCMODE || flags & !OPEN_ALLOWED != 0 || flags & libc::O_DIRECTORY != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let fd = openat2_mode(
+            dfd.as_fd(),
+            &cname,
+            flags | OPEN_FORCED | libc::O_CREAT | libc::O_EXCL,
+            mode,
+            WALK_RESOLVE,
+        )?;
+        let (node, stat) = self.new_child(dfd, root, cname)?;
+        Ok((Reply::Node { node, stat }, Some(fd)))
+    }
+
+    fn mkdir(&mut self, dir: NodeId, name: Vec<u8>, mode: u32) -> Handled {
+        let (dfd, root, cname) = self.writable_dir(dir, name)?;
+        // SAFETY: a valid dir fd and C string.
+        if unsafe { libc::mkdirat(dfd.as_raw_fd(), cname.as_ptr(), mode & 0o7777) } != 0 {
+            return Err(Errno::last());
+        }
+        let (node, stat) = self.new_child(dfd, root, cname)?;
+        Ok((Reply::Node { node, stat }, None))
+    }
+
+    fn unlink(&mut self, dir: NodeId, name: Vec<u8>, dir_entry: bool) -> Handled {
+        let (dfd, _, cname) = self.writable_dir(dir, name)?;
+        let flags = if dir_entry { libc::AT_REMOVEDIR } else { 0 };
+        // SAFETY: a valid dir fd and C string.
+        if unsafe { libc::unlinkat(dfd.as_raw_fd(), cname.as_ptr(), flags) } != 0 {
+            return Err(Errno::last());
+        }
+        Ok((Reply::Ok, None))
+    }
+
+    fn rename(
+        &mut self,
+        dir: NodeId,
+        name: Vec<u8>,
+        new_dir: NodeId,
+        new_name: Vec<u8>,
+    ) -> Handled {
+        let (ofd, oroot, oname) = self.writable_dir(dir, name)?;
+        let (nfd, nroot, nname) = self.writable_dir(new_dir, new_name)?;
+        if oroot != nroot {
+            return Err(Errno::EXDEV);
+        }
+        // SAFETY: valid dir fds and C strings.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                ofd.as_raw_fd(),
+                oname.as_ptr(),
+                nfd.as_raw_fd(),
+                nname.as_ptr(),
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(Errno::last());
+        }
+        Ok((Reply::Ok, None))
     }
 
     fn open(&self, id: NodeId, flags: i32) -> Handled {

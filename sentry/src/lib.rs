@@ -214,8 +214,14 @@ fn setup_mounts(
                     }),
                     meta,
                 );
-                let r =
-                    Dentry::new_mount_root(inode, FsType::Overlay, Some(at.clone()), m.readonly);
+                // Writable binds write through to the host; read-only ones
+                // refuse writes (EROFS).
+                let fs = if m.readonly {
+                    FsType::Overlay
+                } else {
+                    FsType::Bind
+                };
+                let r = Dentry::new_mount_root(inode, fs, Some(at.clone()), m.readonly);
                 mount(&at, r);
                 continue;
             }

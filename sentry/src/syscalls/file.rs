@@ -45,7 +45,7 @@ fn writable_fs(d: &Arc<Dentry>) -> KResult<()> {
         return Err(Errno::EROFS);
     }
     match d.fs {
-        FsType::Overlay | FsType::Tmpfs | FsType::Dev => Ok(()),
+        FsType::Overlay | FsType::Bind | FsType::Tmpfs | FsType::Dev => Ok(()),
         FsType::Proc | FsType::Sys => Err(Errno::EACCES),
     }
 }
@@ -128,6 +128,64 @@ fn create_child(
     Ok(d)
 }
 
+/// The gofer node of a directory in a writable bind mount.
+fn bind_dir(
+    t: &Task,
+    dir: &Arc<Dentry>,
+) -> KResult<(gofer::proto::NodeId, Arc<gofer::client::Client>)> {
+    writable_fs(dir)?;
+    t.may_access(&dir.meta(), 2 | 1)?;
+    match &dir.inode().node {
+        Node::Lower(l) => Ok((l.node, l.gofer.clone())),
+        _ => Err(Errno::EIO),
+    }
+}
+
+/// A dentry for a host entry just made in a writable bind mount.
+fn bind_child(
+    dir: &Arc<Dentry>,
+    name: &[u8],
+    g: &Arc<gofer::client::Client>,
+    node: gofer::proto::NodeId,
+    st: &gofer::proto::Stat,
+) -> Arc<Dentry> {
+    let inode = Inode::new(
+        Node::Lower(crate::vfs::LowerNode {
+            node,
+            gofer: g.clone(),
+            host_fd: std::sync::OnceLock::new(),
+        }),
+        Meta::from_gofer(st),
+    );
+    let d = Dentry::new_child(dir, name, inode);
+    lock(&dir.children).insert(name.to_vec(), Some(d.clone()));
+    d
+}
+
+/// open(O_CREAT) of a new file in a writable bind mount.
+fn bind_create(
+    t: &Task,
+    dir: &Arc<Dentry>,
+    name: &[u8],
+    flags: i32,
+    mode: u32,
+) -> KResult<Arc<File>> {
+    let (node, g) = bind_dir(t, dir)?;
+    let acc = if flags & O_ACCMODE == O_RDONLY {
+        O_RDWR
+    } else {
+        flags & O_ACCMODE
+    };
+    let host_flags = acc | (flags & O_APPEND);
+    let (child, st, fd) = g.create(node, name, host_flags, mode).map_err(Errno)?;
+    let d = bind_child(dir, name, &g, child, &st);
+    Ok(File::new(
+        Some(d),
+        FileKind::Passthrough { fd: Arc::new(fd) },
+        flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC),
+    ))
+}
+
 pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KResult<u64> {
     if flags & O_TMPFILE == O_TMPFILE {
         return Err(Errno::EOPNOTSUPP);
@@ -154,6 +212,11 @@ pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KRes
                 } else {
                     existing
                 }
+            }
+            Err(Errno::ENOENT) if dir.fs == FsType::Bind => {
+                let mode = mode & 0o7777 & !t.umask();
+                let f = bind_create(t, &dir, &name, flags, mode)?;
+                return install(t, f, flags & O_CLOEXEC != 0);
             }
             Err(Errno::ENOENT) => {
                 let mode = S_IFREG | (mode & 0o7777 & !t.umask());
@@ -188,6 +251,20 @@ pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KRes
             &meta,
             access_mask(flags) | if flags & O_TRUNC != 0 { 2 } else { 0 },
         )?;
+        if wants_write && meta.is_reg() && d.fs == FsType::Bind {
+            writable_fs(&d)?;
+            if let Node::Lower(l) = &d.inode().node {
+                let host_flags = flags & (O_ACCMODE | O_TRUNC | O_APPEND);
+                let (fd, st) = l.gofer.open(l.node, host_flags).map_err(Errno)?;
+                *lock(&d.inode().meta) = Meta::from_gofer(&st);
+                let f = File::new(
+                    Some(d.clone()),
+                    FileKind::Passthrough { fd: Arc::new(fd) },
+                    flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC),
+                );
+                return install(t, f, flags & O_CLOEXEC != 0);
+            }
+        }
         if wants_write && meta.is_reg() {
             writable_fs(&d)?;
             let inode = d.copy_up()?;
@@ -877,6 +954,14 @@ fn mkdir_at(t: &Task, dirfd: i32, path: &[u8], mode: u32) -> KResult<u64> {
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
     }
+    if dir.fs == FsType::Bind {
+        let (node, g) = bind_dir(t, &dir)?;
+        let (child, st) = g
+            .mkdir(node, &name, mode & 0o7777 & !t.umask())
+            .map_err(Errno)?;
+        bind_child(&dir, &name, &g, child, &st);
+        return Ok(0);
+    }
     let mode = S_IFDIR | (mode & 0o7777 & !t.umask());
     create_child(t, &dir, &name, Node::MemDir, mode)?;
     Ok(0)
@@ -936,6 +1021,12 @@ fn unlink_at(t: &Task, dirfd: i32, path: &[u8], rmdir: bool) -> KResult<u64> {
         return Err(Errno::EISDIR);
     } else if path.ends_with(b"/") {
         return Err(Errno::ENOTDIR);
+    }
+    if dir.fs == FsType::Bind {
+        let (node, g) = bind_dir(t, &dir)?;
+        g.unlink(node, &name, rmdir).map_err(Errno)?;
+        lock(&dir.children).remove(&name);
+        return Ok(0);
     }
     // A whiteout hides any lower entry of the same name.
     lock(&dir.children).insert(name, None);
@@ -1028,6 +1119,17 @@ fn rename_at(
     }
     t.may_access(&od.meta(), 3)?;
     t.may_access(&nd.meta(), 3)?;
+    if od.fs == FsType::Bind {
+        let (onode, g) = bind_dir(t, &od)?;
+        let (nnode, _) = bind_dir(t, &nd)?;
+        if flags & RENAME_NOREPLACE != 0 && nd.lookup(&nname, t).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        g.rename(onode, &oname, nnode, &nname).map_err(Errno)?;
+        lock(&od.children).remove(&oname);
+        lock(&nd.children).remove(&nname);
+        return Ok(0);
+    }
     let sm = src.meta();
     if sm.is_dir() {
         // Moving directories would need a recursive copy-up of the lower
@@ -1353,9 +1455,13 @@ pub fn sys_fadvise64(t: &mut Task, a: &Args) -> KResult<u64> {
 fn statfs_d(t: &Task, d: &Arc<Dentry>, buf: u64) -> KResult<u64> {
     let mut words = [0u64; 15];
     match (&d.inode().node, d.fs) {
-        (Node::Lower(l), FsType::Overlay) => {
+        (Node::Lower(l), FsType::Overlay | FsType::Bind) => {
             let s = l.gofer.statfs(l.node).map_err(Errno)?;
-            words[0] = 0x794c_7630; // OVERLAYFS_SUPER_MAGIC
+            words[0] = if d.fs == FsType::Bind {
+                s.fs_type
+            } else {
+                0x794c_7630 // OVERLAYFS_SUPER_MAGIC
+            };
             words[1] = s.bsize;
             words[2] = s.blocks;
             words[3] = s.bfree;
@@ -1371,7 +1477,7 @@ fn statfs_d(t: &Task, d: &Arc<Dentry>, buf: u64) -> KResult<u64> {
                 FsType::Proc => 0x9fa0,
                 FsType::Sys => 0x6265_6572,
                 FsType::Dev | FsType::Tmpfs => 0x0102_1994,
-                FsType::Overlay => 0x794c_7630,
+                FsType::Overlay | FsType::Bind => 0x794c_7630,
             };
             words[1] = 4096;
             words[8] = 255;

@@ -12,6 +12,11 @@ use std::sync::{Arc, Mutex};
 pub type DirEntry = (Vec<u8>, u64, u8);
 
 pub enum FileKind {
+    /// A host file opened for writing in a writable bind mount: reads and
+    /// writes go to the gofer-donated fd.
+    Passthrough {
+        fd: Arc<OwnedFd>,
+    },
     /// Lower-layer regular file: reads go to the gofer-donated host fd.
     Lower {
         fd: Arc<OwnedFd>,
@@ -108,6 +113,7 @@ impl File {
         matches!(
             self.kind,
             FileKind::Lower { .. }
+                | FileKind::Passthrough { .. }
                 | FileKind::Mem(_)
                 | FileKind::Dir { .. }
                 | FileKind::Synthetic(_)
@@ -187,7 +193,7 @@ impl File {
     /// Read at `off`; Ok(0) at end of file.
     pub fn pread(&self, buf: &mut [u8], off: u64) -> KResult<usize> {
         match &self.kind {
-            FileKind::Lower { fd } => loop {
+            FileKind::Lower { fd } | FileKind::Passthrough { fd } => loop {
                 match nix::sys::uio::pread(&**fd, buf, off as i64) {
                     Err(nix::Error::EINTR) => continue,
                     r => return r.map_err(Errno::from),
@@ -256,6 +262,27 @@ impl File {
                 m.ctime = m.mtime;
                 Ok(buf.len())
             }
+            FileKind::Passthrough { fd } => {
+                let off = if self.flags() & O_APPEND != 0 {
+                    nix::sys::stat::fstat(fd.as_raw_fd())?.st_size.max(0) as u64
+                } else {
+                    off
+                };
+                let n = loop {
+                    match nix::sys::uio::pwrite(&**fd, buf, off as i64) {
+                        Err(nix::Error::EINTR) => continue,
+                        r => break r.map_err(Errno::from)?,
+                    }
+                };
+                if let Some(d) = &self.dentry {
+                    let inode = d.inode();
+                    let mut m = lock(&inode.meta);
+                    m.size = m.size.max(off + n as u64);
+                    m.mtime = super::now();
+                    m.ctime = m.mtime;
+                }
+                Ok(n)
+            }
             FileKind::Dev(d) => d.write(buf),
             FileKind::Host { fd, .. } => host_write(fd.as_raw_fd(), buf),
             FileKind::Pipe { pipe, write: true } => pipe.write(buf, self.flags() & O_NONBLOCK != 0),
@@ -286,6 +313,10 @@ impl File {
         let mut pos = lock(&self.pos);
         let n = self.pwrite(buf, *pos)?;
         if self.flags() & O_APPEND != 0 {
+            if let FileKind::Passthrough { fd } = &self.kind {
+                *pos = nix::sys::stat::fstat(fd.as_raw_fd())?.st_size.max(0) as u64;
+                return Ok(n);
+            }
             if let FileKind::Mem(inode) = &self.kind {
                 if let Node::Mem(d) = &inode.node {
                     *pos = lock(d).len() as u64;

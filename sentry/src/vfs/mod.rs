@@ -199,6 +199,8 @@ impl Inode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FsType {
     Overlay,
+    /// A writable bind mount: changes go through the gofer to the host.
+    Bind,
     Tmpfs,
     Proc,
     Sys,

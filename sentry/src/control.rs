@@ -138,7 +138,9 @@ pub fn serve(k: Arc<Kernel>, sock: Arc<OwnedFd>, start: mpsc::Sender<()>, debug:
                     k.pids_limit.store(p.max(1), Ordering::Relaxed);
                 }
                 if let Some(m) = memory_limit {
-                    k.memory_limit.store(m, Ordering::Relaxed);
+                    if k.memory_limit.swap(m, Ordering::Relaxed) == 0 {
+                        crate::kernel::start_memory_monitor(k.clone());
+                    }
                 }
                 Reply::Ok
             }

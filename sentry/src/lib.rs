@@ -377,7 +377,11 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         None,
         spec.root_readonly,
     );
-    let kern = Kernel::new(mf, Box::new(plat), gofer, root.clone(), &spec.hostname);
+    let mut kern = Kernel::new(mf, Box::new(plat), gofer, root.clone(), &spec.hostname);
+    if let Some(m) = spec.memory_limit {
+        // sysinfo and /proc/meminfo show the limit as the machine's memory.
+        kern.mem_limit = kern.mem_limit.min(m);
+    }
     kern.pids_limit
         .store(spec.pids_limit.max(1), std::sync::atomic::Ordering::Relaxed);
     if let Some(m) = spec.memory_limit {
@@ -425,6 +429,9 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         Ok(code)
     };
 
+    if spec.memory_limit.is_some() {
+        kernel::start_memory_monitor(k.clone());
+    }
     let mut init = match start_init(&k, &root, spec, cfg.debug) {
         Ok(t) => t,
         Err((m, c)) => return fail(&k, m, c),

@@ -356,6 +356,49 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
     }
 }
 
+/// Enforce the sandbox's memory limit like a memory cgroup's OOM killer:
+/// when the memory file's resident size passes the limit, the process with
+/// the largest address space is killed (SIGKILL, as the OOM killer does).
+/// Workload page faults are served by the host without the sentry seeing
+/// them, so the resident size is sampled: every 50 ms while far from the
+/// limit, every 2 ms near it.
+pub fn start_memory_monitor(k: Arc<Kernel>) {
+    let spawned = std::thread::Builder::new()
+        .name("oom".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            let limit = k.memory_limit.load(Ordering::Relaxed);
+            let used = k.mf.resident();
+            if limit == 0 || used < limit / 2 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+            if used <= limit {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                continue;
+            }
+            let victim = k
+                .processes()
+                .into_iter()
+                .filter(|p| p.lock().exit.is_none())
+                .filter_map(|p| {
+                    let th = k.threads_of(p.tgid).into_iter().next()?;
+                    let size = lock(&th.mm()).mapped_bytes();
+                    Some((size, p))
+                })
+                .max_by_key(|(size, _)| *size);
+            if let Some((size, p)) = victim {
+                tracing::info!(pid = p.tgid, size, used, limit, "memory limit: killing");
+                crate::signals::send_from_host(&k, &p, libc::SIGKILL);
+            }
+            // Give the victim time to release its memory.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        });
+    if spawned.is_err() {
+        tracing::warn!("cannot start the memory monitor");
+    }
+}
+
 /// Pause and resume: while frozen, no task returns to workload code. Tasks
 /// blocked in the sentry stay blocked; running ones are kicked out of their
 /// stubs and park here.

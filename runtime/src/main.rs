@@ -560,6 +560,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Create(a) => {
             init_logging(cli.debug, None);
+            // runc's prefix for create errors (clients show it verbatim).
             container::create(
                 &ctx,
                 &container::CreateOpts {
@@ -568,7 +569,8 @@ fn run(cli: Cli) -> Result<i32> {
                     pid_file: a.pid_file,
                     console_socket: a.console_socket,
                 },
-            )?;
+            )
+            .context("rvisor create failed")?;
             Ok(0)
         }
         Cmd::Run(a) => {

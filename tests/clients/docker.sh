@@ -54,12 +54,15 @@ run() {
   out=$(dk run --rm --runtime="$rt" --network none "$@" 2>&1); rc=$?
   printf '%s\nrc=%s' "$out" "$rc"
 }
-# same NAME ARGS... : identical output under runc and rvisor
+# same NAME ARGS... : identical output under runc and rvisor (the runtime's
+# own name in error messages aside)
 same() {
   name=$1; shift
-  want=$(run runc "$@"); got=$(run rvisor "$@")
+  want=$(run runc "$@" | sed 's/runc create failed: //'); got=$(run rvisor "$@" | sed 's/rvisor create failed: //')
   check "$name" "$want" "$got"
 }
+# tty COMMAND: run COMMAND under a pseudo-terminal (script), output with \r removed
+tty_run() { script -qec "$1" /dev/null | tr -d '\r'; }
 
 same "echo hi" rvbusybox echo hi
 same "exit code" rvbusybox sh -c 'exit 3'
@@ -86,7 +89,10 @@ check "exec" "in-exec" "$(dk exec "$C" echo in-exec 2>&1)"
 dk exec "$C" sh -c 'exit 4'; check "exec exit code" 4 $?
 check_match "exec -u" "^uid=1000[^ ]* gid=1000" "$(dk exec -u 1000:1000 "$C" id 2>&1)"
 check "exec -e -w" "v /tmp" "$(dk exec -e V=v -w /tmp "$C" sh -c 'echo $V $(pwd)' 2>&1)"
-check "exec -it" "yes" "$(script -qec "$DOCKER -H unix://$SOCK exec -it $C sh -c '[ -t 0 ] && echo yes'" /dev/null | tr -d '\r')"
+RC=$(dk run -d --runtime=runc --network none rvbusybox sleep 300)
+check "exec -it" "$(tty_run "$DOCKER -H unix://$SOCK exec -it $RC sh -c '[ -t 0 ] && echo yes'")" \
+  "$(tty_run "$DOCKER -H unix://$SOCK exec -it $C sh -c '[ -t 0 ] && echo yes'")"
+dk rm -f "$RC" >/dev/null
 check_match "top" "sleep|PID" "$(dk top "$C" 2>&1)"
 # pause / unpause
 dk pause "$C" >/dev/null
@@ -109,7 +115,9 @@ check "stop exit code (handler)" 9 "$(dk inspect -f '{{.State.ExitCode}}' "$C")"
 dk rm "$C" >/dev/null
 
 # run -it with a pty
-check "run -it" "yes" "$(script -qec "$DOCKER -H unix://$SOCK run --rm -it --runtime=rvisor --network none rvbusybox sh -c '[ -t 0 ] && [ -t 1 ] && echo yes'" /dev/null | tr -d '\r')"
+IT="rvbusybox sh -c '[ -t 0 ] && [ -t 1 ] && echo yes'"
+check "run -it" "$(tty_run "$DOCKER -H unix://$SOCK run --rm -it --network none --runtime=runc $IT")" \
+  "$(tty_run "$DOCKER -H unix://$SOCK run --rm -it --network none --runtime=rvisor $IT")"
 
 # limits
 check "--pids-limit" "$(run runc --pids-limit 10 rvbusybox sh -c 'for i in $(seq 20); do sleep 2 & done 2>/dev/null; wait; echo done' | tail -2)" \

@@ -208,7 +208,10 @@ fn create_reserved(ctx: &Ctx, o: &CreateOpts, bundle: &oci::bundle::Bundle) -> R
     if let Some(p) = &o.pid_file {
         write_pid_file(p, pid)?;
     }
-    let st = state_json(&rec);
+    // Create hooks see the state runc shows them: "creating".
+    let mut hook_rec = rec.clone();
+    hook_rec.status = Status::Creating;
+    let st = state_json(&hook_rec);
     for kind in ["prestart", "createRuntime", "createContainer"] {
         hooks::run(kind, &hooks::of_kind(&rec.hooks, kind), &st)?;
     }
@@ -250,7 +253,7 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<()> {
     expect_ok(request(&ctx.store, id, &Request::Start, &[])?)?;
     rec.status = Status::Running;
     ctx.store.save(&rec).map_err(|e| anyhow!("{e}"))?;
-    let st = state_json(&rec);
+    // runc hands poststart hooks the state from before the start.
     if let Err(e) = hooks::run("poststart", &hooks::of_kind(&rec.hooks, "poststart"), &st) {
         tracing::warn!("{e:#}");
     }

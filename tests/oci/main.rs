@@ -1,0 +1,579 @@
+//! OCI conformance: bundles run by rvisor and by runc in the same test, the
+//! container's own view of each config.json field compared (and checked
+//! against what the runtime spec says), plus lifecycle rules and errors.
+//! runc comes from Debian's `runc` package.
+
+use rvisor_tests::{require_program, rvisor_bin, TempDir};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+struct Runtime {
+    name: &'static str,
+    bin: PathBuf,
+    root: PathBuf,
+}
+
+impl Runtime {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+}
+
+/// Both runtimes, each with its own state root under `dir`.
+fn runtimes(dir: &TempDir) -> Vec<Runtime> {
+    let runc = require_program("runc", "runc");
+    vec![
+        Runtime {
+            name: "runc",
+            bin: runc,
+            root: dir.join("runc-root"),
+        },
+        Runtime {
+            name: "rvisor",
+            bin: rvisor_bin(),
+            root: dir.join("rvisor-root"),
+        },
+    ]
+}
+
+/// A bundle: a busybox rootfs and a config with `process.args = argv`.
+fn bundle(dir: &TempDir, name: &str, argv: &[&str]) -> (PathBuf, Value) {
+    let b = dir.join(name);
+    let bin = b.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).expect("mkdir rootfs");
+    std::fs::create_dir_all(b.join("rootfs/etc")).expect("mkdir etc");
+    std::fs::create_dir_all(b.join("rootfs/tmp")).expect("mkdir tmp");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox (busybox-static)");
+    for c in [
+        "sh", "cat", "echo", "id", "ls", "pwd", "hostname", "touch", "grep", "stat", "sleep",
+        "mkdir", "umask", "true",
+    ] {
+        let _ = std::os::unix::fs::symlink("busybox", bin.join(c));
+    }
+    std::fs::write(
+        b.join("rootfs/etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+    )
+    .expect("passwd");
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": argv,
+            "env": [PATH_ENV],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_KILL", "CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE"],
+                "effective": ["CAP_KILL", "CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE"],
+                "permitted": ["CAP_KILL", "CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE"]
+            },
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "oci-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755", "size=65536k"]}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}]
+        }
+    });
+    (b, cfg)
+}
+
+fn write_config(b: &Path, cfg: &Value) {
+    std::fs::write(
+        b.join("config.json"),
+        serde_json::to_vec_pretty(cfg).expect("json"),
+    )
+    .expect("write config.json");
+}
+
+/// `run` the bundle: (stdout, stderr, exit code).
+fn run(rt: &Runtime, b: &Path, id: &str) -> (String, String, i32) {
+    let out = rt
+        .cmd()
+        .arg("run")
+        .arg("--bundle")
+        .arg(b)
+        .arg(id)
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn runtime");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// Run `cfg` under runc and rvisor; both outputs must be equal and equal
+/// to `want` (when given). Returns rvisor's stdout.
+fn same(name: &str, argv: &[&str], edit: impl Fn(&mut Value, &Path), want: Option<&str>) -> String {
+    let dir = TempDir::new(name);
+    let mut outs = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, &format!("b-{}", rt.name), argv);
+        edit(&mut cfg, &b);
+        write_config(&b, &cfg);
+        let (out, err, code) = run(&rt, &b, &format!("{name}-{}", std::process::id()));
+        outs.push((rt.name, out, err, code));
+    }
+    let (_, ro, re, rc) = &outs[0];
+    let (_, vo, ve, vc) = &outs[1];
+    assert_eq!(
+        (ro, rc),
+        (vo, vc),
+        "{name}: runc and rvisor differ\nrunc stderr: {re}\nrvisor stderr: {ve}"
+    );
+    if let Some(w) = want {
+        assert_eq!(vo, w, "{name}: not what the spec says");
+    }
+    vo.clone()
+}
+
+#[test]
+fn process_user_cwd_env_umask() {
+    same(
+        "process",
+        &["sh", "-c", "id -u; id -g; id -G; pwd; echo $FOO; umask"],
+        |c, b| {
+            std::fs::create_dir_all(b.join("rootfs/work")).expect("mkdir");
+            c["process"]["user"] =
+                json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 63});
+            c["process"]["cwd"] = json!("/work");
+            c["process"]["env"] = json!([PATH_ENV, "FOO=bar baz"]);
+        },
+        Some("1000\n1001\n1001 5 7\n/work\nbar baz\n0077\n"),
+    );
+}
+
+#[test]
+fn hostname() {
+    same(
+        "hostname",
+        &["hostname"],
+        |c, _| c["hostname"] = json!("box-7"),
+        Some("box-7\n"),
+    );
+}
+
+#[test]
+fn rlimits() {
+    same(
+        "rlimits",
+        &["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -s"],
+        |c, _| {
+            c["process"]["rlimits"] = json!([
+                {"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456},
+                {"type": "RLIMIT_STACK", "soft": 4194304, "hard": 8388608}
+            ])
+        },
+        Some("123\n456\n4096\n"),
+    );
+}
+
+#[test]
+fn capabilities_and_no_new_privileges() {
+    // KILL(5) CHOWN(0) SETUID(7) SETGID(6) DAC_OVERRIDE(1) = 0xe3.
+    same(
+        "caps",
+        &["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"],
+        |_, _| {},
+        Some("CapInh:\t0000000000000000\nCapPrm:\t00000000000000e3\nCapEff:\t00000000000000e3\nCapBnd:\t00000000000000e3\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\n"),
+    );
+}
+
+#[test]
+fn non_root_user_loses_capabilities() {
+    same(
+        "caps-user",
+        &["sh", "-c", "grep -E '^Cap(Prm|Eff)' /proc/self/status"],
+        |c, _| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}),
+        Some("CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"),
+    );
+}
+
+#[test]
+fn readonly_root() {
+    same(
+        "roroot",
+        &[
+            "sh",
+            "-c",
+            "touch /x 2>&1; echo $?; touch /dev/ok && echo dev-writable",
+        ],
+        |c, _| c["root"]["readonly"] = json!(true),
+        Some("touch: /x: Read-only file system\n1\ndev-writable\n"),
+    );
+}
+
+#[test]
+fn mounts_in_order_with_options() {
+    let host = TempDir::new("oci-host");
+    std::fs::write(host.join("f"), "host file\n").expect("write");
+    let hp = host.path().to_path_buf();
+    let out = same(
+        "mounts",
+        &["sh", "-c", "ls /a; cat /a/b/f; echo x > /a/b/g 2>/dev/null || echo ro-bind; stat -c %a /c; echo y > /c/z && cat /c/z; cat /w/f; echo w > /w/new"],
+        move |c, _| {
+            let m = c["mounts"].as_array_mut().expect("mounts");
+            m.push(json!({"destination": "/a", "type": "tmpfs", "source": "tmpfs"}));
+            m.push(json!({"destination": "/a/b", "type": "bind", "source": hp, "options": ["rbind", "ro"]}));
+            m.push(json!({"destination": "/c", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700"]}));
+            m.push(json!({"destination": "/w", "type": "bind", "source": hp, "options": ["rbind", "rw"]}));
+        },
+        Some("b\nhost file\nro-bind\n700\ny\nhost file\n"),
+    );
+    assert!(out.contains("ro-bind"));
+    // Both runtimes wrote through the rw bind.
+    assert_eq!(
+        std::fs::read_to_string(host.join("new")).expect("new"),
+        "w\n"
+    );
+}
+
+#[test]
+fn exit_status_and_signals() {
+    same("exit", &["sh", "-c", "exit 42"], |_, _| {}, Some(""));
+    let dir = TempDir::new("oci-kill");
+    for rt in runtimes(&dir) {
+        let (b, cfg) = bundle(&dir, rt.name, &["sh", "-c", "kill -9 $$"]);
+        write_config(&b, &cfg);
+        let (_, _, code) = run(&rt, &b, &format!("sig-{}", std::process::id()));
+        // pid 1 ignores a SIGKILL from inside its own namespace.
+        assert_eq!(code, 0, "{}", rt.name);
+    }
+}
+
+fn state(rt: &Runtime, id: &str) -> Option<Value> {
+    let out = rt.cmd().arg("state").arg(id).output().expect("state");
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn ok(rt: &Runtime, args: &[&str]) -> bool {
+    rt.cmd()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn")
+        .success()
+}
+
+fn wait_stopped(rt: &Runtime, id: &str) {
+    for _ in 0..500 {
+        if state(rt, id).is_some_and(|s| s["status"] == "stopped") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{}: {id} did not stop", rt.name);
+}
+
+#[test]
+fn lifecycle_transitions_and_errors() {
+    let dir = TempDir::new("oci-life");
+    for rt in runtimes(&dir) {
+        let (b, cfg) = bundle(&dir, rt.name, &["sleep", "30"]);
+        write_config(&b, &cfg);
+        let id = format!("life-{}", std::process::id());
+        let bs = b.to_str().expect("utf8");
+        let n = rt.name;
+        let pid_file = dir.join(&format!("{n}.pid"));
+        assert!(
+            !ok(&rt, &["start", &id]),
+            "{n}: start of a missing container"
+        );
+        assert!(
+            state(&rt, &id).is_none(),
+            "{n}: state of a missing container"
+        );
+        assert!(
+            ok(
+                &rt,
+                &[
+                    "create",
+                    "--bundle",
+                    bs,
+                    "--pid-file",
+                    pid_file.to_str().expect("utf8"),
+                    &id
+                ]
+            ),
+            "{n}: create"
+        );
+        let s = state(&rt, &id).expect("state");
+        assert_eq!(s["status"], "created", "{n}");
+        assert_eq!(s["id"], id.as_str(), "{n}");
+        let pid: i64 = std::fs::read_to_string(&pid_file)
+            .expect("pid file")
+            .parse()
+            .expect("pid");
+        assert_eq!(
+            s["pid"].as_i64(),
+            Some(pid),
+            "{n}: state pid is the pid file's"
+        );
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "{n}: init alive"
+        );
+        assert!(
+            !ok(&rt, &["create", "--bundle", bs, &id]),
+            "{n}: duplicate id"
+        );
+        // runc deletes a created (never started) container without --force.
+        assert!(
+            ok(&rt, &["delete", &id]),
+            "{n}: delete of a created container"
+        );
+        assert!(state(&rt, &id).is_none(), "{n}: deleted");
+        assert!(
+            !Path::new(&format!("/proc/{pid}/stat")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z")),
+            "{n}: init gone after delete"
+        );
+        assert!(
+            ok(&rt, &["create", "--bundle", bs, &id]),
+            "{n}: create again"
+        );
+        assert!(ok(&rt, &["start", &id]), "{n}: start");
+        assert_eq!(state(&rt, &id).expect("state")["status"], "running", "{n}");
+        assert!(
+            !ok(&rt, &["start", &id]),
+            "{n}: start of a running container"
+        );
+        assert!(
+            !ok(&rt, &["delete", &id]),
+            "{n}: delete of a running container"
+        );
+        assert!(ok(&rt, &["pause", &id]), "{n}: pause");
+        assert_eq!(state(&rt, &id).expect("state")["status"], "paused", "{n}");
+        assert!(ok(&rt, &["resume", &id]), "{n}: resume");
+        assert_eq!(state(&rt, &id).expect("state")["status"], "running", "{n}");
+        assert!(!ok(&rt, &["kill", &id, "NOSUCHSIG"]), "{n}: unknown signal");
+        assert!(ok(&rt, &["kill", &id, "KILL"]), "{n}: kill");
+        wait_stopped(&rt, &id);
+        assert!(
+            !ok(&rt, &["kill", &id, "9"]),
+            "{n}: kill of a stopped container"
+        );
+        assert!(ok(&rt, &["delete", &id]), "{n}: delete");
+        assert!(
+            !ok(&rt, &["delete", &id]),
+            "{n}: delete of a missing container"
+        );
+        assert!(
+            ok(&rt, &["delete", "--force", &id]),
+            "{n}: delete --force of a missing container"
+        );
+    }
+}
+
+#[test]
+fn exec_in_running_container() {
+    let dir = TempDir::new("oci-exec");
+    for rt in runtimes(&dir) {
+        let (b, cfg) = bundle(&dir, rt.name, &["sleep", "30"]);
+        write_config(&b, &cfg);
+        let id = format!("exec-{}", std::process::id());
+        assert!(ok(
+            &rt,
+            &[
+                "run",
+                "--detach",
+                "--bundle",
+                b.to_str().expect("utf8"),
+                &id
+            ]
+        ));
+        let out = rt
+            .cmd()
+            .args([
+                "exec",
+                "--cwd",
+                "/tmp",
+                "--env",
+                "X=1",
+                &id,
+                "sh",
+                "-c",
+                "echo $X $(pwd); exit 3",
+            ])
+            .output()
+            .expect("exec");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "1 /tmp\n",
+            "{}",
+            rt.name
+        );
+        assert_eq!(out.status.code(), Some(3), "{}", rt.name);
+        let ps = rt
+            .cmd()
+            .args(["ps", "--format", "json", &id])
+            .output()
+            .expect("ps");
+        let pids: Value = serde_json::from_slice(&ps.stdout).expect("ps json");
+        assert!(
+            pids.as_array().is_some_and(|a| !a.is_empty()),
+            "{}: ps",
+            rt.name
+        );
+        assert!(
+            ok(&rt, &["delete", "--force", &id]),
+            "{}: delete --force",
+            rt.name
+        );
+        assert!(state(&rt, &id).is_none(), "{}", rt.name);
+    }
+}
+
+#[test]
+fn hooks_run_in_order_with_state_on_stdin() {
+    let dir = TempDir::new("oci-hooks");
+    let mut orders = Vec::new();
+    for rt in runtimes(&dir) {
+        let log = dir.join(&format!("{}-hooks.log", rt.name));
+        let hook = |kind: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("s=$(cat); echo \"{kind} $s\" >> {}", log.display())]});
+        let (b, mut cfg) = bundle(&dir, rt.name, &["true"]);
+        cfg["hooks"] = json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")]
+        });
+        write_config(&b, &cfg);
+        let id = format!("hooks-{}", std::process::id());
+        let (_, err, code) = run(&rt, &b, &id);
+        assert_eq!(code, 0, "{}: {err}", rt.name);
+        let text = std::fs::read_to_string(&log).expect("hook log");
+        let mut kinds = Vec::new();
+        for line in text.lines() {
+            let (kind, st) = line.split_once(' ').expect("kind state");
+            let st: Value = serde_json::from_str(st).expect("state JSON on stdin");
+            assert_eq!(st["id"], id.as_str(), "{}", rt.name);
+            assert!(
+                st["bundle"].as_str().is_some_and(|s| s.ends_with(rt.name)),
+                "{}",
+                rt.name
+            );
+            kinds.push(format!("{kind}:{}", st["status"].as_str().unwrap_or("")));
+        }
+        orders.push(kinds);
+    }
+    assert_eq!(
+        orders[0], orders[1],
+        "hook order and states: runc vs rvisor"
+    );
+    assert_eq!(
+        orders[1].first().map(String::as_str),
+        Some("prestart:creating")
+    );
+}
+
+/// Bad input: one clear error line, exit != 0, nothing left under --root.
+#[test]
+fn bad_configs_are_refused_cleanly() {
+    let dir = TempDir::new("oci-bad");
+    let rv = &runtimes(&dir)[1];
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        (
+            "malformed",
+            Box::new(|b: &Path| std::fs::write(b.join("config.json"), "{ nope").expect("w")),
+        ),
+        (
+            "no-root",
+            Box::new(|b: &Path| {
+                let (_, mut c) = (
+                    0,
+                    serde_json::from_slice::<Value>(
+                        &std::fs::read(b.join("config.json")).expect("r"),
+                    )
+                    .expect("j"),
+                );
+                c.as_object_mut().expect("obj").remove("root");
+                write_config(b, &c);
+            }),
+        ),
+        (
+            "relative-cwd",
+            Box::new(|b: &Path| {
+                let mut c: Value =
+                    serde_json::from_slice(&std::fs::read(b.join("config.json")).expect("r"))
+                        .expect("j");
+                c["process"]["cwd"] = json!("relative");
+                write_config(b, &c);
+            }),
+        ),
+        (
+            "oci-version",
+            Box::new(|b: &Path| {
+                let mut c: Value =
+                    serde_json::from_slice(&std::fs::read(b.join("config.json")).expect("r"))
+                        .expect("j");
+                c["ociVersion"] = json!("9.0.0");
+                write_config(b, &c);
+            }),
+        ),
+        (
+            "missing-binary",
+            Box::new(|b: &Path| {
+                let mut c: Value =
+                    serde_json::from_slice(&std::fs::read(b.join("config.json")).expect("r"))
+                        .expect("j");
+                c["process"]["args"] = json!(["/nonexistent"]);
+                write_config(b, &c);
+            }),
+        ),
+    ];
+    for (name, edit) in cases {
+        let (b, cfg) = bundle(&dir, name, &["true"]);
+        write_config(&b, &cfg);
+        edit(&b);
+        let id = format!("bad-{name}");
+        let out = rv
+            .cmd()
+            .args(["create", "--bundle", b.to_str().expect("utf8"), &id])
+            .output()
+            .expect("create");
+        assert!(!out.status.success(), "{name}: create succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{name}: one error line, got {err:?}"
+        );
+        assert!(
+            !rv.root.join(&id).exists(),
+            "{name}: state left under --root"
+        );
+        let left = rvisor_tests::live_processes(|p| p.cmdline.contains(&id));
+        assert!(left.is_empty(), "{name}: processes left: {left:?}");
+    }
+    for bad_id in ["a/b", "..", ""] {
+        let (b, cfg) = bundle(&dir, "ids", &["true"]);
+        write_config(&b, &cfg);
+        assert!(
+            !ok(
+                rv,
+                &["create", "--bundle", b.to_str().expect("utf8"), bad_id]
+            ),
+            "id {bad_id:?}"
+        );
+    }
+}

@@ -32,9 +32,9 @@ fi
 
 # Required: compiler and static libc (tests and bench build small static C
 # programs), static busybox and python3 (differential tests).
-required=(build-essential busybox-static python3 ca-certificates)
-# Optional: the runtimes rvisor is compared with.
-optional=(runc runsc)
+required=(build-essential busybox-static python3 ca-certificates runc)
+# runc: tests/oci compares rvisor with it. Optional: runsc (benchmarks).
+optional=(runsc)
 
 missing() {
     local p

@@ -486,12 +486,15 @@ fn hooks_run_in_order_with_state_on_stdin() {
     );
 }
 
+/// A change to a bundle's config.json.
+type ConfigEdit = Box<dyn Fn(&Path)>;
+
 /// Bad input: one clear error line, exit != 0, nothing left under --root.
 #[test]
 fn bad_configs_are_refused_cleanly() {
     let dir = TempDir::new("oci-bad");
     let rv = &runtimes(&dir)[1];
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    let cases: Vec<(&str, ConfigEdit)> = vec![
         (
             "malformed",
             Box::new(|b: &Path| std::fs::write(b.join("config.json"), "{ nope").expect("w")),

@@ -20,3 +20,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 RVISOR_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/rvisor" \
     cargo test --workspace --release --no-fail-fast
+
+# docker, containerd and podman driving rvisor (about 30 s; installs the
+# clients when missing). Skip with RVISOR_SKIP_CLIENTS=1.
+if [ "${RVISOR_SKIP_CLIENTS:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
+    ./scripts/client-tests.sh
+fi

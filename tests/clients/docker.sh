@@ -62,7 +62,7 @@ same() {
   check "$name" "$want" "$got"
 }
 # tty COMMAND: run COMMAND under a pseudo-terminal (script), output with \r removed
-tty_run() { script -qec "$1" /dev/null | tr -d '\r'; }
+tty_run() { script -qec "$1" /dev/null | tr -d '\r\000'; }
 
 same "echo hi" rvbusybox echo hi
 same "exit code" rvbusybox sh -c 'exit 3'

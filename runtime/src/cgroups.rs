@@ -104,6 +104,15 @@ pub fn place(spec: &Spec, pid: i32) -> Result<Vec<PathBuf>> {
 /// is gone).
 pub fn remove(dirs: &[PathBuf]) {
     for d in dirs {
-        let _ = std::fs::remove_dir(d);
+        // Exiting processes leave their cgroup a moment after they are
+        // gone from /proc's view of the container.
+        for _ in 0..200 {
+            match std::fs::remove_dir(d) {
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                _ => break,
+            }
+        }
     }
 }

@@ -203,6 +203,10 @@ fn create_reserved(ctx: &Ctx, o: &CreateOpts, bundle: &oci::bundle::Bundle) -> R
     }
     // The supervisor outlives us: the caller (a shim, as subreaper) reaps it.
     std::mem::forget(child);
+    // The supervisor recorded its cgroups meanwhile.
+    if let Ok(saved) = ctx.store.load(&o.id) {
+        rec.cgroups = saved.cgroups;
+    }
     rec.status = Status::Created;
     ctx.store.save(&rec).map_err(|e| anyhow!("{e}"))?;
     if let Some(p) = &o.pid_file {
@@ -633,6 +637,11 @@ fn supervise_inner(
     let bundle = oci::bundle::load(&rec.bundle).map_err(|e| anyhow!("{e}"))?;
     let plan = translate::plan(&bundle)?;
     rec.cgroups = crate::cgroups::place(&bundle.spec, std::process::id() as i32)?;
+    if let Some(adj) = bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        // The sandbox's host processes inherit it, as a runc container's do.
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .context("setting oom_score_adj")?;
+    }
     ctx.store.save(&rec).map_err(|e| anyhow!("{e}"))?;
 
     // A terminal: the sandbox's stdio becomes a pty replica.

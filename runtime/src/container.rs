@@ -93,6 +93,7 @@ pub struct CreateOpts {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
 }
 
 /// `create`: start the sandbox with its init held; returns once the pid
@@ -167,6 +168,9 @@ fn create_reserved(ctx: &Ctx, o: &CreateOpts, bundle: &oci::bundle::Bundle) -> R
         .arg(wr.as_raw_fd().to_string());
     if let Some(c) = &o.console_socket {
         cmd.arg("--console-socket").arg(c);
+    }
+    if o.preserve_fds > 0 {
+        cmd.arg("--preserve-fds").arg(o.preserve_fds.to_string());
     }
     let wfd = wr.as_raw_fd();
     // SAFETY: pre_exec runs in the forked child; setsid and fcntl are
@@ -609,6 +613,7 @@ pub fn supervise(
     id: &str,
     ready_fd: RawFd,
     console_socket: Option<PathBuf>,
+    preserve_fds: u32,
 ) -> Result<i32> {
     // SAFETY: create passed this pipe's write end to us.
     let ready = unsafe { std::fs::File::from_raw_fd(ready_fd) };
@@ -616,7 +621,7 @@ pub fn supervise(
     // SAFETY: fcntl on the fd we now own.
     unsafe { libc::fcntl(ready_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     let mut ready = Some(ready);
-    match supervise_inner(ctx, id, &mut ready, console_socket) {
+    match supervise_inner(ctx, id, &mut ready, console_socket, preserve_fds) {
         Ok(code) => Ok(code),
         Err(e) => {
             if let Some(mut r) = ready {
@@ -632,12 +637,19 @@ fn supervise_inner(
     id: &str,
     ready_slot: &mut Option<std::fs::File>,
     console_socket: Option<PathBuf>,
+    preserve_fds: u32,
 ) -> Result<i32> {
     let mut rec = load(ctx, id)?;
     let bundle = oci::bundle::load(&rec.bundle).map_err(|e| anyhow!("{e}"))?;
-    let plan = translate::plan(&bundle)?;
+    let mut plan = translate::plan(&bundle)?;
+    plan.spec.preserve_fds = preserve_fds;
     rec.cgroups = crate::cgroups::place(&bundle.spec, std::process::id() as i32)?;
-    if let Some(adj) = bundle.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+    if let Some(adj) = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.oom_score_adj())
+    {
         // The sandbox's host processes inherit it, as a runc container's do.
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .context("setting oom_score_adj")?;

@@ -230,6 +230,8 @@ struct SuperviseArgs {
     ready_fd: i32,
     #[arg(long)]
     console_socket: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
 }
 
 #[derive(Args, Debug)]
@@ -568,6 +570,7 @@ fn run(cli: Cli) -> Result<i32> {
                     bundle: a.bundle,
                     pid_file: a.pid_file,
                     console_socket: a.console_socket,
+                    preserve_fds: a.preserve_fds,
                 },
             )
             .context("rvisor create failed")?;
@@ -583,6 +586,7 @@ fn run(cli: Cli) -> Result<i32> {
                     bundle: a.create.bundle,
                     pid_file: a.create.pid_file,
                     console_socket: a.create.console_socket,
+                    preserve_fds: a.create.preserve_fds,
                 },
             )?;
             if let Err(e) = container::start(&ctx, &id) {
@@ -657,7 +661,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Supervise(a) => {
             init_logging(cli.debug, None);
-            container::supervise(&ctx, &a.id, a.ready_fd, a.console_socket)
+            container::supervise(&ctx, &a.id, a.ready_fd, a.console_socket, a.preserve_fds)
         }
         Cmd::ExecWait(a) => Ok(container::exec_wait(a.status_fd)),
     }

@@ -202,6 +202,7 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
             pids_limit,
             memory_limit,
             wait_for_start: true,
+            preserve_fds: 0,
         },
     })
 }

@@ -86,10 +86,11 @@ fn host_file(owned: OwnedFd) -> Arc<File> {
     )
 }
 
-/// The sentry's own stdio, duplicated, as the init's fds 0-2.
-fn stdio_table() -> FdTable {
+/// The sentry's own stdio (and `extra` preserved fds after it),
+/// duplicated, as the init's fds 0-2 (3..).
+fn stdio_table(extra: u32) -> FdTable {
     let mut fds = FdTable::default();
-    for fd in 0..3 {
+    for fd in 0..3 + extra.min(1024) as i32 {
         // SAFETY: duplicating an inherited stdio fd; the dup is ours.
         let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
         if dup < 0 {
@@ -479,7 +480,7 @@ fn start_init(
     spec: &spec::SandboxSpec,
     debug: bool,
 ) -> Result<Task, (String, i32)> {
-    let mut t = new_process(k, &spec.process, stdio_table(), debug)?;
+    let mut t = new_process(k, &spec.process, stdio_table(spec.preserve_fds), debug)?;
     setup_mounts(k, root, &spec.mounts, &t).map_err(|e| (format!("mounts: {e}"), 125))?;
     load_program(k, &mut t, &spec.process)?;
     Ok(t)

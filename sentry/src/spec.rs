@@ -74,4 +74,7 @@ pub struct SandboxSpec {
     pub memory_limit: Option<u64>,
     /// Hold the init after loading it until the runtime says start.
     pub wait_for_start: bool,
+    /// Inherited fds 3..3+N become the init's fds 3..3+N (--preserve-fds).
+    #[serde(default)]
+    pub preserve_fds: u32,
 }

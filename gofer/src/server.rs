@@ -372,6 +372,11 @@ impl Server {
         if acc == libc::O_ACCMODE || flags & !OPEN_ALLOWED != 0 {
             return Err(Errno::EINVAL);
         }
+        // Truncation only with write access (Linux leaves O_RDONLY|O_TRUNC
+        // unspecified; the sentry never asks for it).
+        if flags & libc::O_TRUNC != 0 && acc == libc::O_RDONLY {
+            return Err(Errno::EINVAL);
+        }
         let st = fd_stat(node.fd.as_fd())?;
         match file_type(st.st_mode) {
             libc::S_IFLNK => return Err(Errno::ELOOP),

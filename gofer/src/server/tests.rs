@@ -180,6 +180,9 @@ fn open_checks() {
     // Write access on the read-write root works.
     let (fd, _) = f.client.open(file, libc::O_RDWR | libc::O_APPEND).unwrap();
     drop(fd);
+    // Truncation needs write access.
+    let (fd, _) = f.client.open(file, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    drop(fd);
     for bad in [
         libc::O_CREAT,
         libc::O_EXCL,
@@ -563,4 +566,68 @@ fn server_refuses_hostile_peers() {
 fn client_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Client>();
+}
+
+#[test]
+fn create_mkdir_unlink_rename_on_writable_root() {
+    let f = start();
+    let root = f.client.attach(0).unwrap().0;
+    let base = f._dir.path().to_path_buf();
+    let (node, st, fd) = f
+        .client
+        .create(root, b"new.txt", libc::O_RDWR, 0o640)
+        .unwrap();
+    assert_eq!(kind(&st), libc::S_IFREG);
+    // The mode asked for, less the gofer's umask.
+    assert_eq!(st.mode & 0o777 & !0o640, 0);
+    assert_eq!(st.mode & 0o600, 0o600);
+    nix::sys::uio::pwrite(&fd, b"written", 0).unwrap();
+    assert_eq!(fs::read(base.join("new.txt")).unwrap(), b"written");
+    assert_eq!(f.client.stat(node).unwrap().size, 7);
+    // O_EXCL: an existing name is EEXIST, a bad name EINVAL.
+    assert_eq!(
+        f.client.create(root, b"new.txt", libc::O_RDWR, 0o644).err(),
+        Some(libc::EEXIST)
+    );
+    assert_eq!(
+        f.client.create(root, b"../x", libc::O_RDWR, 0o644).err(),
+        Some(libc::EINVAL)
+    );
+    // Creating through a symlinked name does not follow it.
+    assert_eq!(
+        f.client.create(root, b"link", libc::O_RDWR, 0o644).err(),
+        Some(libc::EEXIST)
+    );
+    let (dnode, dst) = f.client.mkdir(root, b"d", 0o755).unwrap();
+    assert_eq!(kind(&dst), libc::S_IFDIR);
+    assert!(base.join("d").is_dir());
+    f.client
+        .rename(root, b"new.txt", dnode, b"moved.txt")
+        .unwrap();
+    assert_eq!(fs::read(base.join("d/moved.txt")).unwrap(), b"written");
+    assert_eq!(f.client.unlink(dnode, b"d", true).err(), Some(libc::ENOENT));
+    assert_eq!(
+        f.client.unlink(root, b"d", true).err(),
+        Some(libc::ENOTEMPTY)
+    );
+    f.client.unlink(dnode, b"moved.txt", false).unwrap();
+    f.client.unlink(root, b"d", true).unwrap();
+    assert!(!base.join("d").exists());
+    // The read-only root refuses every change; renames across roots are EXDEV.
+    let ro = f.client.attach(1).unwrap().0;
+    assert_eq!(
+        f.client.create(ro, b"x", libc::O_RDWR, 0o644).err(),
+        Some(libc::EROFS)
+    );
+    assert_eq!(f.client.mkdir(ro, b"x", 0o755).err(), Some(libc::EROFS));
+    assert_eq!(
+        f.client.unlink(ro, b"file.txt", false).err(),
+        Some(libc::EROFS)
+    );
+    assert_eq!(
+        f.client.rename(ro, b"file.txt", root, b"y").err(),
+        Some(libc::EROFS)
+    );
+    assert!(base.join("file.txt").exists());
+    f.finish();
 }

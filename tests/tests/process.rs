@@ -964,3 +964,86 @@ fn python_pool_alarm_fork_and_hard_links() {
         out.describe()
     );
 }
+
+const EXEC_RESETS: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; }
+static void show(int sig) {
+    struct sigaction sa;
+    sigaction(sig, 0, &sa);
+    const char *h = sa.sa_handler == SIG_IGN ? "ign" : sa.sa_handler == SIG_DFL ? "dfl" : "handler";
+    printf("sig %d: %s flags=%#x mask_usr2=%d\n", sig, h,
+           sa.sa_flags & (SA_RESTART | SA_ONSTACK | SA_SIGINFO | SA_NODEFER),
+           sigismember(&sa.sa_mask, SIGUSR2));
+}
+int main(int argc, char **argv) {
+    if (argc > 1) {
+        /* After execve: the alternate stack is disabled, caught signals
+         * are SIG_DFL, ignored ones stay ignored without flags or mask,
+         * POSIX timers are gone. */
+        stack_t ss;
+        sigaltstack(0, &ss);
+        printf("altstack flags=%d size=%zu\n", ss.ss_flags, ss.ss_size);
+        show(SIGUSR1);
+        show(SIGPIPE);
+        timer_t id = (timer_t)(long)atol(argv[1]);
+        struct itimerspec its;
+        int r = timer_gettime(id, &its);
+        printf("timer_gettime=%d\n", r);
+        return 0;
+    }
+    static char stack[1 << 16];
+    stack_t ss = { .ss_sp = stack, .ss_size = sizeof stack, .ss_flags = 0 };
+    sigaltstack(&ss, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_ONSTACK | SA_RESTART;
+    sigaddset(&sa.sa_mask, SIGUSR2);
+    sigaction(SIGUSR1, &sa, 0);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, 0);
+    show(SIGUSR1);
+    show(SIGPIPE);
+    timer_t id;
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_NONE;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &id) != 0) return 2;
+    struct itimerspec its = { .it_value = { 100, 0 } };
+    timer_settime(id, 0, &its, 0);
+    char arg[32];
+    snprintf(arg, sizeof arg, "%ld", (long)id);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", argv[0], arg, (char *)0);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child status %d\n", WEXITSTATUS(st));
+    /* And in-place: this process itself. */
+    fflush(stdout);
+    execl("/proc/self/exe", argv[0], arg, (char *)0);
+    return 9;
+}
+"#;
+
+/// execve resets what Linux resets: the alternate signal stack (a child of
+/// a faulthandler-enabled Python otherwise crashed on its first SA_ONSTACK
+/// signal), caught signals, the flags and masks of ignored ones, and POSIX
+/// timers.
+#[test]
+fn execve_resets_altstack_handlers_and_posix_timers() {
+    let dir = TempDir::new("exec-resets");
+    let exe = compile_static_c(&dir, "exec-resets", EXEC_RESETS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("altstack flags=2 size=0"));
+}

@@ -14,12 +14,24 @@ pub fn execve(t: &mut Task, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>)
     regs.rsp = loaded.sp;
     t.regs = regs;
     lock(&t.fds()).close_on_exec();
+    // Handled signals go back to SIG_DFL; ignored ones stay ignored, but
+    // every action loses its flags, mask and restorer (Linux's
+    // flush_signal_handlers). The alternate signal stack is gone with the
+    // old image.
     if let Ok(mut acts) = t.sigactions.lock() {
         for a in acts.iter_mut() {
-            if a.handler != SIG_IGN {
-                *a = SigAction::default();
-            }
+            let handler = if a.handler == SIG_IGN { SIG_IGN } else { 0 };
+            *a = SigAction {
+                handler,
+                ..SigAction::default()
+            };
         }
+    }
+    t.altstack = (0, 0, SS_DISABLE);
+    // POSIX timers do not survive execve (interval timers do).
+    let timers = std::mem::take(&mut *lock(&t.proc_().posix_timers));
+    for tm in timers.into_values() {
+        tm.delete();
     }
     let name = loaded.exe.name.clone();
     *lock(&t.info.comm) = name[..name.len().min(15)].to_vec();

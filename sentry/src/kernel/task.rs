@@ -158,7 +158,7 @@ impl Task {
             exit: None,
             group_exit: false,
             vfork_done: None,
-            altstack: (0, 0, 2),
+            altstack: (0, 0, SS_DISABLE),
             restart_deadline: None,
             debug: false,
         })

@@ -73,8 +73,6 @@ pub fn sys_rt_sigprocmask(t: &mut Task, a: &Args) -> KResult<u64> {
 }
 
 pub fn sys_sigaltstack(t: &mut Task, a: &Args) -> KResult<u64> {
-    const SS_ONSTACK: i32 = 1;
-    const SS_DISABLE: i32 = 2;
     const SS_AUTODISARM: i32 = 1 << 31;
     const MINSIGSTKSZ: u64 = 2048;
     let (sp, size, flags) = t.altstack;

@@ -1047,3 +1047,57 @@ fn execve_resets_altstack_handlers_and_posix_timers() {
     let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
     assert!(native.stdout_str().contains("altstack flags=2 size=0"));
 }
+
+const PROC_STATUS_SIGNALS: &str = r#"
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; }
+static void *idle(void *x) { (void)x; for (;;) pause(); return 0; }
+static void dump(const char *path) {
+    char line[256];
+    FILE *f = fopen(path, "r");
+    if (!f) { perror(path); return; }
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "Sig", 3) || !strncmp(line, "ShdPnd", 6) || !strncmp(line, "Threads", 7))
+            if (strncmp(line, "SigQ", 4)) fputs(line, stdout);
+    fclose(f);
+}
+int main(void) {
+    /* Start from default dispositions: the native run inherits whatever
+     * its launcher ignores (glibc's sigaction refuses 32 and 33). */
+    struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } dfl = {0};
+    for (int s = 1; s <= 64; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            syscall(SYS_rt_sigaction, s, &dfl, 0, 8);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, on_usr1);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, 0);
+    pthread_t t;
+    pthread_create(&t, 0, idle, 0);
+    raise(SIGUSR2);          /* thread-directed: SigPnd */
+    kill(getpid(), SIGINT);  /* process-directed: ShdPnd */
+    dump("/proc/self/status");
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", getpid());
+    dump(path);
+    return 0;
+}
+"#;
+
+/// /proc/PID/status reports the thread count and the pending, blocked,
+/// ignored and caught signal sets (Python's subprocess tests read SigIgn).
+#[test]
+fn proc_status_signal_sets() {
+    let dir = TempDir::new("proc-status");
+    let exe = compile_static_c(&dir, "proc-status", PROC_STATUS_SIGNALS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("SigIgn:\t0000000000001000"));
+}

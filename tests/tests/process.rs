@@ -1101,3 +1101,93 @@ fn proc_status_signal_sets() {
     let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
     assert!(native.stdout_str().contains("SigIgn:\t0000000000001000"));
 }
+
+const SCHED: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static void show(const char *who) {
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    int r = sched_getaffinity(0, sizeof s, &s);
+    printf("%s: getaffinity=%d count=%d cpu0=%d\n", who, r, CPU_COUNT(&s), CPU_ISSET(0, &s));
+    fflush(stdout);
+}
+static void report(const char *what, long r) {
+    printf("%s: %ld %s\n", what, r, r < 0 ? strerror(errno) : "-");
+}
+static void *thread(void *x) { show((const char *)x); return 0; }
+int main(void) {
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    sched_getaffinity(0, sizeof s, &s);
+    printf("initial count>=1: %d\n", CPU_COUNT(&s) >= 1);
+    CPU_ZERO(&s);
+    CPU_SET(0, &s);
+    printf("setaffinity cpu0: %d\n", sched_setaffinity(0, sizeof s, &s));
+    show("main");
+    pthread_t t;
+    pthread_create(&t, 0, thread, "thread");
+    pthread_join(t, 0);
+    pid_t pid = fork();
+    if (pid == 0) { show("child"); _exit(0); }
+    waitpid(pid, 0, 0);
+    CPU_ZERO(&s);
+    report("empty mask", sched_setaffinity(0, sizeof s, &s));
+    CPU_SET(1000, &s);
+    report("only cpu 1000", sched_setaffinity(0, sizeof s, &s));
+    report("getaffinity pid -1", sched_getaffinity(-1, sizeof s, &s));
+    report("getaffinity no such pid", sched_getaffinity(999999, sizeof s, &s));
+    struct timespec ts = { 5, 5 };
+    int r = sched_rr_get_interval(0, &ts);
+    printf("rr_get_interval: %d below 1s: %d\n", r, ts.tv_sec == 0 && ts.tv_nsec < 1000000000);
+    report("rr_get_interval pid -1", sched_rr_get_interval(-1, &ts));
+    report("rr_get_interval no such pid", sched_rr_get_interval(999999, &ts));
+    report("rr_get_interval bad pointer", syscall(SYS_sched_rr_get_interval, 0, (void *)8));
+    /* The policy of another process, not the caller's. */
+    int p[2];
+    pipe(p);
+    pid = fork();
+    if (pid == 0) {
+        struct sched_param sp = { 0 };
+        sched_setscheduler(0, SCHED_BATCH, &sp);
+        write(p[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    read(p[0], &c, 1);
+    printf("child policy batch: %d, mine other: %d\n", sched_getscheduler(pid) == SCHED_BATCH,
+           sched_getscheduler(0) == SCHED_OTHER);
+    kill(pid, SIGKILL);
+    waitpid(pid, 0, 0);
+    return 0;
+}
+"#;
+
+/// sched_setaffinity is kept per thread (inherited by threads and forks,
+/// empty or absent CPUs refused), sched_rr_get_interval answers, and the
+/// policy calls act on the named process.
+#[test]
+fn sched_affinity_rr_interval_and_policy_of_another_process() {
+    let dir = TempDir::new("sched");
+    let exe = compile_static_c(
+        &dir,
+        "sched",
+        &SCHED.replace(
+            "#include <sched.h>",
+            "#include <sched.h>\n#include <signal.h>",
+        ),
+    );
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("child: getaffinity=0 count=1 cpu0=1"));
+}

@@ -103,6 +103,7 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
         sleeper: Default::default(),
         exec_kill: Default::default(),
         pdeathsig: Default::default(),
+        affinity: Mutex::new(lock(&t.info.affinity).clone()),
     });
     k.register(info.clone());
 

@@ -102,7 +102,10 @@ pub fn de_thread(t: &mut Task) -> KResult<()> {
             blocker: Mutex::new(None),
             sleeper: Default::default(),
             exec_kill: Default::default(),
-            pdeathsig: Default::default(),
+            pdeathsig: std::sync::atomic::AtomicI32::new(
+                t.info.pdeathsig.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            affinity: Mutex::new(lock(&t.info.affinity).clone()),
         });
         t.k.register(info.clone());
         crate::signals::set_current(info.clone());

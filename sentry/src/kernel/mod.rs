@@ -50,6 +50,8 @@ pub struct ThreadInfo {
     pub exec_kill: std::sync::atomic::AtomicBool,
     /// prctl(PR_SET_PDEATHSIG): signal sent when the parent exits.
     pub pdeathsig: AtomicI32,
+    /// sched_setaffinity mask, one bit per CPU; empty means every CPU.
+    pub affinity: Mutex<Vec<u8>>,
 }
 
 impl ThreadInfo {

@@ -138,6 +138,7 @@ impl Task {
             sleeper: Default::default(),
             exec_kill: Default::default(),
             pdeathsig: Default::default(),
+            affinity: Mutex::new(Vec::new()),
         });
         k.register(info.clone());
         crate::signals::set_current(info.clone());

@@ -433,19 +433,13 @@ pub fn sys_sched_yield(_t: &mut Task, _: &Args) -> KResult<u64> {
 
 pub fn sys_sched_getaffinity(t: &mut Task, a: &Args) -> KResult<u64> {
     let size = a.usize(1);
-    let pid = a.int(0);
-    if pid != 0 && pid != t.tid && t.k.thread(pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
+    let th = super::sched::affinity_target(t, a.int(0))?;
     let n = t.k.ncpus;
-    let need = n.div_ceil(64) * 8;
+    let need = super::sched::cpumask_bytes(n);
     if size < need || !size.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    let mut mask = vec![0u8; need];
-    for i in 0..n {
-        mask[i / 8] |= 1 << (i % 8);
-    }
+    let mask = super::sched::affinity_of(&th, n);
     t.copy_out(a.u(2), &mask)?;
     Ok(need as u64)
 }

@@ -366,14 +366,21 @@ impl MemoryManager {
         self.split_at(addr);
         self.split_at(end);
         let keys: Vec<u64> = self.vmas.range(addr..end).map(|(&k, _)| k).collect();
+        let mut revoked = false;
         for k in keys {
             if let Some(v) = self.vmas.get_mut(&k) {
                 if v.prot != prot {
+                    revoked |= v.prot & !prot != 0;
                     v.prot = prot;
                     let (s, e, o, hw) = (v.start, v.end, v.off, v.hw_prot());
                     self.as_.map_file(s, e - s, o, hw);
                 }
             }
+        }
+        // A permission taken away holds for every thread when mprotect
+        // returns, also for siblings running right now.
+        if revoked {
+            self.as_.shootdown();
         }
         self.maybe_compact();
         Ok(())
@@ -765,6 +772,11 @@ impl MemoryManager {
             let (s, o, p) = (v.start, v.off, v.prot);
             self.as_.map_file(s, len, o, p);
         }
+        // Sibling threads running right now still map the old copy: they
+        // must see this thread's writes to the new one.
+        if !sole {
+            self.as_.shootdown();
+        }
         Ok(())
     }
 
@@ -793,6 +805,7 @@ impl MemoryManager {
         // Private memory becomes copy-on-write in both address spaces:
         // nothing is copied until one side writes.
         let keys: Vec<u64> = self.vmas.keys().copied().collect();
+        let mut protected = false;
         for k in keys {
             let Some(v) = self.vmas.get_mut(&k) else {
                 continue;
@@ -803,10 +816,17 @@ impl MemoryManager {
                 if v.prot & PROT_WRITE != 0 {
                     let (s, o, hw) = (v.start, v.off, v.hw_prot());
                     self.as_.map_file(s, len, o, hw);
+                    protected = true;
                 }
             }
             let nv = self.vmas[&k].clone();
             new.insert(nv);
+        }
+        // The parent's other threads may be running with write access to
+        // what is now the child's memory too: stop them before the child
+        // exists, so that its snapshot is not written behind its back.
+        if protected {
+            self.as_.shootdown();
         }
         Ok(new)
     }

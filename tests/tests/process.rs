@@ -1264,3 +1264,45 @@ fn fork_and_mprotect_stop_running_sibling_threads() {
         .stdout_str()
         .contains("children whose memory changed: 0"));
 }
+
+const SHM_STATFS: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    struct statfs fs;
+    struct statvfs vfs;
+    if (statfs("/dev/shm", &fs) != 0 || statvfs("/dev/shm", &vfs) != 0) return 2;
+    printf("tmpfs=%d room for 1 MiB=%d free<=size=%d\n", fs.f_type == 0x01021994,
+           (unsigned long long)vfs.f_bavail * vfs.f_frsize >= (1 << 20),
+           vfs.f_bavail <= vfs.f_blocks);
+    /* What Python's multiprocessing heap does with it: an unlinked file
+     * there, mapped shared, written by a child. */
+    char name[] = "/dev/shm/rvisor-test-XXXXXX";
+    int fd = mkstemp(name);
+    unlink(name);
+    ftruncate(fd, 4096);
+    char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) { perror("mmap"); return 3; }
+    if (fork() == 0) { strcpy(p, "written by the child"); _exit(0); }
+    wait(0);
+    printf("%s\n", p);
+    return 0;
+}
+"#;
+
+/// /dev/shm reports tmpfs with free space (Python's multiprocessing picks
+/// it for its shared heap only then; the fallback, /tmp, cannot be mapped
+/// shared in the sandbox).
+#[test]
+fn dev_shm_statfs_and_shared_mapping() {
+    let dir = TempDir::new("shm-statfs");
+    let exe = compile_static_c(&dir, "shm-statfs", SHM_STATFS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("room for 1 MiB=1"));
+}

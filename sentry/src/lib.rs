@@ -224,7 +224,8 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             return Ok(126);
         }
     };
-    if let Err(e) = kernel::exec::execve(&mut init, &path, cfg.argv.clone(), cfg.env.clone()) {
+    if let Err(e) = kernel::exec::execve(&mut init, &path, None, cfg.argv.clone(), cfg.env.clone())
+    {
         let (msg, code) = match e {
             Errno::ENOENT => ("No such file or directory", 127),
             Errno::EACCES => {

@@ -1306,3 +1306,54 @@ fn dev_shm_statfs_and_shared_mapping() {
     let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
     assert!(native.stdout_str().contains("room for 1 MiB=1"));
 }
+
+const EXECVEAT_MEMFD: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv, char **envp) {
+    if (argc > 1) { printf("running from a memfd: %s\n", argv[1]); return 0; }
+    /* Copy our own executable into a memfd and execveat it. */
+    int src = open("/proc/self/exe", O_RDONLY);
+    int mfd = memfd_create("prog", MFD_CLOEXEC);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(src, buf, sizeof buf)) > 0) write(mfd, buf, n);
+    close(src);
+    char *args[] = { argv[0], "yes", 0 };
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        syscall(SYS_execveat, mfd, "", args, envp, AT_EMPTY_PATH);
+        printf("execveat: %s\n", strerror(errno));
+        _exit(1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child status %d\n", WEXITSTATUS(st));
+    /* fexecve is execveat(fd, "", AT_EMPTY_PATH) too. */
+    int ro = memfd_create("prog2", 0);
+    lseek(mfd, 0, SEEK_SET);
+    while ((n = read(mfd, buf, sizeof buf)) > 0) write(ro, buf, n);
+    fflush(stdout);
+    fexecve(ro, args, envp);
+    printf("fexecve: %s\n", strerror(errno));
+    return 1;
+}
+"#;
+
+/// execveat(fd, "", AT_EMPTY_PATH) and fexecve run a memfd, a file without
+/// a path.
+#[test]
+fn execveat_empty_path_on_a_memfd() {
+    let dir = TempDir::new("execveat-memfd");
+    let exe = compile_static_c(&dir, "execveat-memfd", EXECVEAT_MEMFD);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("child status 0"));
+}

@@ -33,6 +33,12 @@ fn rand_u64() -> u64 {
 /// Open `path` for exec: must be a regular file the caller may execute.
 fn open_exec(t: &Task, path: &[u8]) -> KResult<(Arc<Dentry>, Arc<File>)> {
     let d = Walker::new(t).walk(&t.cwd(), path, true)?;
+    open_exec_dentry(t, d)
+}
+
+/// Opens an executable already found (execveat with AT_EMPTY_PATH names it
+/// by a file descriptor, which may have no path at all, e.g. a memfd).
+fn open_exec_dentry(t: &Task, d: Arc<Dentry>) -> KResult<(Arc<Dentry>, Arc<File>)> {
     let m = d.meta();
     if m.is_dir() {
         return Err(Errno::EACCES);
@@ -226,16 +232,22 @@ fn load_segments(
 }
 
 /// Replace `t`'s image with the program at `path`.
+/// Loads `path` (or `first`, the file `path` stands for, when given) into
+/// the task.
 pub fn exec(
     t: &mut Task,
     path: &[u8],
+    mut first: Option<Arc<Dentry>>,
     mut argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> KResult<Loaded> {
     let mut path = path.to_vec();
     let mut depth = 0;
     let (dentry, file, elf) = loop {
-        let (d, f) = open_exec(t, &path)?;
+        let (d, f) = match first.take() {
+            Some(d) => open_exec_dentry(t, d)?,
+            None => open_exec(t, &path)?,
+        };
         let head = read_at(&f, 0, 256)?;
         if head.starts_with(b"#!") {
             depth += 1;

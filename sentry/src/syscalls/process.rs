@@ -765,7 +765,7 @@ pub fn sys_execve(t: &mut Task, a: &Args) -> KResult<u64> {
     let argv = t.read_str_array(a.u(1))?;
     let envp = t.read_str_array(a.u(2))?;
     crate::kernel::exec::de_thread(t)?;
-    crate::kernel::exec::execve(t, &path, argv, envp)?;
+    crate::kernel::exec::execve(t, &path, None, argv, envp)?;
     Ok(0)
 }
 
@@ -781,13 +781,16 @@ pub fn sys_execveat(t: &mut Task, a: &Args) -> KResult<u64> {
             Err(e)
         }
     })?;
-    // Resolve to an absolute path the loader can walk again.
+    // Resolve to an absolute path the loader can walk again, or, for the
+    // descriptor itself, to its file (named /dev/fd/N, as Linux does).
+    let mut file = None;
     let target = if path.is_empty() {
         if flags & AT_EMPTY_PATH == 0 {
             return Err(Errno::ENOENT);
         }
         let f = super::file::get_file(t, dirfd)?;
-        f.dentry.clone().ok_or(Errno::EACCES)?.path()
+        file = Some(f.dentry.clone().ok_or(Errno::EACCES)?);
+        format!("/dev/fd/{dirfd}").into_bytes()
     } else if path[0] == b'/' || dirfd == AT_FDCWD {
         path.clone()
     } else {
@@ -812,6 +815,6 @@ pub fn sys_execveat(t: &mut Task, a: &Args) -> KResult<u64> {
     let argv = t.read_str_array(a.u(2))?;
     let envp = t.read_str_array(a.u(3))?;
     crate::kernel::exec::de_thread(t)?;
-    crate::kernel::exec::execve(t, &target, argv, envp)?;
+    crate::kernel::exec::execve(t, &target, file, argv, envp)?;
     Ok(0)
 }

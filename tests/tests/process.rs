@@ -1357,3 +1357,98 @@ fn execveat_empty_path_on_a_memfd() {
     let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
     assert!(native.stdout_str().contains("child status 0"));
 }
+
+const SYNC_FAULTS_AND_FUTEX_TIMEOUTS: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static sigjmp_buf env;
+static char *base;
+extern char ud2_at[], int3_after[];
+static void on_sig(int sig, siginfo_t *si, void *uc) {
+    ucontext_t *u = uc;
+    long rel = (char *)si->si_addr - base;
+    printf("signal %d code %d", sig, si->si_code);
+    if (sig == SIGBUS || sig == SIGSEGV) printf(" addr=base+%ld", rel);
+    if (sig == SIGILL) printf(" addr_is_ud2=%d", si->si_addr == (void *)ud2_at);
+    if (sig == SIGTRAP) printf(" rip_after_int3=%d", (char *)u->uc_mcontext.gregs[REG_RIP] == int3_after);
+    printf("\n");
+    siglongjmp(env, 1);
+}
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sig;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGBUS, &sa, 0);
+    sigaction(SIGILL, &sa, 0);
+    sigaction(SIGTRAP, &sa, 0);
+    sigaction(SIGSEGV, &sa, 0);
+    /* SIGBUS: a page of a mapped file wholly beyond its end. */
+    char path[] = "/tmp/rvisor-sigbus-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    write(fd, "0123456789", 10);
+    base = mmap(0, 3 * 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    printf("in the last page: %c, past EOF in it: %d\n", base[5], base[100]);
+    if (sigsetjmp(env, 1) == 0) { volatile char c = base[4096 + 8]; (void)c; printf("no SIGBUS\n"); }
+    if (sigsetjmp(env, 1) == 0) { volatile char c = base[2 * 4096]; (void)c; printf("no SIGBUS\n"); }
+    ssize_t n = write(1, base + 4096, 1);
+    printf("write from beyond EOF: %zd %s\n", n, n < 0 ? strerror(errno) : "");
+    /* SIGILL: ud2, si_addr is the instruction. */
+    if (sigsetjmp(env, 1) == 0) { __asm__ volatile(".globl ud2_at\nud2_at: ud2"); }
+    /* SIGTRAP: int3, rip after the instruction. */
+    if (sigsetjmp(env, 1) == 0) { __asm__ volatile("int3\n.globl int3_after\nint3_after: nop"); }
+    /* FUTEX_WAIT with a relative timeout, nobody wakes it. */
+    int word = 0;
+    struct timespec to = { 0, 50 * 1000 * 1000 }, a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    long r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &to, 0, 0);
+    int e = errno;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    printf("futex wait: %ld %s, waited at least 50 ms: %d\n", r, strerror(e), ms >= 50);
+    r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 1, &to, 0, 0);
+    printf("futex wait, value differs: %ld %s\n", r, strerror(errno));
+    struct timespec bad = { 0, 1000000000 };
+    r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &bad, 0, 0);
+    printf("futex wait, bad timeout: %ld %s\n", r, strerror(errno));
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    struct timespec dl = a;
+    dl.tv_nsec += 30 * 1000 * 1000;
+    if (dl.tv_nsec >= 1000000000) { dl.tv_sec++; dl.tv_nsec -= 1000000000; }
+    r = syscall(SYS_futex, &word, FUTEX_WAIT_BITSET_PRIVATE, 0, &dl, 0, FUTEX_BITSET_MATCH_ANY);
+    e = errno;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    int reached = b.tv_sec > dl.tv_sec || (b.tv_sec == dl.tv_sec && b.tv_nsec >= dl.tv_nsec);
+    printf("futex wait bitset: %ld %s, deadline reached: %d\n", r, strerror(e), reached);
+    return 0;
+}
+"#;
+
+/// Synchronous signals with their si_code and si_addr: SIGBUS on a page of
+/// a mapped file wholly past its end (and EFAULT when the kernel reads it),
+/// SIGILL on ud2, SIGTRAP on int3; FUTEX_WAIT's relative and
+/// FUTEX_WAIT_BITSET's absolute timeouts.
+#[test]
+fn sigbus_sigill_sigtrap_and_futex_timeouts() {
+    let dir = TempDir::new("sync-faults");
+    let exe = compile_static_c(&dir, "sync-faults", SYNC_FAULTS_AND_FUTEX_TIMEOUTS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("signal 7 code 2 addr=base+4104"));
+}

@@ -296,6 +296,12 @@ impl Task {
                     addr,
                 }) if lock(&self.mm()).cow_fault(addr) => {}
                 Ok(Event::Fault { signo, code, addr }) => {
+                    // A page of a mapped file past its end: SIGBUS/BUS_ADRERR.
+                    let (signo, code) = if signo == 11 && lock(&self.mm()).past_eof(addr) {
+                        (7, 2)
+                    } else {
+                        (signo, code)
+                    };
                     let info = crate::signals::SigInfo {
                         signo,
                         code,

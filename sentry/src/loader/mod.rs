@@ -218,6 +218,7 @@ fn load_segments(
                 dev,
                 ino,
                 file_off: page_round_down(p.p_offset),
+                file_size: u64::MAX,
             },
         )?;
         let lead = bias.wrapping_add(p.p_vaddr) - start;

@@ -410,7 +410,9 @@ pub fn exec(
     sp &= !15;
 
     let c = t.creds();
-    let hwcap = std::arch::x86_64::__cpuid(1).edx as u64;
+    // CPUID traps in a VM: ask once.
+    static HWCAP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let hwcap = *HWCAP.get_or_init(|| std::arch::x86_64::__cpuid(1).edx as u64);
     let auxv: Vec<(u64, u64)> = vec![
         (16, hwcap),                 // AT_HWCAP
         (6, PAGE_SIZE),              // AT_PAGESZ

@@ -1452,3 +1452,47 @@ fn sigbus_sigill_sigtrap_and_futex_timeouts() {
         .stdout_str()
         .contains("signal 7 code 2 addr=base+4104"));
 }
+
+const COW_AFTER_COMPACTION: &str = r#"
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile long *shared_looking;
+int main(void) {
+    int go[2];
+    pipe(go);
+    /* A page of its own, which nothing touches between fork and the
+     * write below. */
+    shared_looking = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *shared_looking = 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        read(go[0], &c, 1);
+        printf("child sees %ld\n", *shared_looking);
+        return 0;
+    }
+    /* Thousands of address-space changes (the sandbox compacts its log of
+     * them), then a write to memory still shared copy-on-write. */
+    char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (int i = 0; i < 6000; i++)
+        mprotect(p, 4096, i % 2 ? PROT_READ | PROT_WRITE : PROT_READ);
+    *shared_looking = 2;
+    write(go[1], "x", 1);
+    waitpid(pid, 0, 0);
+    printf("parent sees %ld\n", *shared_looking);
+    return 0;
+}
+"#;
+
+/// Copy-on-write memory stays read-only in the stubs when the address-space
+/// change log is compacted (it was re-mapped writable, so a parent's write
+/// reached its child).
+#[test]
+fn copy_on_write_survives_log_compaction() {
+    let dir = TempDir::new("cow-compaction");
+    let exe = compile_static_c(&dir, "cow-compaction", COW_AFTER_COMPACTION);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("child sees 1"));
+}

@@ -119,6 +119,7 @@ impl Platform for PtracePlatform {
                 ops: Vec::new(),
                 running: Default::default(),
                 entries: 0,
+                shootdowns: 0,
             }),
             left: std::sync::Condvar::new(),
         })
@@ -211,6 +212,8 @@ struct AsLog {
     /// how many times it has entered (to see that it left since).
     running: std::collections::HashMap<i32, u64>,
     entries: u64,
+    /// Shootdowns waiting on `left` (stubs notify only when there are).
+    shootdowns: u32,
 }
 
 /// An address space as a log of changes; each stub replays what it has not
@@ -239,6 +242,7 @@ impl PtraceAddressSpace {
             let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGURG);
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        log.shootdowns += 1;
         while running.iter().any(|(p, e)| log.running.get(p) == Some(e)) {
             let now = std::time::Instant::now();
             if now >= deadline {
@@ -251,6 +255,7 @@ impl PtraceAddressSpace {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+        log.shootdowns -= 1;
     }
 }
 
@@ -537,7 +542,9 @@ impl Context for PtraceContext {
         let stale = {
             let mut log = mm.lock();
             log.running.remove(&self.pid.as_raw());
-            mm.left.notify_all();
+            if log.shootdowns > 0 {
+                mm.left.notify_all();
+            }
             !self.synced_to(mm, &log)
         };
         resumed?;

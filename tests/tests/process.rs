@@ -1496,3 +1496,133 @@ fn copy_on_write_survives_log_compaction() {
     let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
     assert!(native.stdout_str().contains("child sees 1"));
 }
+
+const PIDFD: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+static int pidfd_open(pid_t pid, unsigned flags) { return syscall(SYS_pidfd_open, pid, flags); }
+static int send(int fd, int sig, siginfo_t *info) { return syscall(SYS_pidfd_send_signal, fd, sig, info, 0); }
+static void report(const char *what, long r) { printf("%s: %ld %s\n", what, r, r < 0 ? strerror(errno) : "-"); }
+static volatile sig_atomic_t got;
+static void on_usr1(int s, siginfo_t *si, void *uc) { (void)s; (void)uc; got = si->si_code == SI_QUEUE ? si->si_value.sival_int : -1; }
+int main(void) {
+    int self = pidfd_open(getpid(), 0);
+    printf("self pidfd ok: %d cloexec: %d\n", self >= 0, fcntl(self, F_GETFD) == FD_CLOEXEC);
+    report("pidfd_open bad flags", pidfd_open(getpid(), 1));
+    report("pidfd_open pid 0", pidfd_open(0, 0));
+    report("pidfd_open no such pid", pidfd_open(99999, 0));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_usr1;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &sa, 0);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGUSR1;
+    si.si_code = SI_QUEUE;
+    si.si_value.sival_int = 42;
+    report("send to self with info", send(self, SIGUSR1, &si));
+    printf("handler saw value %d\n", got);
+    report("send mismatched si_signo", send(self, SIGUSR2, &si));
+    report("send with two flags", syscall(SYS_pidfd_send_signal, self, 0, 0, 3));
+    report("send with an unknown flag", syscall(SYS_pidfd_send_signal, self, 0, 0, 8));
+    got = 0;
+    report("send to the thread", syscall(SYS_pidfd_send_signal, self, SIGUSR1, &si, 1));
+    printf("handler saw value %d\n", got);
+    /* PIDFD_SIGNAL_PROCESS_GROUP: the group whose id is the process's pid. */
+    pid_t member = fork();
+    if (member == 0) { for (;;) pause(); }
+    int mfd = pidfd_open(member, 0);
+    report("send to the group named by a non-leader", syscall(SYS_pidfd_send_signal, mfd, SIGUSR1, &si, 4));
+    setpgid(member, member);
+    report("send to the group it leads", syscall(SYS_pidfd_send_signal, mfd, SIGKILL, 0, 4));
+    int mst;
+    waitpid(member, &mst, 0);
+    printf("group member killed by %d\n", WTERMSIG(mst));
+    report("send on a non-pidfd", send(1, 0, 0));
+    char procdir[32];
+    snprintf(procdir, sizeof procdir, "/proc/%d", getpid());
+    int pd = open(procdir, O_DIRECTORY | O_RDONLY);
+    got = 0;
+    report("send through a /proc/PID directory", send(pd, SIGUSR1, &si));
+    printf("handler saw value %d\n", got);
+    int root = open("/proc", O_DIRECTORY | O_RDONLY);
+    report("send through /proc itself", send(root, 0, 0));
+    char buf[8];
+    report("read a pidfd", read(self, buf, sizeof buf));
+    /* A child: poll until it exits, then waitid(P_PIDFD). */
+    int p[2];
+    pipe(p);
+    pid_t pid = fork();
+    if (pid == 0) { char c; read(p[0], &c, 1); _exit(7); }
+    int fd = pidfd_open(pid, 0);
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    printf("poll before exit: %d\n", poll(&pfd, 1, 0));
+    int nb = pidfd_open(pid, O_NONBLOCK);
+    siginfo_t info;
+    report("waitid on a nonblocking pidfd, still running", waitid(P_PIDFD, nb, &info, WEXITED));
+    write(p[1], "x", 1);
+    int n = poll(&pfd, 1, 5000);
+    printf("poll after exit: %d revents=%#x\n", n, pfd.revents);
+    report("send to a zombie", send(fd, SIGTERM, 0));
+    memset(&info, 0, sizeof info);
+    report("waitid P_PIDFD", waitid(P_PIDFD, fd, &info, WEXITED));
+    printf("child pid matches: %d code=%d status=%d\n", info.si_pid == pid, info.si_code, info.si_status);
+    report("send after reaping", send(fd, 0, 0));
+    report("waitid P_PIDFD again", waitid(P_PIDFD, fd, &info, WEXITED));
+    /* pidfd_send_signal kills a child. */
+    pid = fork();
+    if (pid == 0) { for (;;) pause(); }
+    fd = pidfd_open(pid, 0);
+    report("send SIGKILL", send(fd, SIGKILL, 0));
+    int st;
+    waitpid(pid, &st, 0);
+    printf("killed by %d\n", WTERMSIG(st));
+    /* CLONE_PIDFD through clone3 and clone. */
+    struct { unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls; } args;
+    memset(&args, 0, sizeof args);
+    int cfd = -5;
+    args.flags = CLONE_PIDFD;
+    args.pidfd = (unsigned long long)&cfd;
+    args.exit_signal = SIGCHLD;
+    long r = syscall(SYS_clone3, &args, sizeof args);
+    if (r == 0) _exit(3);
+    printf("clone3 pidfd set: %d cloexec: %d\n", cfd >= 0, fcntl(cfd, F_GETFD) == FD_CLOEXEC);
+    memset(&info, 0, sizeof info);
+    waitid(P_PIDFD, cfd, &info, WEXITED);
+    printf("clone3 child status %d pid matches %d\n", info.si_status, info.si_pid == r);
+    int cfd2 = -5;
+    r = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &cfd2, 0, 0);
+    if (r == 0) _exit(4);
+    memset(&info, 0, sizeof info);
+    waitid(P_PIDFD, cfd2, &info, WEXITED);
+    printf("clone child status %d\n", info.si_status);
+    report("clone PIDFD|PARENT_SETTID", syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &cfd2, 0, 0));
+    return 0;
+}
+"#;
+
+/// pidfd_open, pidfd_send_signal (siginfo, thread / process-group scope,
+/// through a /proc/PID directory too), poll on a pidfd, waitid(P_PIDFD) (EAGAIN when non-blocking), and
+/// CLONE_PIDFD through clone and clone3.
+#[test]
+fn pidfd_open_send_signal_poll_waitid_and_clone_pidfd() {
+    let dir = TempDir::new("pidfd");
+    let exe = compile_static_c(&dir, "pidfd", PIDFD);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("child pid matches: 1 code=1 status=7"));
+}

@@ -21,7 +21,16 @@ const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
 const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
 const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
 
-pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> KResult<u64> {
+/// `pidfd`: the CLONE_PIDFD descriptor to name the new process.
+pub fn spawn(
+    t: &mut Task,
+    flags: u64,
+    stack: u64,
+    ptid: u64,
+    ctid: u64,
+    tls: u64,
+    pidfd: Option<Arc<crate::fs::pidfd::PidFd>>,
+) -> KResult<u64> {
     let k = t.k.clone();
     // The sandbox's pids limit (every task is a host thread and a stub
     // process, so this also protects the host), and RLIMIT_NPROC.
@@ -78,6 +87,9 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
             me.sid.load(std::sync::atomic::Ordering::Relaxed),
         ));
         *lock(&p.rlimits) = *lock(&me.rlimits);
+        if let Some(fd) = &pidfd {
+            fd.set(p.clone());
+        }
         k.add_process(p.clone());
         if let Some(pp) = k.process(parent) {
             pp.lock().children.insert(tid);

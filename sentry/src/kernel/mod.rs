@@ -215,6 +215,8 @@ impl Kernel {
 /// A process has exited: reparent its children to init, become a zombie of
 /// the parent (or end the sandbox when it is init).
 pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitStatus) {
+    // Its pidfds poll readable now.
+    crate::syscalls::poll::hub().notify();
     let (children, zombies) = {
         let mut ps = p.lock();
         (

@@ -117,7 +117,11 @@ fn current() -> Option<Arc<ThreadInfo>> {
 
 /// Whether the calling host thread drives `th`.
 fn is_current(th: &ThreadInfo) -> bool {
-    CURRENT.with(|c| c.borrow().as_deref().is_some_and(|cur| std::ptr::eq(cur, th)))
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_deref()
+            .is_some_and(|cur| std::ptr::eq(cur, th))
+    })
 }
 
 /// Whether the calling task should leave a blocking host call now.

@@ -20,7 +20,7 @@ pub fn get_file(t: &Task, fd: i32) -> KResult<Arc<File>> {
     lock(&t.fds()).get(fd)
 }
 
-fn install(t: &Task, f: Arc<File>, cloexec: bool) -> KResult<u64> {
+pub(crate) fn install(t: &Task, f: Arc<File>, cloexec: bool) -> KResult<u64> {
     let limit = t.nofile_limit();
     lock(&t.fds())
         .alloc(f, cloexec, 0, limit)

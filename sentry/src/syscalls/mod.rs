@@ -229,6 +229,8 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_close_range => file::sys_close_range,
     SYS_clone3 => process::sys_clone3,
     SYS_waitid => process::sys_waitid,
+    SYS_pidfd_open => process::sys_pidfd_open,
+    SYS_pidfd_send_signal => signal::sys_pidfd_send_signal,
     SYS_openat2 => file::sys_openat2,
     SYS_faccessat2 => file::sys_faccessat2,
 };

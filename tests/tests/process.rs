@@ -1626,3 +1626,93 @@ fn pidfd_open_send_signal_poll_waitid_and_clone_pidfd() {
         .stdout_str()
         .contains("child pid matches: 1 code=1 status=7"));
 }
+
+const FP_STATE_AND_CPU_CLOCKS: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+/* Rounding modes straight from MXCSR and the x87 control word (no libm). */
+static const char *names[] = { "nearest", "downward", "upward", "toward zero" };
+static void set_upward(void) {
+    unsigned int csr;
+    unsigned short cw;
+    __asm__ volatile("stmxcsr %0" : "=m"(csr));
+    csr = (csr & ~0x6000u) | (2u << 13);
+    __asm__ volatile("ldmxcsr %0" : : "m"(csr));
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    cw = (cw & ~0xc00) | (2 << 10);
+    __asm__ volatile("fldcw %0" : : "m"(cw));
+}
+static char buf[64];
+static const char *mode(void) {
+    unsigned int csr;
+    unsigned short cw;
+    __asm__ volatile("stmxcsr %0" : "=m"(csr));
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    snprintf(buf, sizeof buf, "sse %s, x87 %s", names[(csr >> 13) & 3], names[(cw >> 10) & 3]);
+    return buf;
+}
+static long ms(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static void *show(void *x) { printf("%s: rounding %s\n", (const char *)x, mode()); return 0; }
+static void *burn(void *x) {
+    (void)x;
+    volatile unsigned long n = 0;
+    while (ms(CLOCK_THREAD_CPUTIME_ID) < 150) n++;
+    return 0;
+}
+static void *fresh(void *x) {
+    (void)x;
+    printf("a new thread's CPU clock starts near zero: %d\n", ms(CLOCK_THREAD_CPUTIME_ID) < 50);
+    return 0;
+}
+int main(int argc, char **argv) {
+    if (argc > 1) {
+        printf("after execve: rounding %s\n", mode());
+        return 0;
+    }
+    /* FP state: inherited by threads and forks, reset by execve. */
+    set_upward();
+    pthread_t t;
+    pthread_create(&t, 0, show, "thread");
+    pthread_join(t, 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        show("forked child");
+        fflush(stdout);
+        execl("/proc/self/exe", argv[0], "exec", (char *)0);
+        _exit(127);
+    }
+    waitpid(pid, 0, 0);
+    /* CPU clocks: per thread; the process's keeps the time of threads gone. */
+    for (int i = 0; i < 3; i++) {
+        pthread_create(&t, 0, burn, 0);
+        pthread_join(t, 0);
+        pthread_create(&t, 0, fresh, 0);
+        pthread_join(t, 0);
+    }
+    printf("the process clock counts the exited threads: %d\n", ms(CLOCK_PROCESS_CPUTIME_ID) >= 450);
+    return 0;
+}
+"#;
+
+/// Threads and forked children start with their parent's FP state (here
+/// the rounding modes), execve resets it; CPU clocks are per thread (a
+/// sentry thread and stub that drove an exited thread drive the next one)
+/// and the process clock keeps the time of threads gone.
+#[test]
+fn fp_state_inherited_and_reset_cpu_clocks_per_thread() {
+    let dir = TempDir::new("fp-cpu");
+    let exe = compile_static_c(&dir, "fp-cpu", FP_STATE_AND_CPU_CLOCKS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("forked child: rounding sse upward"));
+}

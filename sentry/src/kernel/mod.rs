@@ -86,6 +86,8 @@ pub struct Kernel {
     threads: Mutex<HashMap<i32, Arc<ThreadInfo>>>,
     procs: Mutex<HashMap<i32, Arc<process::Process>>>,
     pub futexes: futex::FutexTable,
+    /// Sentry threads parked with their stubs, for the next new tasks.
+    pub workers: clone::Workers,
     /// The exit status of the sandbox's init process, once it has exited.
     pub init_exit: Mutex<Option<task::ExitStatus>>,
     pub init_exit_cv: std::sync::Condvar,
@@ -129,6 +131,7 @@ impl Kernel {
             threads: Mutex::new(HashMap::new()),
             procs: Mutex::new(HashMap::new()),
             futexes: futex::FutexTable::default(),
+            workers: Default::default(),
             init_exit: Mutex::new(None),
             init_exit_cv: std::sync::Condvar::new(),
             unimplemented: Mutex::new(BTreeMap::new()),

@@ -101,6 +101,10 @@ pub struct Task {
     /// sigaltstack: (sp, size, flags).
     pub altstack: (u64, u64, i32),
     pub debug: bool,
+    /// Set at exit when the stub may drive another task: no other thread's
+    /// group exit or execve has killed it (decided under the process lock,
+    /// under which they kill).
+    pub reusable: bool,
 }
 
 impl Task {
@@ -112,6 +116,7 @@ impl Task {
         })?;
         let tid = k.alloc_pid();
         ctx.colocate(tid as usize);
+        crate::kernel::timers::rebase_stub(ctx.host_pid());
         let mm = MemoryManager::new(k.mf.clone(), k.platform.new_address_space());
         let proc_ = Arc::new(Process::new(tid, 0, tid, tid));
         proc_.lock().threads.insert(tid, ctx.host_pid());
@@ -162,6 +167,7 @@ impl Task {
             altstack: (0, 0, SS_DISABLE),
             restart_deadline: None,
             debug: false,
+            reusable: false,
         })
     }
 
@@ -450,7 +456,7 @@ impl Task {
         self.release_vfork();
         self.k.unregister(self.tid);
         let proc_ = self.proc_().clone();
-        let (last, status, siblings) = {
+        let (last, status) = {
             let mut ps = proc_.lock();
             ps.threads.remove(&self.tid);
             proc_.cpu_dead_ns.fetch_add(
@@ -458,6 +464,12 @@ impl Task {
                 std::sync::atomic::Ordering::Relaxed,
             );
             let already = ps.exit.is_some();
+            // (A group exit of our own kills only the siblings' stubs.)
+            self.reusable = !already
+                && !self
+                    .info
+                    .exec_kill
+                    .load(std::sync::atomic::Ordering::Relaxed);
             if self.group_exit && !already {
                 ps.exit = Some(st);
                 proc_
@@ -471,26 +483,26 @@ impl Task {
                     .exiting
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            let siblings: Vec<i32> = ps.threads.values().copied().collect();
-            (
-                last || (self.group_exit && !already),
-                ps.exit.unwrap_or(st),
-                siblings,
-            )
+            if self.group_exit {
+                // Kill the siblings' stubs under the lock: a sibling that
+                // leaves the thread group after this sees the exit and
+                // does not reuse its (killed) stub.
+                for &host in ps.threads.values() {
+                    if host > 0 {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(host),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+            (last || (self.group_exit && !already), ps.exit.unwrap_or(st))
         };
         if self.group_exit {
-            // Wake siblings blocked in the sentry; kill those running.
+            // Wake siblings blocked in the sentry.
             for th in self.k.threads_of(self.tgid) {
                 if th.tid != self.tid {
                     crate::signals::kick(&th);
-                }
-            }
-            for host in siblings {
-                if host > 0 {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(host),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
                 }
             }
         }

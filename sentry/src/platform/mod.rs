@@ -75,6 +75,11 @@ pub trait Context: Send {
     fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError>;
     /// Place the stub and the calling (driving) thread on the same CPU.
     fn colocate(&self, _slot: usize) {}
+    /// Whether the vehicle is intact and may drive another task (the
+    /// stub alive and stopped, not killed).
+    fn reusable(&mut self) -> bool {
+        false
+    }
 }
 
 pub trait Platform: Send + Sync {

@@ -617,6 +617,14 @@ impl Context for PtraceContext {
             .or_else(|_| crate::platform::ptrace_sys::get_fpregs(self.pid.as_raw()))
     }
 
+    fn reusable(&mut self) -> bool {
+        !self.dead
+            && matches!(
+                waitpid(self.pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)),
+                Ok(WaitStatus::StillAlive)
+            )
+    }
+
     fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError> {
         if fx.len() > 512 {
             crate::platform::ptrace_sys::set_xstate(self.pid.as_raw(), fx)

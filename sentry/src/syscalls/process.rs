@@ -600,7 +600,10 @@ fn arm_cpu_limit(t: &Task, p: &Arc<Process>, lim: Rlimit) {
         };
         [mk(libc::SIGXCPU), mk(libc::SIGKILL)]
     });
-    let used = Duration::from_nanos(crate::kernel::timers::process_cpu_ns(&t.k, &p));
+    let used = Duration::from_nanos(
+        crate::kernel::timers::process_cpu_ns(&t.k, &p)
+            + p.cpu_dead_ns.load(std::sync::atomic::Ordering::Relaxed),
+    );
     let until = |secs: u64| {
         if secs == RLIM_INFINITY {
             Duration::ZERO

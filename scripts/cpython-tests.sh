@@ -94,7 +94,9 @@ for spec in "$@"; do
     for rt in native rvisor; do
         log="$OUT/$rt/$module.log"
         # shellcheck disable=SC2086 # opts is a list of regrtest options
-        "run_$rt" python3 -m test -v $opts "$module" </dev/null >"$log" 2>&1 || true
+        status=0
+        "run_$rt" python3 -m test -v $opts "$module" </dev/null >"$log" 2>&1 || status=$?
+        echo "[cpython-tests] $rt exit status $status" >>"$log"
     done
     row="| $module"
     for rt in native rvisor; do

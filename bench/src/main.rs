@@ -35,8 +35,12 @@ struct Args {
     /// Runtimes to compare, in order: rvisor, runsc, native.
     #[arg(long, value_delimiter = ',', default_value = "rvisor,runsc,native")]
     runtimes: Vec<String>,
-    /// Workloads to run: cold-start, getppid.
-    #[arg(long, value_delimiter = ',', default_value = "cold-start,getppid")]
+    /// Workloads to run: cold-start, getppid, fork, fork-exec, thread, futex, signal.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cold-start,getppid,fork,fork-exec,thread,futex,signal"
+    )]
     workloads: Vec<String>,
     /// Measured iterations per workload and runtime (after one warm-up run).
     #[arg(long, default_value_t = 10)]
@@ -78,7 +82,10 @@ fn main() -> Result<()> {
         .collect();
     for id in &args.workloads {
         if !workloads.iter().any(|w| w.id() == id.trim()) {
-            bail!("unknown workload {id:?} (known: cold-start, getppid)");
+            bail!(
+                "unknown workload {id:?} (known: {})",
+                workload::ids().join(", ")
+            );
         }
     }
 

@@ -72,6 +72,10 @@ pub type KResult<T> = Result<T, Errno>;
 
 pub const PAGE_SIZE: u64 = 4096;
 
+/// sigaltstack flags.
+pub const SS_ONSTACK: i32 = 1;
+pub const SS_DISABLE: i32 = 2;
+
 pub fn page_round_down(x: u64) -> u64 {
     x & !(PAGE_SIZE - 1)
 }

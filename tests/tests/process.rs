@@ -964,3 +964,755 @@ fn python_pool_alarm_fork_and_hard_links() {
         out.describe()
     );
 }
+
+const EXEC_RESETS: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; }
+static void show(int sig) {
+    struct sigaction sa;
+    sigaction(sig, 0, &sa);
+    const char *h = sa.sa_handler == SIG_IGN ? "ign" : sa.sa_handler == SIG_DFL ? "dfl" : "handler";
+    printf("sig %d: %s flags=%#x mask_usr2=%d\n", sig, h,
+           sa.sa_flags & (SA_RESTART | SA_ONSTACK | SA_SIGINFO | SA_NODEFER),
+           sigismember(&sa.sa_mask, SIGUSR2));
+}
+int main(int argc, char **argv) {
+    if (argc > 1) {
+        /* After execve: the alternate stack is disabled, caught signals
+         * are SIG_DFL, ignored ones stay ignored without flags or mask,
+         * POSIX timers are gone. */
+        stack_t ss;
+        sigaltstack(0, &ss);
+        printf("altstack flags=%d size=%zu\n", ss.ss_flags, ss.ss_size);
+        show(SIGUSR1);
+        show(SIGPIPE);
+        timer_t id = (timer_t)(long)atol(argv[1]);
+        struct itimerspec its;
+        int r = timer_gettime(id, &its);
+        printf("timer_gettime=%d\n", r);
+        return 0;
+    }
+    static char stack[1 << 16];
+    stack_t ss = { .ss_sp = stack, .ss_size = sizeof stack, .ss_flags = 0 };
+    sigaltstack(&ss, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_ONSTACK | SA_RESTART;
+    sigaddset(&sa.sa_mask, SIGUSR2);
+    sigaction(SIGUSR1, &sa, 0);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, 0);
+    show(SIGUSR1);
+    show(SIGPIPE);
+    timer_t id;
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_NONE;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &id) != 0) return 2;
+    struct itimerspec its = { .it_value = { 100, 0 } };
+    timer_settime(id, 0, &its, 0);
+    char arg[32];
+    snprintf(arg, sizeof arg, "%ld", (long)id);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", argv[0], arg, (char *)0);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child status %d\n", WEXITSTATUS(st));
+    /* And in-place: this process itself. */
+    fflush(stdout);
+    execl("/proc/self/exe", argv[0], arg, (char *)0);
+    return 9;
+}
+"#;
+
+/// execve resets what Linux resets: the alternate signal stack (a child of
+/// a faulthandler-enabled Python otherwise crashed on its first SA_ONSTACK
+/// signal), caught signals, the flags and masks of ignored ones, and POSIX
+/// timers.
+#[test]
+fn execve_resets_altstack_handlers_and_posix_timers() {
+    let dir = TempDir::new("exec-resets");
+    let exe = compile_static_c(&dir, "exec-resets", EXEC_RESETS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("altstack flags=2 size=0"));
+}
+
+const PROC_STATUS_SIGNALS: &str = r#"
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; }
+static void *idle(void *x) { (void)x; for (;;) pause(); return 0; }
+static void dump(const char *path) {
+    char line[256];
+    FILE *f = fopen(path, "r");
+    if (!f) { perror(path); return; }
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "Sig", 3) || !strncmp(line, "ShdPnd", 6) || !strncmp(line, "Threads", 7))
+            if (strncmp(line, "SigQ", 4)) fputs(line, stdout);
+    fclose(f);
+}
+int main(void) {
+    /* Start from default dispositions: the native run inherits whatever
+     * its launcher ignores (glibc's sigaction refuses 32 and 33). */
+    struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } dfl = {0};
+    for (int s = 1; s <= 64; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            syscall(SYS_rt_sigaction, s, &dfl, 0, 8);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, on_usr1);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, 0);
+    pthread_t t;
+    pthread_create(&t, 0, idle, 0);
+    raise(SIGUSR2);          /* thread-directed: SigPnd */
+    kill(getpid(), SIGINT);  /* process-directed: ShdPnd */
+    dump("/proc/self/status");
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", getpid());
+    dump(path);
+    return 0;
+}
+"#;
+
+/// /proc/PID/status reports the thread count and the pending, blocked,
+/// ignored and caught signal sets (Python's subprocess tests read SigIgn).
+#[test]
+fn proc_status_signal_sets() {
+    let dir = TempDir::new("proc-status");
+    let exe = compile_static_c(&dir, "proc-status", PROC_STATUS_SIGNALS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("SigIgn:\t0000000000001000"));
+}
+
+const SCHED: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static void show(const char *who) {
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    int r = sched_getaffinity(0, sizeof s, &s);
+    printf("%s: getaffinity=%d count=%d cpu0=%d\n", who, r, CPU_COUNT(&s), CPU_ISSET(0, &s));
+    fflush(stdout);
+}
+static void report(const char *what, long r) {
+    printf("%s: %ld %s\n", what, r, r < 0 ? strerror(errno) : "-");
+}
+static void *thread(void *x) { show((const char *)x); return 0; }
+int main(void) {
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    sched_getaffinity(0, sizeof s, &s);
+    printf("initial count>=1: %d\n", CPU_COUNT(&s) >= 1);
+    CPU_ZERO(&s);
+    CPU_SET(0, &s);
+    printf("setaffinity cpu0: %d\n", sched_setaffinity(0, sizeof s, &s));
+    show("main");
+    pthread_t t;
+    pthread_create(&t, 0, thread, "thread");
+    pthread_join(t, 0);
+    pid_t pid = fork();
+    if (pid == 0) { show("child"); _exit(0); }
+    waitpid(pid, 0, 0);
+    CPU_ZERO(&s);
+    report("empty mask", sched_setaffinity(0, sizeof s, &s));
+    CPU_SET(1000, &s);
+    report("only cpu 1000", sched_setaffinity(0, sizeof s, &s));
+    report("getaffinity pid -1", sched_getaffinity(-1, sizeof s, &s));
+    report("getaffinity no such pid", sched_getaffinity(999999, sizeof s, &s));
+    struct timespec ts = { 5, 5 };
+    int r = sched_rr_get_interval(0, &ts);
+    printf("rr_get_interval: %d below 1s: %d\n", r, ts.tv_sec == 0 && ts.tv_nsec < 1000000000);
+    report("rr_get_interval pid -1", sched_rr_get_interval(-1, &ts));
+    report("rr_get_interval no such pid", sched_rr_get_interval(999999, &ts));
+    report("rr_get_interval bad pointer", syscall(SYS_sched_rr_get_interval, 0, (void *)8));
+    /* The policy of another process, not the caller's. */
+    int p[2];
+    pipe(p);
+    pid = fork();
+    if (pid == 0) {
+        struct sched_param sp = { 0 };
+        sched_setscheduler(0, SCHED_BATCH, &sp);
+        write(p[1], "x", 1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    read(p[0], &c, 1);
+    printf("child policy batch: %d, mine other: %d\n", sched_getscheduler(pid) == SCHED_BATCH,
+           sched_getscheduler(0) == SCHED_OTHER);
+    kill(pid, SIGKILL);
+    waitpid(pid, 0, 0);
+    return 0;
+}
+"#;
+
+/// sched_setaffinity is kept per thread (inherited by threads and forks,
+/// empty or absent CPUs refused), sched_rr_get_interval answers, and the
+/// policy calls act on the named process.
+#[test]
+fn sched_affinity_rr_interval_and_policy_of_another_process() {
+    let dir = TempDir::new("sched");
+    let exe = compile_static_c(
+        &dir,
+        "sched",
+        &SCHED.replace(
+            "#include <sched.h>",
+            "#include <sched.h>\n#include <signal.h>",
+        ),
+    );
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("child: getaffinity=0 count=1 cpu0=1"));
+}
+
+const FORK_WHILE_SIBLING_WRITES: &str = r#"
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile long counter;
+static volatile int stop;
+static volatile long *page;
+static volatile int faulted;
+static void *spin(void *x) {
+    (void)x;
+    while (!stop) counter++; /* no syscalls: only a shootdown stops it */
+    return 0;
+}
+static void on_segv(int s) { (void)s; faulted = 1; for (;;) pause(); }
+static void *scribble(void *x) {
+    (void)x;
+    for (long i = 0;; i++) *page = i;
+    return 0;
+}
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, 0, spin, 0);
+    while (counter < 1000) ;
+    int changed = 0;
+    for (int i = 0; i < 10; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* The child's copy is a snapshot: the parent's running thread
+             * must not write into it. */
+            long a = counter;
+            usleep(20000);
+            _exit(counter == a ? 0 : 1);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        changed += WEXITSTATUS(st) != 0;
+    }
+    stop = 1;
+    pthread_join(t, 0);
+    printf("children whose memory changed: %d\n", changed);
+    /* mprotect takes write access from a sibling that is running. */
+    signal(SIGSEGV, on_segv);
+    page = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    pthread_create(&t, 0, scribble, 0);
+    while (*page < 1000) ;
+    mprotect((void *)page, 4096, PROT_READ);
+    long a = *page;
+    usleep(20000);
+    printf("page stable after mprotect: %d\n", *page == a);
+    while (!faulted) usleep(1000);
+    printf("sibling faulted: %d\n", faulted);
+    return 0;
+}
+"#;
+
+/// fork and mprotect stop sibling threads that are running workload code
+/// (a shootdown, as munmap does): a forked child's memory is not written by
+/// the parent's other threads, and a revoked write permission holds at
+/// once. (Python's multiprocessing children crashed with "malloc():
+/// unsorted double linked list corrupted" before.)
+#[test]
+fn fork_and_mprotect_stop_running_sibling_threads() {
+    let dir = TempDir::new("fork-sibling");
+    let exe = compile_static_c(&dir, "fork-sibling", FORK_WHILE_SIBLING_WRITES);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("children whose memory changed: 0"));
+}
+
+const SHM_STATFS: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    struct statfs fs;
+    struct statvfs vfs;
+    if (statfs("/dev/shm", &fs) != 0 || statvfs("/dev/shm", &vfs) != 0) return 2;
+    printf("tmpfs=%d room for 1 MiB=%d free<=size=%d\n", fs.f_type == 0x01021994,
+           (unsigned long long)vfs.f_bavail * vfs.f_frsize >= (1 << 20),
+           vfs.f_bavail <= vfs.f_blocks);
+    /* What Python's multiprocessing heap does with it: an unlinked file
+     * there, mapped shared, written by a child. */
+    char name[] = "/dev/shm/rvisor-test-XXXXXX";
+    int fd = mkstemp(name);
+    unlink(name);
+    ftruncate(fd, 4096);
+    char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) { perror("mmap"); return 3; }
+    if (fork() == 0) { strcpy(p, "written by the child"); _exit(0); }
+    wait(0);
+    printf("%s\n", p);
+    return 0;
+}
+"#;
+
+/// /dev/shm reports tmpfs with free space (Python's multiprocessing picks
+/// it for its shared heap only then; the fallback, /tmp, cannot be mapped
+/// shared in the sandbox).
+#[test]
+fn dev_shm_statfs_and_shared_mapping() {
+    let dir = TempDir::new("shm-statfs");
+    let exe = compile_static_c(&dir, "shm-statfs", SHM_STATFS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("room for 1 MiB=1"));
+}
+
+const EXECVEAT_MEMFD: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv, char **envp) {
+    if (argc > 1) { printf("running from a memfd: %s\n", argv[1]); return 0; }
+    /* Copy our own executable into a memfd and execveat it. */
+    int src = open("/proc/self/exe", O_RDONLY);
+    int mfd = memfd_create("prog", MFD_CLOEXEC);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(src, buf, sizeof buf)) > 0) write(mfd, buf, n);
+    close(src);
+    char *args[] = { argv[0], "yes", 0 };
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        syscall(SYS_execveat, mfd, "", args, envp, AT_EMPTY_PATH);
+        printf("execveat: %s\n", strerror(errno));
+        _exit(1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    printf("child status %d\n", WEXITSTATUS(st));
+    /* fexecve is execveat(fd, "", AT_EMPTY_PATH) too. */
+    int ro = memfd_create("prog2", 0);
+    lseek(mfd, 0, SEEK_SET);
+    while ((n = read(mfd, buf, sizeof buf)) > 0) write(ro, buf, n);
+    fflush(stdout);
+    fexecve(ro, args, envp);
+    printf("fexecve: %s\n", strerror(errno));
+    return 1;
+}
+"#;
+
+/// execveat(fd, "", AT_EMPTY_PATH) and fexecve run a memfd, a file without
+/// a path.
+#[test]
+fn execveat_empty_path_on_a_memfd() {
+    let dir = TempDir::new("execveat-memfd");
+    let exe = compile_static_c(&dir, "execveat-memfd", EXECVEAT_MEMFD);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("child status 0"));
+}
+
+const SYNC_FAULTS_AND_FUTEX_TIMEOUTS: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static sigjmp_buf env;
+static char *base;
+extern char ud2_at[], int3_after[];
+static void on_sig(int sig, siginfo_t *si, void *uc) {
+    ucontext_t *u = uc;
+    long rel = (char *)si->si_addr - base;
+    printf("signal %d code %d", sig, si->si_code);
+    if (sig == SIGBUS || sig == SIGSEGV) printf(" addr=base+%ld", rel);
+    if (sig == SIGILL) printf(" addr_is_ud2=%d", si->si_addr == (void *)ud2_at);
+    if (sig == SIGTRAP) printf(" rip_after_int3=%d", (char *)u->uc_mcontext.gregs[REG_RIP] == int3_after);
+    printf("\n");
+    siglongjmp(env, 1);
+}
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sig;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGBUS, &sa, 0);
+    sigaction(SIGILL, &sa, 0);
+    sigaction(SIGTRAP, &sa, 0);
+    sigaction(SIGSEGV, &sa, 0);
+    /* SIGBUS: a page of a mapped file wholly beyond its end. */
+    char path[] = "/tmp/rvisor-sigbus-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    write(fd, "0123456789", 10);
+    base = mmap(0, 3 * 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    printf("in the last page: %c, past EOF in it: %d\n", base[5], base[100]);
+    if (sigsetjmp(env, 1) == 0) { volatile char c = base[4096 + 8]; (void)c; printf("no SIGBUS\n"); }
+    if (sigsetjmp(env, 1) == 0) { volatile char c = base[2 * 4096]; (void)c; printf("no SIGBUS\n"); }
+    ssize_t n = write(1, base + 4096, 1);
+    printf("write from beyond EOF: %zd %s\n", n, n < 0 ? strerror(errno) : "");
+    /* SIGILL: ud2, si_addr is the instruction. */
+    if (sigsetjmp(env, 1) == 0) { __asm__ volatile(".globl ud2_at\nud2_at: ud2"); }
+    /* SIGTRAP: int3, rip after the instruction. */
+    if (sigsetjmp(env, 1) == 0) { __asm__ volatile("int3\n.globl int3_after\nint3_after: nop"); }
+    /* FUTEX_WAIT with a relative timeout, nobody wakes it. */
+    int word = 0;
+    struct timespec to = { 0, 50 * 1000 * 1000 }, a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    long r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &to, 0, 0);
+    int e = errno;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    printf("futex wait: %ld %s, waited at least 50 ms: %d\n", r, strerror(e), ms >= 50);
+    r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 1, &to, 0, 0);
+    printf("futex wait, value differs: %ld %s\n", r, strerror(errno));
+    struct timespec bad = { 0, 1000000000 };
+    r = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &bad, 0, 0);
+    printf("futex wait, bad timeout: %ld %s\n", r, strerror(errno));
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    struct timespec dl = a;
+    dl.tv_nsec += 30 * 1000 * 1000;
+    if (dl.tv_nsec >= 1000000000) { dl.tv_sec++; dl.tv_nsec -= 1000000000; }
+    r = syscall(SYS_futex, &word, FUTEX_WAIT_BITSET_PRIVATE, 0, &dl, 0, FUTEX_BITSET_MATCH_ANY);
+    e = errno;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    int reached = b.tv_sec > dl.tv_sec || (b.tv_sec == dl.tv_sec && b.tv_nsec >= dl.tv_nsec);
+    printf("futex wait bitset: %ld %s, deadline reached: %d\n", r, strerror(e), reached);
+    return 0;
+}
+"#;
+
+/// Synchronous signals with their si_code and si_addr: SIGBUS on a page of
+/// a mapped file wholly past its end (and EFAULT when the kernel reads it),
+/// SIGILL on ud2, SIGTRAP on int3; FUTEX_WAIT's relative and
+/// FUTEX_WAIT_BITSET's absolute timeouts.
+#[test]
+fn sigbus_sigill_sigtrap_and_futex_timeouts() {
+    let dir = TempDir::new("sync-faults");
+    let exe = compile_static_c(&dir, "sync-faults", SYNC_FAULTS_AND_FUTEX_TIMEOUTS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("signal 7 code 2 addr=base+4104"));
+}
+
+const COW_AFTER_COMPACTION: &str = r#"
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile long *shared_looking;
+int main(void) {
+    int go[2];
+    pipe(go);
+    /* A page of its own, which nothing touches between fork and the
+     * write below. */
+    shared_looking = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *shared_looking = 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        read(go[0], &c, 1);
+        printf("child sees %ld\n", *shared_looking);
+        return 0;
+    }
+    /* Thousands of address-space changes (the sandbox compacts its log of
+     * them), then a write to memory still shared copy-on-write. */
+    char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (int i = 0; i < 6000; i++)
+        mprotect(p, 4096, i % 2 ? PROT_READ | PROT_WRITE : PROT_READ);
+    *shared_looking = 2;
+    write(go[1], "x", 1);
+    waitpid(pid, 0, 0);
+    printf("parent sees %ld\n", *shared_looking);
+    return 0;
+}
+"#;
+
+/// Copy-on-write memory stays read-only in the stubs when the address-space
+/// change log is compacted (it was re-mapped writable, so a parent's write
+/// reached its child).
+#[test]
+fn copy_on_write_survives_log_compaction() {
+    let dir = TempDir::new("cow-compaction");
+    let exe = compile_static_c(&dir, "cow-compaction", COW_AFTER_COMPACTION);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("child sees 1"));
+}
+
+const PIDFD: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+static int pidfd_open(pid_t pid, unsigned flags) { return syscall(SYS_pidfd_open, pid, flags); }
+static int send(int fd, int sig, siginfo_t *info) { return syscall(SYS_pidfd_send_signal, fd, sig, info, 0); }
+static void report(const char *what, long r) { printf("%s: %ld %s\n", what, r, r < 0 ? strerror(errno) : "-"); }
+static volatile sig_atomic_t got;
+static void on_usr1(int s, siginfo_t *si, void *uc) { (void)s; (void)uc; got = si->si_code == SI_QUEUE ? si->si_value.sival_int : -1; }
+int main(void) {
+    int self = pidfd_open(getpid(), 0);
+    printf("self pidfd ok: %d cloexec: %d\n", self >= 0, fcntl(self, F_GETFD) == FD_CLOEXEC);
+    report("pidfd_open bad flags", pidfd_open(getpid(), 1));
+    report("pidfd_open pid 0", pidfd_open(0, 0));
+    report("pidfd_open no such pid", pidfd_open(99999, 0));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_usr1;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &sa, 0);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGUSR1;
+    si.si_code = SI_QUEUE;
+    si.si_value.sival_int = 42;
+    report("send to self with info", send(self, SIGUSR1, &si));
+    printf("handler saw value %d\n", got);
+    report("send mismatched si_signo", send(self, SIGUSR2, &si));
+    report("send with two flags", syscall(SYS_pidfd_send_signal, self, 0, 0, 3));
+    report("send with an unknown flag", syscall(SYS_pidfd_send_signal, self, 0, 0, 8));
+    got = 0;
+    report("send to the thread", syscall(SYS_pidfd_send_signal, self, SIGUSR1, &si, 1));
+    printf("handler saw value %d\n", got);
+    /* PIDFD_SIGNAL_PROCESS_GROUP: the group whose id is the process's pid. */
+    pid_t member = fork();
+    if (member == 0) { for (;;) pause(); }
+    int mfd = pidfd_open(member, 0);
+    report("send to the group named by a non-leader", syscall(SYS_pidfd_send_signal, mfd, SIGUSR1, &si, 4));
+    setpgid(member, member);
+    report("send to the group it leads", syscall(SYS_pidfd_send_signal, mfd, SIGKILL, 0, 4));
+    int mst;
+    waitpid(member, &mst, 0);
+    printf("group member killed by %d\n", WTERMSIG(mst));
+    report("send on a non-pidfd", send(1, 0, 0));
+    char procdir[32];
+    snprintf(procdir, sizeof procdir, "/proc/%d", getpid());
+    int pd = open(procdir, O_DIRECTORY | O_RDONLY);
+    got = 0;
+    report("send through a /proc/PID directory", send(pd, SIGUSR1, &si));
+    printf("handler saw value %d\n", got);
+    int root = open("/proc", O_DIRECTORY | O_RDONLY);
+    report("send through /proc itself", send(root, 0, 0));
+    char buf[8];
+    report("read a pidfd", read(self, buf, sizeof buf));
+    /* A child: poll until it exits, then waitid(P_PIDFD). */
+    int p[2];
+    pipe(p);
+    pid_t pid = fork();
+    if (pid == 0) { char c; read(p[0], &c, 1); _exit(7); }
+    int fd = pidfd_open(pid, 0);
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    printf("poll before exit: %d\n", poll(&pfd, 1, 0));
+    int nb = pidfd_open(pid, O_NONBLOCK);
+    siginfo_t info;
+    report("waitid on a nonblocking pidfd, still running", waitid(P_PIDFD, nb, &info, WEXITED));
+    write(p[1], "x", 1);
+    int n = poll(&pfd, 1, 5000);
+    printf("poll after exit: %d revents=%#x\n", n, pfd.revents);
+    report("send to a zombie", send(fd, SIGTERM, 0));
+    memset(&info, 0, sizeof info);
+    report("waitid P_PIDFD", waitid(P_PIDFD, fd, &info, WEXITED));
+    printf("child pid matches: %d code=%d status=%d\n", info.si_pid == pid, info.si_code, info.si_status);
+    report("send after reaping", send(fd, 0, 0));
+    report("waitid P_PIDFD again", waitid(P_PIDFD, fd, &info, WEXITED));
+    /* pidfd_send_signal kills a child. */
+    pid = fork();
+    if (pid == 0) { for (;;) pause(); }
+    fd = pidfd_open(pid, 0);
+    report("send SIGKILL", send(fd, SIGKILL, 0));
+    int st;
+    waitpid(pid, &st, 0);
+    printf("killed by %d\n", WTERMSIG(st));
+    /* CLONE_PIDFD through clone3 and clone. */
+    struct { unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls; } args;
+    memset(&args, 0, sizeof args);
+    int cfd = -5;
+    args.flags = CLONE_PIDFD;
+    args.pidfd = (unsigned long long)&cfd;
+    args.exit_signal = SIGCHLD;
+    long r = syscall(SYS_clone3, &args, sizeof args);
+    if (r == 0) _exit(3);
+    printf("clone3 pidfd set: %d cloexec: %d\n", cfd >= 0, fcntl(cfd, F_GETFD) == FD_CLOEXEC);
+    memset(&info, 0, sizeof info);
+    waitid(P_PIDFD, cfd, &info, WEXITED);
+    printf("clone3 child status %d pid matches %d\n", info.si_status, info.si_pid == r);
+    int cfd2 = -5;
+    r = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, &cfd2, 0, 0);
+    if (r == 0) _exit(4);
+    memset(&info, 0, sizeof info);
+    waitid(P_PIDFD, cfd2, &info, WEXITED);
+    printf("clone child status %d\n", info.si_status);
+    report("clone PIDFD|PARENT_SETTID", syscall(SYS_clone, CLONE_PIDFD | CLONE_PARENT_SETTID | SIGCHLD, 0, &cfd2, 0, 0));
+    return 0;
+}
+"#;
+
+/// pidfd_open, pidfd_send_signal (siginfo, thread / process-group scope,
+/// through a /proc/PID directory too), poll on a pidfd, waitid(P_PIDFD) (EAGAIN when non-blocking), and
+/// CLONE_PIDFD through clone and clone3.
+#[test]
+fn pidfd_open_send_signal_poll_waitid_and_clone_pidfd() {
+    let dir = TempDir::new("pidfd");
+    let exe = compile_static_c(&dir, "pidfd", PIDFD);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("child pid matches: 1 code=1 status=7"));
+}
+
+const FP_STATE_AND_CPU_CLOCKS: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+/* Rounding modes straight from MXCSR and the x87 control word (no libm). */
+static const char *names[] = { "nearest", "downward", "upward", "toward zero" };
+static void set_upward(void) {
+    unsigned int csr;
+    unsigned short cw;
+    __asm__ volatile("stmxcsr %0" : "=m"(csr));
+    csr = (csr & ~0x6000u) | (2u << 13);
+    __asm__ volatile("ldmxcsr %0" : : "m"(csr));
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    cw = (cw & ~0xc00) | (2 << 10);
+    __asm__ volatile("fldcw %0" : : "m"(cw));
+}
+static char buf[64];
+static const char *mode(void) {
+    unsigned int csr;
+    unsigned short cw;
+    __asm__ volatile("stmxcsr %0" : "=m"(csr));
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    snprintf(buf, sizeof buf, "sse %s, x87 %s", names[(csr >> 13) & 3], names[(cw >> 10) & 3]);
+    return buf;
+}
+static long ms(clockid_t c) {
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static void *show(void *x) { printf("%s: rounding %s\n", (const char *)x, mode()); return 0; }
+static void *burn(void *x) {
+    (void)x;
+    volatile unsigned long n = 0;
+    while (ms(CLOCK_THREAD_CPUTIME_ID) < 150) n++;
+    return 0;
+}
+static void *fresh(void *x) {
+    (void)x;
+    printf("a new thread's CPU clock starts near zero: %d\n", ms(CLOCK_THREAD_CPUTIME_ID) < 50);
+    return 0;
+}
+int main(int argc, char **argv) {
+    if (argc > 1) {
+        printf("after execve: rounding %s\n", mode());
+        return 0;
+    }
+    /* FP state: inherited by threads and forks, reset by execve. */
+    set_upward();
+    pthread_t t;
+    pthread_create(&t, 0, show, "thread");
+    pthread_join(t, 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        show("forked child");
+        fflush(stdout);
+        execl("/proc/self/exe", argv[0], "exec", (char *)0);
+        _exit(127);
+    }
+    waitpid(pid, 0, 0);
+    /* CPU clocks: per thread; the process's keeps the time of threads gone. */
+    for (int i = 0; i < 3; i++) {
+        pthread_create(&t, 0, burn, 0);
+        pthread_join(t, 0);
+        pthread_create(&t, 0, fresh, 0);
+        pthread_join(t, 0);
+    }
+    printf("the process clock counts the exited threads: %d\n", ms(CLOCK_PROCESS_CPUTIME_ID) >= 450);
+    return 0;
+}
+"#;
+
+/// Threads and forked children start with their parent's FP state (here
+/// the rounding modes), execve resets it; CPU clocks are per thread (a
+/// sentry thread and stub that drove an exited thread drive the next one)
+/// and the process clock keeps the time of threads gone.
+#[test]
+fn fp_state_inherited_and_reset_cpu_clocks_per_thread() {
+    let dir = TempDir::new("fp-cpu");
+    let exe = compile_static_c(&dir, "fp-cpu", FP_STATE_AND_CPU_CLOCKS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native
+        .stdout_str()
+        .contains("forked child: rounding sse upward"));
+}

@@ -333,8 +333,21 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             let comm = String::from_utf8_lossy(&lock(&th.comm)).to_string();
             let vsize = lock(&th.mm()).mapped_bytes() / 1024;
             let c = t.creds();
+            let threads = lock(&th.proc_.state).threads.len().max(1);
+            let pending = lock(&th.signals).bits();
+            let shared = lock(&th.proc_.signals).bits();
+            let blocked = th.sigmask.load(std::sync::atomic::Ordering::Relaxed);
+            let (mut ignored, mut caught) = (0u64, 0u64);
+            for (i, a) in lock(&th.sigactions).iter().enumerate() {
+                let sig = i as i32 + 1;
+                if a.handler == crate::kernel::task::SIG_IGN {
+                    ignored |= crate::signals::bit(sig);
+                } else if a.handler != crate::kernel::task::SIG_DFL {
+                    caught |= crate::signals::bit(sig);
+                }
+            }
             format!(
-                "Name:\t{comm}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmSize:\t{vsize} kB\nVmRSS:\t{vsize} kB\nThreads:\t1\nSigQ:\t0/0\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t0\nCpus_allowed_list:\t0-{}\n",
+                "Name:\t{comm}\nUmask:\t{:04o}\nState:\tR (running)\nTgid:\t{}\nNgid:\t0\nPid:\t{}\nPPid:\t{}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmSize:\t{vsize} kB\nVmRSS:\t{vsize} kB\nThreads:\t{threads}\nSigQ:\t0/0\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\nSigCgt:\t{caught:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t0\nCpus_allowed_list:\t0-{}\n",
                 lock(&th.fs).umask,
                 th.tgid,
                 th.tid,

@@ -1,6 +1,9 @@
 //! clone: new tasks (threads or processes), each driven by its own sentry
 //! thread, which creates the task's stub (the ptrace tracer must be the
-//! thread that drives it).
+//! thread that drives it). A sentry thread whose task has exited parks with
+//! its stub (up to `MAX_IDLE` of them) and drives the next new task: that
+//! saves a host thread and a stub fork, most of what creating a thread
+//! costs.
 
 use super::process::Process;
 use super::task::{ExitStatus, Task};
@@ -22,7 +25,16 @@ const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
 const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
 const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
 
-pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> KResult<u64> {
+/// `pidfd`: the CLONE_PIDFD descriptor to name the new process.
+pub fn spawn(
+    t: &mut Task,
+    flags: u64,
+    stack: u64,
+    ptid: u64,
+    ctid: u64,
+    tls: u64,
+    pidfd: Option<Arc<crate::fs::pidfd::PidFd>>,
+) -> KResult<u64> {
     let k = t.k.clone();
     // The sandbox's pids limit (every task is a host thread and a stub
     // process, so this also protects the host), and RLIMIT_NPROC.
@@ -79,6 +91,9 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
             me.sid.load(std::sync::atomic::Ordering::Relaxed),
         ));
         *lock(&p.rlimits) = *lock(&me.rlimits);
+        if let Some(fd) = &pidfd {
+            fd.set(p.clone());
+        }
         k.add_process(p.clone());
         if let Some(pp) = k.process(parent) {
             pp.lock().children.insert(tid);
@@ -104,6 +119,7 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
         sleeper: Default::default(),
         exec_kill: Default::default(),
         pdeathsig: Default::default(),
+        affinity: Mutex::new(lock(&t.info.affinity).clone()),
     });
     k.register(info.clone());
 
@@ -137,6 +153,8 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
             0
         },
         vfork: vfork.clone(),
+        // The child starts with the parent's FP registers, as on Linux.
+        fp: t.ctx.fp_state().ok(),
         altstack: if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
             (0, 0, 2)
         } else {
@@ -144,13 +162,15 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
         },
         debug: t.debug,
     };
-    let builder = std::thread::Builder::new()
-        .name(format!("task-{tid}"))
-        .stack_size(256 * 1024);
-    if builder.spawn(move || run_child(spec)).is_err() {
-        proc_.lock().threads.remove(&tid);
-        k.unregister(tid);
-        return Err(Errno::EAGAIN);
+    if let Err(spec) = k.workers.hand_over(Box::new(spec)) {
+        let builder = std::thread::Builder::new()
+            .name(format!("task-{tid}"))
+            .stack_size(256 * 1024);
+        if builder.spawn(move || worker(spec)).is_err() {
+            proc_.lock().threads.remove(&tid);
+            k.unregister(tid);
+            return Err(Errno::EAGAIN);
+        }
     }
     if let Some(v) = vfork {
         let mut done = lock(&v.0);
@@ -161,7 +181,7 @@ pub fn spawn(t: &mut Task, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u6
     Ok(tid as u64)
 }
 
-struct ChildSpec {
+pub struct ChildSpec {
     k: Arc<super::Kernel>,
     tid: i32,
     tgid: i32,
@@ -172,28 +192,105 @@ struct ChildSpec {
     sigmask: u64,
     clear_child_tid: u64,
     vfork: Option<Arc<(Mutex<bool>, Condvar)>>,
+    /// The parent's FP state (FXSAVE/XSAVE image), if it could be read.
+    fp: Option<Vec<u8>>,
     altstack: (u64, u64, i32),
     debug: bool,
 }
 
-fn run_child(s: ChildSpec) {
-    let ctx = match s.k.platform.new_context() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("task {}: cannot start stub: {e}", s.tid);
-            let p = s.info.proc_.clone();
-            p.lock().threads.remove(&s.tid);
-            s.k.unregister(s.tid);
-            if let Some(v) = &s.vfork {
-                *lock(&v.0) = true;
-                v.1.notify_all();
+/// Most sentry threads kept parked with their stubs.
+const MAX_IDLE: usize = 16;
+
+/// Parked sentry threads, each waiting for a task to drive.
+#[derive(Default)]
+pub struct Workers {
+    idle: Mutex<Vec<std::sync::mpsc::Sender<Box<ChildSpec>>>>,
+}
+
+impl Workers {
+    /// Gives `spec` to a parked worker; back when there is none.
+    fn hand_over(&self, mut spec: Box<ChildSpec>) -> Result<(), Box<ChildSpec>> {
+        loop {
+            let Some(tx) = lock(&self.idle).pop() else {
+                return Err(spec);
+            };
+            match tx.send(spec) {
+                Ok(()) => return Ok(()),
+                Err(std::sync::mpsc::SendError(back)) => spec = back,
             }
-            if p.lock().threads.is_empty() {
-                super::process_exit(&s.k, &p, ExitStatus::Signaled(libc::SIGKILL));
-            }
+        }
+    }
+
+    /// Parks a worker (false when enough are parked already).
+    fn park(&self, tx: std::sync::mpsc::Sender<Box<ChildSpec>>) -> bool {
+        let mut idle = lock(&self.idle);
+        if idle.len() >= MAX_IDLE {
+            return false;
+        }
+        idle.push(tx);
+        true
+    }
+}
+
+/// A sentry thread: drives `first`, then, parked with its stub, the tasks
+/// clone hands it, until the pool is full.
+fn worker(first: Box<ChildSpec>) {
+    let mut spec = first;
+    let mut ctx: Option<Box<dyn crate::platform::Context>> = None;
+    loop {
+        let k = spec.k.clone();
+        let c = match ctx.take() {
+            Some(c) => c,
+            None => match k.platform.new_context() {
+                Ok(c) => c,
+                Err(e) => {
+                    start_failed(&spec, &e.to_string());
+                    return;
+                }
+            },
+        };
+        let Some(mut c) = run_child(*spec, c) else {
+            return;
+        };
+        let host = c.host_pid();
+        let (tx, rx) = std::sync::mpsc::channel();
+        if !c.reusable() || !k.workers.park(tx) {
+            crate::kernel::timers::forget_stub(host);
             return;
         }
-    };
+        ctx = Some(c);
+        match rx.recv() {
+            Ok(next) => spec = next,
+            Err(_) => return,
+        }
+    }
+}
+
+/// No stub for the new task: it never runs.
+fn start_failed(s: &ChildSpec, why: &str) {
+    tracing::error!("task {}: cannot start stub: {why}", s.tid);
+    let p = s.info.proc_.clone();
+    p.lock().threads.remove(&s.tid);
+    s.k.unregister(s.tid);
+    if let Some(v) = &s.vfork {
+        *lock(&v.0) = true;
+        v.1.notify_all();
+    }
+    if p.lock().threads.is_empty() {
+        super::process_exit(&s.k, &p, ExitStatus::Signaled(libc::SIGKILL));
+    }
+}
+
+/// Runs the task of `s` on `ctx`; gives the stub back when the task ended
+/// in a way that leaves it fit to drive another (see `Task::reusable`).
+fn run_child(
+    s: ChildSpec,
+    mut ctx: Box<dyn crate::platform::Context>,
+) -> Option<Box<dyn crate::platform::Context>> {
+    if let Some(fp) = &s.fp {
+        let _ = ctx.set_fp_state(fp);
+    }
+    crate::kernel::timers::rebase_stub(ctx.host_pid());
     s.info.proc_.lock().threads.insert(s.tid, ctx.host_pid());
     ctx.colocate(s.tid as usize);
     crate::signals::set_current(s.info.clone());
@@ -215,6 +312,9 @@ fn run_child(s: ChildSpec) {
         altstack: s.altstack,
         restart_deadline: None,
         debug: s.debug,
+        reusable: false,
     };
     task.run();
+    let Task { ctx, reusable, .. } = task;
+    reusable.then_some(ctx)
 }

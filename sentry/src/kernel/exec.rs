@@ -7,8 +7,16 @@ use crate::loader;
 use crate::vfs::lock;
 use std::sync::{Arc, Mutex};
 
-pub fn execve(t: &mut Task, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<()> {
-    let loaded = loader::exec(t, path, argv, envp.clone())?;
+/// Replaces the task's image with `path` (or with `file`, which `path`
+/// names, for execveat on a descriptor).
+pub fn execve(
+    t: &mut Task,
+    path: &[u8],
+    file: Option<Arc<crate::vfs::Dentry>>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> KResult<()> {
+    let loaded = loader::exec(t, path, file, argv, envp.clone())?;
     // Capabilities across exec (no file capabilities or set-id bits).
     t.creds.on_exec();
     let mut regs = t.ctx.initial_regs();
@@ -16,12 +24,29 @@ pub fn execve(t: &mut Task, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>)
     regs.rsp = loaded.sp;
     t.regs = regs;
     lock(&t.fds()).close_on_exec();
+    // Handled signals go back to SIG_DFL; ignored ones stay ignored, but
+    // every action loses its flags, mask and restorer (Linux's
+    // flush_signal_handlers). The alternate signal stack is gone with the
+    // old image.
     if let Ok(mut acts) = t.sigactions.lock() {
         for a in acts.iter_mut() {
-            if a.handler != SIG_IGN {
-                *a = SigAction::default();
-            }
+            let handler = if a.handler == SIG_IGN { SIG_IGN } else { 0 };
+            *a = SigAction {
+                handler,
+                ..SigAction::default()
+            };
         }
+    }
+    t.altstack = (0, 0, SS_DISABLE);
+    // The FPU/SSE/AVX registers start in their initial state.
+    if let Ok(mut fp) = t.ctx.fp_state() {
+        init_fp_state(&mut fp);
+        let _ = t.ctx.set_fp_state(&fp);
+    }
+    // POSIX timers do not survive execve (interval timers do).
+    let timers = std::mem::take(&mut *lock(&t.proc_().posix_timers));
+    for tm in timers.into_values() {
+        tm.delete();
     }
     let name = loaded.exe.name.clone();
     *lock(&t.info.comm) = name[..name.len().min(15)].to_vec();
@@ -36,28 +61,31 @@ pub fn execve(t: &mut Task, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>)
 /// non-leader caller takes over the thread group id (as Linux's de_thread).
 pub fn de_thread(t: &mut Task) -> KResult<()> {
     let p = t.proc_().clone();
-    let others: Vec<(i32, i32)> = p
-        .lock()
-        .threads
-        .iter()
-        .filter(|(tid, _)| **tid != t.tid)
-        .map(|(a, b)| (*a, *b))
-        .collect();
+    // Marked and killed under the process lock: a thread leaving the group
+    // after this knows its stub was killed (and does not reuse it).
+    let others: Vec<Arc<ThreadInfo>> = {
+        let ps = p.lock();
+        let mut others = Vec::new();
+        for (&tid, &host) in ps.threads.iter().filter(|(tid, _)| **tid != t.tid) {
+            if let Some(th) = t.k.thread(tid) {
+                th.exec_kill
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                others.push(th);
+            }
+            if host > 0 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(host),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        others
+    };
     if others.is_empty() {
         return Ok(());
     }
-    for (tid, host) in &others {
-        if let Some(th) = t.k.thread(*tid) {
-            th.exec_kill
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            crate::signals::kick(&th);
-        }
-        if *host > 0 {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(*host),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+    for th in &others {
+        crate::signals::kick(th);
     }
     // Wait (bounded) for them to leave the thread group.
     for _ in 0..2000 {
@@ -92,7 +120,10 @@ pub fn de_thread(t: &mut Task) -> KResult<()> {
             blocker: Mutex::new(None),
             sleeper: Default::default(),
             exec_kill: Default::default(),
-            pdeathsig: Default::default(),
+            pdeathsig: std::sync::atomic::AtomicI32::new(
+                t.info.pdeathsig.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            affinity: Mutex::new(lock(&t.info.affinity).clone()),
         });
         t.k.register(info.clone());
         crate::signals::set_current(info.clone());
@@ -100,4 +131,23 @@ pub fn de_thread(t: &mut Task) -> KResult<()> {
         t.tid = t.tgid;
     }
     Ok(())
+}
+
+/// Turns an FXSAVE/XSAVE image into the processor's initial FP state:
+/// x87 control word 0x37f, MXCSR 0x1f80, every register zero; of the XSAVE
+/// components only x87 and SSE marked present (with those values), the
+/// others initial. MXCSR_MASK and the software-reserved bytes, which
+/// describe the format, are kept.
+pub fn init_fp_state(fp: &mut [u8]) {
+    if fp.len() < 512 {
+        return;
+    }
+    let mxcsr_mask: [u8; 4] = [fp[28], fp[29], fp[30], fp[31]];
+    fp[..464].fill(0);
+    fp[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+    fp[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+    fp[28..32].copy_from_slice(&mxcsr_mask);
+    if fp.len() >= 520 {
+        fp[512..520].copy_from_slice(&3u64.to_le_bytes()); // XSTATE_BV
+    }
 }

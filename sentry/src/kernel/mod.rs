@@ -50,6 +50,8 @@ pub struct ThreadInfo {
     pub exec_kill: std::sync::atomic::AtomicBool,
     /// prctl(PR_SET_PDEATHSIG): signal sent when the parent exits.
     pub pdeathsig: AtomicI32,
+    /// sched_setaffinity mask, one bit per CPU; empty means every CPU.
+    pub affinity: Mutex<Vec<u8>>,
 }
 
 impl ThreadInfo {
@@ -90,6 +92,8 @@ pub struct Kernel {
     threads: Mutex<HashMap<i32, Arc<ThreadInfo>>>,
     procs: Mutex<HashMap<i32, Arc<process::Process>>>,
     pub futexes: futex::FutexTable,
+    /// Sentry threads parked with their stubs, for the next new tasks.
+    pub workers: clone::Workers,
     /// The exit status of the sandbox's init process, once it has exited.
     pub init_exit: Mutex<Option<task::ExitStatus>>,
     pub init_exit_cv: std::sync::Condvar,
@@ -136,6 +140,7 @@ impl Kernel {
             threads: Mutex::new(HashMap::new()),
             procs: Mutex::new(HashMap::new()),
             futexes: futex::FutexTable::default(),
+            workers: Default::default(),
             init_exit: Mutex::new(None),
             init_exit_cv: std::sync::Condvar::new(),
             unimplemented: Mutex::new(BTreeMap::new()),
@@ -222,6 +227,8 @@ impl Kernel {
 /// A process has exited: reparent its children to init, become a zombie of
 /// the parent (or end the sandbox when it is init).
 pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitStatus) {
+    // Its pidfds poll readable now.
+    crate::syscalls::poll::hub().notify();
     let (children, zombies) = {
         let mut ps = p.lock();
         (

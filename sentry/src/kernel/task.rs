@@ -101,6 +101,10 @@ pub struct Task {
     /// sigaltstack: (sp, size, flags).
     pub altstack: (u64, u64, i32),
     pub debug: bool,
+    /// Set at exit when the stub may drive another task: no other thread's
+    /// group exit or execve has killed it (decided under the process lock,
+    /// under which they kill).
+    pub reusable: bool,
 }
 
 impl Task {
@@ -112,6 +116,7 @@ impl Task {
         })?;
         let tid = k.alloc_pid();
         ctx.colocate(tid as usize);
+        crate::kernel::timers::rebase_stub(ctx.host_pid());
         let mm = MemoryManager::new(k.mf.clone(), k.platform.new_address_space());
         let proc_ = Arc::new(Process::new(tid, 0, tid, tid));
         proc_.lock().threads.insert(tid, ctx.host_pid());
@@ -138,6 +143,7 @@ impl Task {
             sleeper: Default::default(),
             exec_kill: Default::default(),
             pdeathsig: Default::default(),
+            affinity: Mutex::new(Vec::new()),
         });
         k.register(info.clone());
         crate::signals::set_current(info.clone());
@@ -158,9 +164,10 @@ impl Task {
             exit: None,
             group_exit: false,
             vfork_done: None,
-            altstack: (0, 0, 2),
+            altstack: (0, 0, SS_DISABLE),
             restart_deadline: None,
             debug: false,
+            reusable: false,
         })
     }
 
@@ -300,6 +307,12 @@ impl Task {
                     addr,
                 }) if lock(&self.mm()).cow_fault(addr) => {}
                 Ok(Event::Fault { signo, code, addr }) => {
+                    // A page of a mapped file past its end: SIGBUS/BUS_ADRERR.
+                    let (signo, code) = if signo == 11 && lock(&self.mm()).past_eof(addr) {
+                        (7, 2)
+                    } else {
+                        (signo, code)
+                    };
                     let info = crate::signals::SigInfo {
                         signo,
                         code,
@@ -448,7 +461,7 @@ impl Task {
         self.release_vfork();
         self.k.unregister(self.tid);
         let proc_ = self.proc_().clone();
-        let (last, status, siblings) = {
+        let (last, status) = {
             let mut ps = proc_.lock();
             ps.threads.remove(&self.tid);
             proc_.cpu_dead_ns.fetch_add(
@@ -456,6 +469,12 @@ impl Task {
                 std::sync::atomic::Ordering::Relaxed,
             );
             let already = ps.exit.is_some();
+            // (A group exit of our own kills only the siblings' stubs.)
+            self.reusable = !already
+                && !self
+                    .info
+                    .exec_kill
+                    .load(std::sync::atomic::Ordering::Relaxed);
             if self.group_exit && !already {
                 ps.exit = Some(st);
                 proc_
@@ -469,26 +488,26 @@ impl Task {
                     .exiting
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            let siblings: Vec<i32> = ps.threads.values().copied().collect();
-            (
-                last || (self.group_exit && !already),
-                ps.exit.unwrap_or(st),
-                siblings,
-            )
+            if self.group_exit {
+                // Kill the siblings' stubs under the lock: a sibling that
+                // leaves the thread group after this sees the exit and
+                // does not reuse its (killed) stub.
+                for &host in ps.threads.values() {
+                    if host > 0 {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(host),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+            (last || (self.group_exit && !already), ps.exit.unwrap_or(st))
         };
         if self.group_exit {
-            // Wake siblings blocked in the sentry; kill those running.
+            // Wake siblings blocked in the sentry.
             for th in self.k.threads_of(self.tgid) {
                 if th.tid != self.tid {
                     crate::signals::kick(&th);
-                }
-            }
-            for host in siblings {
-                if host > 0 {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(host),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
                 }
             }
         }

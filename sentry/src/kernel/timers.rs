@@ -6,7 +6,8 @@ use super::process::Process;
 use super::Kernel;
 use crate::signals::{self, SigInfo};
 use crate::vfs::lock;
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// What a timer measures.
@@ -89,7 +90,9 @@ impl Timer {
         match self.clock {
             TimerClock::Real => self.base.elapsed().as_nanos() as u64,
             TimerClock::ProcessCpu => match (self.k.upgrade(), self.proc_.upgrade()) {
-                (Some(k), Some(p)) => process_cpu_ns(&k, &p),
+                (Some(k), Some(p)) => {
+                    process_cpu_ns(&k, &p) + p.cpu_dead_ns.load(Ordering::Relaxed)
+                }
                 _ => 0,
             },
         }
@@ -218,11 +221,8 @@ impl Timer {
     }
 }
 
-/// CPU time of one stub (host process), in ns.
-pub fn stub_cpu_ns(host: i32) -> u64 {
-    if host <= 0 {
-        return 0;
-    }
+/// The host CPU clock of a stub process, in ns.
+fn host_cpu_ns(host: i32) -> u64 {
     let clock = (!host << 3) | 2;
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -233,24 +233,40 @@ pub fn stub_cpu_ns(host: i32) -> u64 {
     ts.tv_sec.max(0) as u64 * 1_000_000_000 + ts.tv_nsec.max(0) as u64
 }
 
-/// Total CPU time of a thread group's stubs, in ns.
+/// What each stub's host CPU clock read when it began driving its current
+/// task (a stub is reused for task after task).
+fn cpu_bases() -> &'static Mutex<std::collections::HashMap<i32, u64>> {
+    static BASES: OnceLock<Mutex<std::collections::HashMap<i32, u64>>> = OnceLock::new();
+    BASES.get_or_init(Default::default)
+}
+
+/// The stub `host` starts a new task: its CPU time counts from now.
+pub fn rebase_stub(host: i32) {
+    if host > 0 {
+        let now = host_cpu_ns(host);
+        lock(cpu_bases()).insert(host, now);
+    }
+}
+
+/// The stub `host` is gone.
+pub fn forget_stub(host: i32) {
+    lock(cpu_bases()).remove(&host);
+}
+
+/// CPU time of the task a stub (host process) drives, in ns.
+pub fn stub_cpu_ns(host: i32) -> u64 {
+    if host <= 0 {
+        return 0;
+    }
+    let base = lock(cpu_bases()).get(&host).copied().unwrap_or(0);
+    host_cpu_ns(host).saturating_sub(base)
+}
+
+/// Total CPU time of a thread group's live threads, in ns.
 pub fn process_cpu_ns(k: &Kernel, p: &Process) -> u64 {
     let hosts: Vec<i32> = p.lock().threads.values().copied().collect();
     let _ = k;
-    hosts
-        .into_iter()
-        .filter(|h| *h > 0)
-        .map(|h| {
-            let clock = (!h << 3) | 2;
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: valid out-parameter.
-            unsafe { libc::clock_gettime(clock, &mut ts) };
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-        })
-        .sum()
+    hosts.into_iter().map(stub_cpu_ns).sum()
 }
 
 fn run(w: Weak<Timer>) {

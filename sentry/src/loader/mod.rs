@@ -33,6 +33,12 @@ fn rand_u64() -> u64 {
 /// Open `path` for exec: must be a regular file the caller may execute.
 fn open_exec(t: &Task, path: &[u8]) -> KResult<(Arc<Dentry>, Arc<File>)> {
     let d = Walker::new(t).walk(&t.cwd(), path, true)?;
+    open_exec_dentry(t, d)
+}
+
+/// Opens an executable already found (execveat with AT_EMPTY_PATH names it
+/// by a file descriptor, which may have no path at all, e.g. a memfd).
+fn open_exec_dentry(t: &Task, d: Arc<Dentry>) -> KResult<(Arc<Dentry>, Arc<File>)> {
     let m = d.meta();
     if m.is_dir() {
         return Err(Errno::EACCES);
@@ -212,6 +218,7 @@ fn load_segments(
                 dev,
                 ino,
                 file_off: page_round_down(p.p_offset),
+                file_size: u64::MAX,
             },
         )?;
         let lead = bias.wrapping_add(p.p_vaddr) - start;
@@ -226,16 +233,22 @@ fn load_segments(
 }
 
 /// Replace `t`'s image with the program at `path`.
+/// Loads `path` (or `first`, the file `path` stands for, when given) into
+/// the task.
 pub fn exec(
     t: &mut Task,
     path: &[u8],
+    mut first: Option<Arc<Dentry>>,
     mut argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> KResult<Loaded> {
     let mut path = path.to_vec();
     let mut depth = 0;
     let (dentry, file, elf) = loop {
-        let (d, f) = open_exec(t, &path)?;
+        let (d, f) = match first.take() {
+            Some(d) => open_exec_dentry(t, d)?,
+            None => open_exec(t, &path)?,
+        };
         let head = read_at(&f, 0, 256)?;
         if head.starts_with(b"#!") {
             depth += 1;
@@ -397,7 +410,9 @@ pub fn exec(
     sp &= !15;
 
     let c = t.creds();
-    let hwcap = std::arch::x86_64::__cpuid(1).edx as u64;
+    // CPUID traps in a VM: ask once.
+    static HWCAP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let hwcap = *HWCAP.get_or_init(|| std::arch::x86_64::__cpuid(1).edx as u64);
     let auxv: Vec<(u64, u64)> = vec![
         (16, hwcap),                 // AT_HWCAP
         (6, PAGE_SIZE),              // AT_PAGESZ

@@ -45,7 +45,14 @@ pub struct Vma {
     /// Shared memory is owned by this handle (freed when the last VMA that
     /// maps it, in any process, goes away); private memory by the VMA.
     pub owner: Option<Arc<SharedRange>>,
+    /// Pages from this address on lie wholly past the end of the file a
+    /// private file mapping copies: they are not accessible and an access
+    /// is SIGBUS, as on Linux. `NO_BUS` when there are none.
+    pub bus_from: u64,
 }
+
+/// `Vma::bus_from` of a mapping without pages past the end of a file.
+pub const NO_BUS: u64 = u64::MAX;
 
 /// A memory-file range shared between mappings: MAP_SHARED memory, or
 /// private memory shared copy-on-write after fork (a private VMA with an
@@ -92,6 +99,20 @@ impl Vma {
             self.prot
         }
     }
+
+    /// What the stubs map for this VMA: (addr, len, memory-file offset,
+    /// protection); the pages past the end of a file inaccessible.
+    pub fn hw_maps(&self) -> Vec<(u64, u64, u64, Prot)> {
+        let mid = self.bus_from.clamp(self.start, self.end);
+        let mut out = Vec::with_capacity(2);
+        if mid > self.start {
+            out.push((self.start, mid - self.start, self.off, self.hw_prot()));
+        }
+        if mid < self.end {
+            out.push((mid, self.end - mid, self.off + (mid - self.start), 0));
+        }
+        out
+    }
 }
 
 impl std::fmt::Debug for MemoryFile {
@@ -108,6 +129,8 @@ pub enum Backing<'a> {
     FileCopy {
         fd: i32,
         file_off: u64,
+        /// Size of the file: pages wholly past it are SIGBUS.
+        file_size: u64,
         path: String,
         dev: u64,
         ino: u64,
@@ -119,6 +142,9 @@ pub enum Backing<'a> {
         dev: u64,
         ino: u64,
         file_off: u64,
+        /// Size of the file (`u64::MAX` for the loader's segments, whose
+        /// tails are bss): pages wholly past it are SIGBUS.
+        file_size: u64,
     },
 }
 
@@ -207,9 +233,15 @@ impl MemoryManager {
     }
 
     fn insert(&mut self, v: Vma) {
-        self.as_
-            .map_file(v.start, v.end - v.start, v.off, v.hw_prot());
+        self.map_vma(&v);
         self.vmas.insert(v.start, v);
+    }
+
+    /// Log the stub mappings of `v`.
+    fn map_vma(&self, v: &Vma) {
+        for (addr, len, off, prot) in v.hw_maps() {
+            self.as_.map_file(addr, len, off, prot);
+        }
     }
 
     /// Create a mapping. `addr` is exact when `fixed`, a hint otherwise.
@@ -252,6 +284,23 @@ impl MemoryManager {
                 file_off: *file_off,
             },
         };
+        let bus_from = match &backing {
+            Backing::Anon => NO_BUS,
+            Backing::FileCopy {
+                file_off,
+                file_size,
+                ..
+            }
+            | Backing::Bytes {
+                file_off,
+                file_size,
+                ..
+            } => match page_round_up(*file_size) {
+                Some(eof) if eof <= *file_off => start,
+                Some(eof) if eof - file_off < len => start + (eof - file_off),
+                _ => NO_BUS,
+            },
+        };
         let filled = match backing {
             Backing::Anon => Ok(()),
             Backing::FileCopy { fd, file_off, .. } => self
@@ -276,6 +325,7 @@ impl MemoryManager {
             off,
             kind,
             owner: shared.then(|| SharedRange::new(self.mf.clone(), off, len)),
+            bus_from: if shared { NO_BUS } else { bus_from },
         });
         Ok(start)
     }
@@ -366,14 +416,21 @@ impl MemoryManager {
         self.split_at(addr);
         self.split_at(end);
         let keys: Vec<u64> = self.vmas.range(addr..end).map(|(&k, _)| k).collect();
+        let mut revoked = false;
         for k in keys {
             if let Some(v) = self.vmas.get_mut(&k) {
                 if v.prot != prot {
+                    revoked |= v.prot & !prot != 0;
                     v.prot = prot;
-                    let (s, e, o, hw) = (v.start, v.end, v.off, v.hw_prot());
-                    self.as_.map_file(s, e - s, o, hw);
+                    let v = v.clone();
+                    self.map_vma(&v);
                 }
             }
+        }
+        // A permission taken away holds for every thread when mprotect
+        // returns, also for siblings running right now.
+        if revoked {
+            self.as_.shootdown();
         }
         self.maybe_compact();
         Ok(())
@@ -401,6 +458,7 @@ impl MemoryManager {
                 off,
                 kind: VmaKind::Heap,
                 owner: None,
+                bus_from: NO_BUS,
             });
         } else if new_end < old_end {
             self.unmap_range(new_end, old_end);
@@ -466,6 +524,12 @@ impl MemoryManager {
                         VmaKind::Anon
                     },
                     owner: None,
+                    // Still past the end of the file, if the old end was.
+                    bus_from: if v.bus_from <= old_end {
+                        old_end
+                    } else {
+                        NO_BUS
+                    },
                 });
                 return Ok(old);
             }
@@ -496,6 +560,11 @@ impl MemoryManager {
             return Err(e);
         }
         let kind = v.kind.clone();
+        let bus_from = if v.bus_from == NO_BUS {
+            NO_BUS
+        } else {
+            dest + v.bus_from.saturating_sub(old)
+        };
         self.unmap_range(old, old_end);
         self.unmap_range(dest, dest + new_len);
         self.insert(Vma {
@@ -506,6 +575,7 @@ impl MemoryManager {
             off,
             kind,
             owner: None,
+            bus_from,
         });
         Ok(dest)
     }
@@ -547,11 +617,7 @@ impl MemoryManager {
 
     fn maybe_compact(&mut self) {
         if self.as_.log_len() > 4096 {
-            let maps: Vec<_> = self
-                .vmas
-                .values()
-                .map(|v| (v.start, v.end - v.start, v.off, v.prot))
-                .collect();
+            let maps: Vec<_> = self.vmas.values().flat_map(Vma::hw_maps).collect();
             self.as_.reset(&maps);
         }
     }
@@ -570,10 +636,10 @@ impl MemoryManager {
                 Some((_, v)) if v.end > cur => v,
                 _ => return Err(Errno::EFAULT),
             };
-            if v.prot & need != need || v.prot == 0 {
+            if v.prot & need != need || v.prot == 0 || cur >= v.bus_from {
                 return Err(Errno::EFAULT);
             }
-            let n = (v.end.min(end) - cur) as usize;
+            let n = (v.end.min(end).min(v.bus_from) - cur) as usize;
             out.push((v.off + (cur - v.start), n));
             cur += n as u64;
         }
@@ -719,6 +785,12 @@ impl MemoryManager {
         p.first().map(|&(off, _)| off).ok_or(Errno::EFAULT)
     }
 
+    /// Whether `addr` lies in a page of a private file mapping wholly past
+    /// the end of the file (a fault there is SIGBUS/BUS_ADRERR).
+    pub fn past_eof(&self, addr: u64) -> bool {
+        matches!(self.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && addr >= v.bus_from && v.prot != 0)
+    }
+
     /// Whether the VMA holding `addr` is shared.
     pub fn is_shared(&self, addr: u64) -> bool {
         matches!(self.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && v.shared)
@@ -762,8 +834,13 @@ impl MemoryManager {
         if let Some(v) = self.vmas.get_mut(&key) {
             v.owner = None;
             v.off = new_off;
-            let (s, o, p) = (v.start, v.off, v.prot);
-            self.as_.map_file(s, len, o, p);
+            let v = v.clone();
+            self.map_vma(&v);
+        }
+        // Sibling threads running right now still map the old copy: they
+        // must see this thread's writes to the new one.
+        if !sole {
+            self.as_.shootdown();
         }
         Ok(())
     }
@@ -772,7 +849,11 @@ impl MemoryManager {
     /// (the access is retried); false when the workload gets SIGSEGV.
     pub fn cow_fault(&mut self, addr: u64) -> bool {
         let key = match self.vmas.range(..=addr).next_back() {
-            Some((&k, v)) if v.end > addr && v.is_cow() && v.prot & PROT_WRITE != 0 => k,
+            Some((&k, v))
+                if v.end > addr && addr < v.bus_from && v.is_cow() && v.prot & PROT_WRITE != 0 =>
+            {
+                k
+            }
             _ => return false,
         };
         self.break_cow(key).is_ok()
@@ -793,6 +874,7 @@ impl MemoryManager {
         // Private memory becomes copy-on-write in both address spaces:
         // nothing is copied until one side writes.
         let keys: Vec<u64> = self.vmas.keys().copied().collect();
+        let mut protected = false;
         for k in keys {
             let Some(v) = self.vmas.get_mut(&k) else {
                 continue;
@@ -801,12 +883,19 @@ impl MemoryManager {
                 let len = v.end - v.start;
                 v.owner = Some(SharedRange::new(self.mf.clone(), v.off, len));
                 if v.prot & PROT_WRITE != 0 {
-                    let (s, o, hw) = (v.start, v.off, v.hw_prot());
-                    self.as_.map_file(s, len, o, hw);
+                    let v = v.clone();
+                    self.map_vma(&v);
+                    protected = true;
                 }
             }
             let nv = self.vmas[&k].clone();
             new.insert(nv);
+        }
+        // The parent's other threads may be running with write access to
+        // what is now the child's memory too: stop them before the child
+        // exists, so that its snapshot is not written behind its back.
+        if protected {
+            self.as_.shootdown();
         }
         Ok(new)
     }
@@ -845,6 +934,7 @@ impl MemoryManager {
                 file_off,
             },
             owner: Some(owner),
+            bus_from: NO_BUS,
         });
         Ok(start)
     }

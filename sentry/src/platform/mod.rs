@@ -45,6 +45,11 @@ pub trait AddressSpace: Send + Sync {
     fn map_file(&self, addr: u64, len: u64, offset: u64, prot: Prot);
     /// Remove any mapping in `[addr, addr+len)`.
     fn unmap(&self, addr: u64, len: u64);
+    /// Shootdown: stop every stub running workload code in this address
+    /// space and wait until each has left user mode, so that the changes
+    /// logged so far (a write permission taken away, a page moved) hold for
+    /// all threads before the caller goes on. `unmap` does this itself.
+    fn shootdown(&self);
     /// Replace all mappings with `maps` (addr, len, offset, prot); used to
     /// compact the change log.
     fn reset(&self, maps: &[(u64, u64, u64, Prot)]);
@@ -70,6 +75,11 @@ pub trait Context: Send {
     fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError>;
     /// Place the stub and the calling (driving) thread on the same CPU.
     fn colocate(&self, _slot: usize) {}
+    /// Whether the vehicle is intact and may drive another task (the
+    /// stub alive and stopped, not killed).
+    fn reusable(&mut self) -> bool {
+        false
+    }
 }
 
 pub trait Platform: Send + Sync {

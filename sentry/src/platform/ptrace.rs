@@ -119,6 +119,7 @@ impl Platform for PtracePlatform {
                 ops: Vec::new(),
                 running: Default::default(),
                 entries: 0,
+                shootdowns: 0,
             }),
             left: std::sync::Condvar::new(),
         })
@@ -211,6 +212,8 @@ struct AsLog {
     /// how many times it has entered (to see that it left since).
     running: std::collections::HashMap<i32, u64>,
     entries: u64,
+    /// Shootdowns waiting on `left` (stubs notify only when there are).
+    shootdowns: u32,
 }
 
 /// An address space as a log of changes; each stub replays what it has not
@@ -226,6 +229,34 @@ impl PtraceAddressSpace {
     fn lock(&self) -> std::sync::MutexGuard<'_, AsLog> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Stop each stub running workload code in this address space (SIGURG)
+    /// and wait until it has left user mode; it applies the log before it
+    /// runs again.
+    fn shootdown_locked(&self, mut log: std::sync::MutexGuard<'_, AsLog>) {
+        let running: Vec<(i32, u64)> = log.running.iter().map(|(p, e)| (*p, *e)).collect();
+        if running.is_empty() {
+            return;
+        }
+        for (pid, _) in &running {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGURG);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        log.shootdowns += 1;
+        while running.iter().any(|(p, e)| log.running.get(p) == Some(e)) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                tracing::warn!("shootdown: a stub did not stop in time");
+                break;
+            }
+            log = self
+                .left
+                .wait_timeout(log, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        log.shootdowns -= 1;
+    }
 }
 
 impl AddressSpace for PtraceAddressSpace {
@@ -240,30 +271,12 @@ impl AddressSpace for PtraceAddressSpace {
     fn unmap(&self, addr: u64, len: u64) {
         let mut log = self.lock();
         log.ops.push(AsOp::Unmap { addr, len });
-        // Shootdown: a sibling thread's stub that is running right now still
-        // maps the range; stop each one and wait until it has left user
-        // mode (it applies the unmap before it runs again). Only then may
-        // the caller free the memory.
-        let running: Vec<(i32, u64)> = log.running.iter().map(|(p, e)| (*p, *e)).collect();
-        if running.is_empty() {
-            return;
-        }
-        for (pid, _) in &running {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGURG);
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while running.iter().any(|(p, e)| log.running.get(p) == Some(e)) {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                tracing::warn!("unmap shootdown: a stub did not stop in time");
-                break;
-            }
-            log = self
-                .left
-                .wait_timeout(log, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
+        // A sibling thread's stub that is running right now still maps the
+        // range: only after the shootdown may the caller free the memory.
+        self.shootdown_locked(log);
+    }
+    fn shootdown(&self) {
+        self.shootdown_locked(self.lock());
     }
     fn reset(&self, maps: &[(u64, u64, u64, Prot)]) {
         let mut log = self.lock();
@@ -523,11 +536,17 @@ impl Context for PtraceContext {
         } else {
             Err(nix::Error::ESRCH)
         };
-        {
+        // Whether the address space changed while the stub ran (a sibling's
+        // copy-on-write break, mprotect, fork): a fault may then come from
+        // the stale mapping.
+        let stale = {
             let mut log = mm.lock();
             log.running.remove(&self.pid.as_raw());
-            mm.left.notify_all();
-        }
+            if log.shootdowns > 0 {
+                mm.left.notify_all();
+            }
+            !self.synced_to(mm, &log)
+        };
         resumed?;
         let event = match status {
             Ok(WaitStatus::PtraceSyscall(_)) => Event::Syscall,
@@ -542,7 +561,11 @@ impl Context for PtraceContext {
                         | Signal::SIGILL
                         | Signal::SIGTRAP
                 ) && info.si_code > 0;
-                if synchronous {
+                if synchronous && sig == Signal::SIGSEGV && stale {
+                    // Retried after the sync: a real fault comes back, with
+                    // the stub's mappings current.
+                    Event::Interrupted
+                } else if synchronous {
                     // SAFETY: si_addr is valid for the fault signals checked above.
                     let addr = unsafe { info.si_addr() } as u64;
                     Event::Fault {
@@ -592,6 +615,14 @@ impl Context for PtraceContext {
         // the kernel offers no XSTATE regset.
         crate::platform::ptrace_sys::get_xstate(self.pid.as_raw())
             .or_else(|_| crate::platform::ptrace_sys::get_fpregs(self.pid.as_raw()))
+    }
+
+    fn reusable(&mut self) -> bool {
+        !self.dead
+            && matches!(
+                waitpid(self.pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)),
+                Ok(WaitStatus::StillAlive)
+            )
     }
 
     fn set_fp_state(&mut self, fx: &[u8]) -> Result<(), PlatformError> {

@@ -174,10 +174,15 @@ pub fn colocate(stub: i32, slot: usize) {
 
 const NT_X86_XSTATE: libc::c_int = 0x202;
 
-/// Size of the XSAVE area for the features enabled in XCR0 (CPUID 0xD).
+/// Size of the XSAVE area for the features enabled in XCR0 (CPUID 0xD),
+/// asked once: CPUID traps to the hypervisor in a VM (tens of microseconds
+/// under nested virtualization), too slow for every signal delivery.
 pub fn xsave_size() -> usize {
-    let r = std::arch::x86_64::__cpuid_count(0xd, 0);
-    (r.ebx as usize).clamp(512 + 64, 1 << 16)
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        let r = std::arch::x86_64::__cpuid_count(0xd, 0);
+        (r.ebx as usize).clamp(512 + 64, 1 << 16)
+    })
 }
 
 /// The full XSAVE area of a stopped tracee (PTRACE_GETREGSET

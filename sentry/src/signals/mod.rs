@@ -115,6 +115,15 @@ fn current() -> Option<Arc<ThreadInfo>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// Whether the calling host thread drives `th`.
+fn is_current(th: &ThreadInfo) -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_deref()
+            .is_some_and(|cur| std::ptr::eq(cur, th))
+    })
+}
+
 /// Whether the calling task should leave a blocking host call now.
 pub fn current_interrupted() -> bool {
     match current() {
@@ -193,6 +202,10 @@ pub fn kick(th: &ThreadInfo) {
     let b = lock(&th.blocker).clone();
     match b {
         Some(w) => w.wake_all(),
+        // The calling host thread drives `th`: it is in the sentry now and
+        // looks at its signals before the stub runs again. (A SIGURG would
+        // only cost the stub an extra stop.)
+        None if is_current(th) => {}
         None => {
             let host = th.proc_.lock().threads.get(&th.tid).copied().unwrap_or(0);
             if host > 0 {

@@ -20,7 +20,7 @@ pub fn get_file(t: &Task, fd: i32) -> KResult<Arc<File>> {
     lock(&t.fds()).get(fd)
 }
 
-fn install(t: &Task, f: Arc<File>, cloexec: bool) -> KResult<u64> {
+pub(crate) fn install(t: &Task, f: Arc<File>, cloexec: bool) -> KResult<u64> {
     let limit = t.nofile_limit();
     lock(&t.fds())
         .alloc(f, cloexec, 0, limit)
@@ -1482,6 +1482,19 @@ fn statfs_d(t: &Task, d: &Arc<Dentry>, buf: u64) -> KResult<u64> {
             words[1] = 4096;
             words[8] = 255;
             words[9] = 4096;
+            if matches!(fs, FsType::Dev | FsType::Tmpfs) {
+                // Memory-backed, sized like a default tmpfs: half of the
+                // sandbox's memory, less what the memory file holds. (Python's
+                // multiprocessing puts its shared heap in /dev/shm only if
+                // statvfs shows room there.)
+                let blocks = t.k.mem_limit / 2 / 4096;
+                let free = blocks.saturating_sub(t.k.mf.used() / 4096);
+                words[2] = blocks;
+                words[3] = free;
+                words[4] = free;
+                words[5] = blocks;
+                words[6] = free;
+            }
         }
     }
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();

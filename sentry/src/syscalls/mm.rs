@@ -52,12 +52,17 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
     if shared && prot & PROT_WRITE != 0 && !f.writable() {
         return Err(Errno::EACCES);
     }
-    let (path, dev, ino) = match &f.dentry {
+    let (path, dev, ino, file_size) = match &f.dentry {
         Some(d) => {
             let m = d.meta();
-            (String::from_utf8_lossy(&d.path()).to_string(), m.dev, m.ino)
+            (
+                String::from_utf8_lossy(&d.path()).to_string(),
+                m.dev,
+                m.ino,
+                m.size,
+            )
         }
-        None => (String::new(), 0, 0),
+        None => (String::new(), 0, 0, u64::MAX),
     };
     match &f.kind {
         // The lower layer is read-only, so a copy is coherent even when shared.
@@ -71,6 +76,7 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
             Backing::FileCopy {
                 fd: host.as_raw_fd(),
                 file_off: off,
+                file_size,
                 path,
                 dev,
                 ino,
@@ -126,6 +132,7 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
                         dev,
                         ino,
                         file_off: off,
+                        file_size: size,
                     },
                 )
             }
@@ -149,6 +156,7 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
                     dev,
                     ino,
                     file_off: off,
+                    file_size: data.len() as u64,
                 },
             )
         }

@@ -174,6 +174,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_sched_setparam => sched::sys_sched_setparam,
     SYS_sched_get_priority_max => sched::sys_sched_get_priority_max,
     SYS_sched_get_priority_min => sched::sys_sched_get_priority_min,
+    SYS_sched_rr_get_interval => sched::sys_sched_rr_get_interval,
     SYS_getpriority => sched::sys_getpriority,
     SYS_setpriority => sched::sys_setpriority,
     SYS_set_tid_address => process::sys_set_tid_address,
@@ -228,6 +229,8 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_close_range => file::sys_close_range,
     SYS_clone3 => process::sys_clone3,
     SYS_waitid => process::sys_waitid,
+    SYS_pidfd_open => process::sys_pidfd_open,
+    SYS_pidfd_send_signal => signal::sys_pidfd_send_signal,
     SYS_openat2 => file::sys_openat2,
     SYS_faccessat2 => file::sys_faccessat2,
 };

@@ -90,6 +90,7 @@ pub fn readiness_depth(f: &File, depth: u32) -> i16 {
         }
         FileKind::Pipe { pipe, write } => pipe.poll(*write),
         FileKind::EventFd(e) => e.poll(),
+        FileKind::PidFd(p) => p.poll(),
         FileKind::Socket { rx, tx, .. } => {
             let r = rx.poll(false);
             let w = tx.poll(true);

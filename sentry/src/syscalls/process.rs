@@ -234,16 +234,28 @@ pub fn sys_waitid(t: &mut Task, a: &Args) -> KResult<u64> {
     const P_ALL: i32 = 0;
     const P_PID: i32 = 1;
     const P_PGID: i32 = 2;
-    let (idtype, id, infop, options) = (a.int(0), a.int(1), a.u(2), a.int(3));
+    const P_PIDFD: i32 = 3;
+    let (idtype, id, infop, mut options) = (a.int(0), a.int(1), a.u(2), a.int(3));
     if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WALL | WCLONE | WNOTHREAD)
         != 0
         || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
     {
         return Err(Errno::EINVAL);
     }
+    let mut pidfd_eagain = false;
     let which = match idtype {
         P_ALL => Which::Any,
         P_PID if id > 0 => Which::Pid(id),
+        P_PIDFD => {
+            let (pidfd, nonblock) = pidfd_of(t, id)?;
+            // A non-blocking pidfd makes the wait non-blocking: EAGAIN
+            // instead of 0 when the child has not changed state.
+            if nonblock && options & WNOHANG == 0 {
+                options |= WNOHANG;
+                pidfd_eagain = true;
+            }
+            Which::Pid(pidfd.process()?.tgid)
+        }
         P_PGID if id >= 0 => Which::Pgid(if id == 0 {
             t.proc_().pgid.load(std::sync::atomic::Ordering::Relaxed)
         } else {
@@ -296,7 +308,52 @@ pub fn sys_waitid(t: &mut Task, a: &Args) -> KResult<u64> {
         }
         t.copy_out(infop, &b)?;
     }
+    if got.is_none() && pidfd_eagain {
+        return Err(Errno::EAGAIN);
+    }
     Ok(0)
+}
+
+/// The pidfd behind `fd` (EBADF for any other descriptor) and whether it
+/// is non-blocking.
+pub fn pidfd_of(t: &Task, fd: i32) -> KResult<(Arc<crate::fs::pidfd::PidFd>, bool)> {
+    let f = super::file::get_file(t, fd)?;
+    match &f.kind {
+        crate::vfs::file::FileKind::PidFd(p) => Ok((p.clone(), f.flags() & O_NONBLOCK != 0)),
+        _ => Err(Errno::EBADF),
+    }
+}
+
+/// A new pidfd file for `p` (or for the process clone is about to make).
+fn pidfd_file(
+    p: Option<Arc<Process>>,
+    nonblock: bool,
+) -> (Arc<crate::fs::pidfd::PidFd>, Arc<crate::vfs::file::File>) {
+    let pidfd = crate::fs::pidfd::PidFd::new(p);
+    let flags = O_RDWR | if nonblock { O_NONBLOCK } else { 0 };
+    let f = crate::vfs::file::File::new(
+        None,
+        crate::vfs::file::FileKind::PidFd(pidfd.clone()),
+        flags,
+    );
+    (pidfd, f)
+}
+
+/// pidfd_open(2): a descriptor (close-on-exec) naming process `pid`, a
+/// zombie included.
+pub fn sys_pidfd_open(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (pid, flags) = (a.int(0), a.uint(1));
+    if flags & !(O_NONBLOCK as u32) != 0 || pid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = match t.k.process(pid) {
+        Some(p) => p,
+        // A thread that is not a thread-group leader.
+        None if t.k.thread(pid).is_some() => return Err(Errno::EINVAL),
+        None => return Err(Errno::ESRCH),
+    };
+    let (_, f) = pidfd_file(Some(p), flags != 0);
+    super::file::install(t, f, true)
 }
 
 const CLONE_VM: u64 = 0x100;
@@ -318,6 +375,7 @@ const CLONE_UNTRACED: u64 = 0x0080_0000;
 const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
 const CLONE_IO: u64 = 0x8000_0000;
 
+/// `pidfd_out`: where CLONE_PIDFD stores the new descriptor.
 pub fn do_clone(
     t: &mut Task,
     flags: u64,
@@ -325,6 +383,7 @@ pub fn do_clone(
     ptid: u64,
     ctid: u64,
     tls: u64,
+    pidfd_out: u64,
 ) -> KResult<u64> {
     let supported = 0xff
         | CLONE_VM
@@ -346,33 +405,61 @@ pub fn do_clone(
     if flags & CLONE_NEWNS != 0 && flags & CLONE_FS != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & !supported != 0 {
-        // Namespaces and pidfds are not provided inside the sandbox yet.
-        return Err(if flags & CLONE_PIDFD != 0 {
-            Errno::EINVAL
-        } else {
-            Errno::EPERM
-        });
+    if flags & !(supported | CLONE_PIDFD) != 0 {
+        // Namespaces are not provided inside the sandbox yet.
+        return Err(Errno::EPERM);
     }
     if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0)
         || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0)
     {
         return Err(Errno::EINVAL);
     }
-    crate::kernel::clone::spawn(t, flags, stack, ptid, ctid, tls)
+    if flags & CLONE_PIDFD == 0 {
+        return crate::kernel::clone::spawn(t, flags, stack, ptid, ctid, tls, None);
+    }
+    // CLONE_PIDFD: a close-on-exec pidfd for the child, installed and
+    // stored before the child exists (a full table or a bad pointer fails
+    // the clone); it names the child once it is made.
+    if flags & (CLONE_THREAD | CLONE_DETACHED) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    t.write_obj(pidfd_out, &-1i32)?;
+    let (pidfd, f) = pidfd_file(None, false);
+    let fd = super::file::install(t, f, true)?;
+    let stored = t.write_obj(pidfd_out, &(fd as i32));
+    let r = stored.and_then(|_| {
+        crate::kernel::clone::spawn(t, flags & !CLONE_PIDFD, stack, ptid, ctid, tls, Some(pidfd))
+    });
+    if r.is_err() {
+        let _ = lock(&t.fds()).remove(fd as i32);
+    }
+    r
 }
 
 pub fn sys_clone(t: &mut Task, a: &Args) -> KResult<u64> {
-    // x86-64 order: flags, stack, parent_tid, child_tid, tls.
-    do_clone(t, a.u(0), a.u(1), a.u(2), a.u(3), a.u(4))
+    // x86-64 order: flags, stack, parent_tid, child_tid, tls. The pidfd
+    // of CLONE_PIDFD goes where the parent's tid would.
+    let flags = a.u(0);
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
+        return Err(Errno::EINVAL);
+    }
+    do_clone(t, flags, a.u(1), a.u(2), a.u(3), a.u(4), a.u(2))
 }
 
 pub fn sys_fork(t: &mut Task, _: &Args) -> KResult<u64> {
-    do_clone(t, libc::SIGCHLD as u64, 0, 0, 0, 0)
+    do_clone(t, libc::SIGCHLD as u64, 0, 0, 0, 0, 0)
 }
 
 pub fn sys_vfork(t: &mut Task, _: &Args) -> KResult<u64> {
-    do_clone(t, CLONE_VM | CLONE_VFORK | libc::SIGCHLD as u64, 0, 0, 0, 0)
+    do_clone(
+        t,
+        CLONE_VM | CLONE_VFORK | libc::SIGCHLD as u64,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
 }
 
 pub fn sys_clone3(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -398,7 +485,7 @@ pub fn sys_clone3(t: &mut Task, a: &Args) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let sp = if stack != 0 { stack + stack_size } else { 0 };
-    do_clone(t, flags | exit_signal, sp, parent_tid, child_tid, tls)
+    do_clone(t, flags | exit_signal, sp, parent_tid, child_tid, tls, w[1])
 }
 
 pub fn sys_setpgid(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -433,19 +520,13 @@ pub fn sys_sched_yield(_t: &mut Task, _: &Args) -> KResult<u64> {
 
 pub fn sys_sched_getaffinity(t: &mut Task, a: &Args) -> KResult<u64> {
     let size = a.usize(1);
-    let pid = a.int(0);
-    if pid != 0 && pid != t.tid && t.k.thread(pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
+    let th = super::sched::affinity_target(t, a.int(0))?;
     let n = t.k.ncpus;
-    let need = n.div_ceil(64) * 8;
+    let need = super::sched::cpumask_bytes(n);
     if size < need || !size.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    let mut mask = vec![0u8; need];
-    for i in 0..n {
-        mask[i / 8] |= 1 << (i % 8);
-    }
+    let mask = super::sched::affinity_of(&th, n);
     t.copy_out(a.u(2), &mask)?;
     Ok(need as u64)
 }
@@ -519,7 +600,10 @@ fn arm_cpu_limit(t: &Task, p: &Arc<Process>, lim: Rlimit) {
         };
         [mk(libc::SIGXCPU), mk(libc::SIGKILL)]
     });
-    let used = Duration::from_nanos(crate::kernel::timers::process_cpu_ns(&t.k, &p));
+    let used = Duration::from_nanos(
+        crate::kernel::timers::process_cpu_ns(&t.k, &p)
+            + p.cpu_dead_ns.load(std::sync::atomic::Ordering::Relaxed),
+    );
     let until = |secs: u64| {
         if secs == RLIM_INFINITY {
             Duration::ZERO
@@ -771,7 +855,7 @@ pub fn sys_execve(t: &mut Task, a: &Args) -> KResult<u64> {
     let argv = t.read_str_array(a.u(1))?;
     let envp = t.read_str_array(a.u(2))?;
     crate::kernel::exec::de_thread(t)?;
-    crate::kernel::exec::execve(t, &path, argv, envp)?;
+    crate::kernel::exec::execve(t, &path, None, argv, envp)?;
     Ok(0)
 }
 
@@ -787,13 +871,16 @@ pub fn sys_execveat(t: &mut Task, a: &Args) -> KResult<u64> {
             Err(e)
         }
     })?;
-    // Resolve to an absolute path the loader can walk again.
+    // Resolve to an absolute path the loader can walk again, or, for the
+    // descriptor itself, to its file (named /dev/fd/N, as Linux does).
+    let mut file = None;
     let target = if path.is_empty() {
         if flags & AT_EMPTY_PATH == 0 {
             return Err(Errno::ENOENT);
         }
         let f = super::file::get_file(t, dirfd)?;
-        f.dentry.clone().ok_or(Errno::EACCES)?.path()
+        file = Some(f.dentry.clone().ok_or(Errno::EACCES)?);
+        format!("/dev/fd/{dirfd}").into_bytes()
     } else if path[0] == b'/' || dirfd == AT_FDCWD {
         path.clone()
     } else {
@@ -818,6 +905,6 @@ pub fn sys_execveat(t: &mut Task, a: &Args) -> KResult<u64> {
     let argv = t.read_str_array(a.u(2))?;
     let envp = t.read_str_array(a.u(3))?;
     crate::kernel::exec::de_thread(t)?;
-    crate::kernel::exec::execve(t, &target, argv, envp)?;
+    crate::kernel::exec::execve(t, &target, file, argv, envp)?;
     Ok(0)
 }

@@ -15,41 +15,80 @@ const SCHED_BATCH: i32 = 3;
 const SCHED_IDLE: i32 = 5;
 const CAP_SYS_NICE: u32 = 23;
 
-fn target_exists(t: &Task, pid: i32) -> KResult<()> {
+/// The thread a sched_* call names: 0 is the caller.
+fn target_thread(t: &Task, pid: i32) -> KResult<std::sync::Arc<crate::kernel::ThreadInfo>> {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
-    if pid != 0 && t.k.thread(pid).is_none() {
-        return Err(Errno::ESRCH);
+    if pid == 0 {
+        return Ok(t.info.clone());
     }
-    Ok(())
+    t.k.thread(pid).ok_or(Errno::ESRCH)
+}
+
+/// Bytes of a CPU mask for the sandbox's CPUs, in whole longs (Linux's
+/// cpumask_size()).
+pub fn cpumask_bytes(ncpus: usize) -> usize {
+    ncpus.div_ceil(64).max(1) * 8
+}
+
+/// The affinity mask of a thread, `cpumask_bytes` long.
+pub fn affinity_of(th: &crate::kernel::ThreadInfo, ncpus: usize) -> Vec<u8> {
+    let mut mask = vec![0u8; cpumask_bytes(ncpus)];
+    let set = crate::vfs::lock(&th.affinity);
+    for c in 0..ncpus {
+        if set.is_empty() || set.get(c / 8).is_some_and(|b| b & (1 << (c % 8)) != 0) {
+            mask[c / 8] |= 1 << (c % 8);
+        }
+    }
+    mask
+}
+
+/// The thread sched_{get,set}affinity name: unlike the policy calls, a
+/// negative pid is just a missing thread (ESRCH).
+pub fn affinity_target(t: &Task, pid: i32) -> KResult<std::sync::Arc<crate::kernel::ThreadInfo>> {
+    target_thread(t, pid).map_err(|_| Errno::ESRCH)
 }
 
 pub fn sys_sched_setaffinity(t: &mut Task, a: &Args) -> KResult<u64> {
-    target_exists(t, a.int(0))?;
-    let len = a.usize(1).min(128);
-    let mut mask = vec![0u8; len];
-    t.copy_in(a.u(2), &mut mask)?;
-    // At least one CPU of the sandbox must remain.
-    let any = (0..t.k.ncpus).any(|c| c / 8 < mask.len() && mask[c / 8] & (1 << (c % 8)) != 0);
-    if !any {
+    let th = affinity_target(t, a.int(0))?;
+    // Like Linux: bytes past the kernel's mask size are ignored, a shorter
+    // mask clears the CPUs it does not cover, and CPUs the sandbox does not
+    // have are dropped; an empty result is EINVAL.
+    let n = t.k.ncpus;
+    let len = a.usize(1).min(cpumask_bytes(n));
+    let mut user = vec![0u8; len];
+    t.copy_in(a.u(2), &mut user)?;
+    let mut mask = vec![0u8; cpumask_bytes(n)];
+    for c in 0..n {
+        if user.get(c / 8).is_some_and(|b| b & (1 << (c % 8)) != 0) {
+            mask[c / 8] |= 1 << (c % 8);
+        }
+    }
+    if mask.iter().all(|&b| b == 0) {
         return Err(Errno::EINVAL);
     }
+    *crate::vfs::lock(&th.affinity) = mask;
     Ok(0)
 }
 
 pub fn sys_sched_getscheduler(t: &mut Task, a: &Args) -> KResult<u64> {
-    target_exists(t, a.int(0))?;
-    Ok(t.proc_().sched_policy.load(Ordering::Relaxed) as u64)
+    let th = target_thread(t, a.int(0))?;
+    Ok(th.proc_.sched_policy.load(Ordering::Relaxed) as u64)
 }
 
 pub fn sys_sched_getparam(t: &mut Task, a: &Args) -> KResult<u64> {
-    target_exists(t, a.int(0))?;
-    let prio = t.proc_().sched_priority.load(Ordering::Relaxed);
+    let th = target_thread(t, a.int(0))?;
+    let prio = th.proc_.sched_priority.load(Ordering::Relaxed);
     t.write_obj(a.u(1), &prio).map(|_| 0)
 }
 
-fn set_sched(t: &mut Task, policy: i32, param: u64) -> KResult<u64> {
+fn set_sched(
+    t: &mut Task,
+    target: &crate::kernel::process::Process,
+    policy: i32,
+    param: u64,
+) -> KResult<u64> {
     let prio: i32 = t.read_obj(param)?;
     let ok = match policy & !0x4000_0000 /* SCHED_RESET_ON_FORK */ {
         SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => prio == 0,
@@ -62,22 +101,22 @@ fn set_sched(t: &mut Task, policy: i32, param: u64) -> KResult<u64> {
     if matches!(policy & !0x4000_0000, SCHED_FIFO | SCHED_RR) && !t.creds.has_cap(CAP_SYS_NICE) {
         return Err(Errno::EPERM);
     }
-    t.proc_()
+    target
         .sched_policy
         .store(policy & !0x4000_0000, Ordering::Relaxed);
-    t.proc_().sched_priority.store(prio, Ordering::Relaxed);
+    target.sched_priority.store(prio, Ordering::Relaxed);
     Ok(0)
 }
 
 pub fn sys_sched_setscheduler(t: &mut Task, a: &Args) -> KResult<u64> {
-    target_exists(t, a.int(0))?;
-    set_sched(t, a.int(1), a.u(2))
+    let th = target_thread(t, a.int(0))?;
+    set_sched(t, &th.proc_, a.int(1), a.u(2))
 }
 
 pub fn sys_sched_setparam(t: &mut Task, a: &Args) -> KResult<u64> {
-    target_exists(t, a.int(0))?;
-    let policy = t.proc_().sched_policy.load(Ordering::Relaxed);
-    set_sched(t, policy, a.u(1))
+    let th = target_thread(t, a.int(0))?;
+    let policy = th.proc_.sched_policy.load(Ordering::Relaxed);
+    set_sched(t, &th.proc_, policy, a.u(1))
 }
 
 pub fn sys_sched_get_priority_max(_t: &mut Task, a: &Args) -> KResult<u64> {
@@ -154,4 +193,17 @@ pub fn sys_setpriority(t: &mut Task, a: &Args) -> KResult<u64> {
         p.nice.store(nice, Ordering::Relaxed);
     }
     Ok(0)
+}
+
+/// sched_rr_get_interval: SCHED_RR's time slice (Linux's RR_TIMESLICE,
+/// 100 ms); 0 for SCHED_FIFO and for the other policies, whose slices the
+/// host decides.
+pub fn sys_sched_rr_get_interval(t: &mut Task, a: &Args) -> KResult<u64> {
+    let th = target_thread(t, a.int(0))?;
+    let policy = th.proc_.sched_policy.load(Ordering::Relaxed);
+    let ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: if policy == SCHED_RR { 100_000_000 } else { 0 },
+    };
+    t.write_obj(a.u(1), &ts).map(|_| 0)
 }

@@ -5,10 +5,20 @@ use crate::abi::*;
 use crate::kernel::task::Task;
 
 fn host_clock(t: &Task, clock: i32) -> KResult<Timespec> {
+    let cpu = |ns: u64| Timespec {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as i64,
+    };
     let host = match clock {
         0..=1 | 4..=7 | 9 | 11 => clock,
-        // CPU clocks of the caller: the stub's host CPU clock (process clock).
-        2 | 3 => (!t.ctx.host_pid() << 3) | 2,
+        // CPU clocks of the caller: its thread group's (the threads gone
+        // included) and its own thread's.
+        2 => {
+            let p = t.proc_();
+            return Ok(cpu(crate::kernel::timers::process_cpu_ns(&t.k, p)
+                + p.cpu_dead_ns.load(std::sync::atomic::Ordering::Relaxed)));
+        }
+        3 => return Ok(cpu(crate::kernel::timers::stub_cpu_ns(t.ctx.host_pid()))),
         _ => return Err(Errno::EINVAL),
     };
     let mut ts = libc::timespec {

@@ -39,6 +39,8 @@ pub enum FileKind {
     Path,
     /// eventfd(2) counter.
     EventFd(Arc<crate::fs::eventfd::EventFd>),
+    /// A process, named by pidfd_open(2) or CLONE_PIDFD.
+    PidFd(Arc<crate::fs::pidfd::PidFd>),
     /// An epoll instance.
     Epoll(Arc<crate::fs::epoll::Epoll>),
     /// One end of a connected AF_UNIX stream socket pair: it reads `rx`
@@ -155,6 +157,16 @@ impl File {
                 ..Default::default()
             });
         }
+        if let FileKind::PidFd(p) = &self.kind {
+            return Ok(KStat {
+                st_dev: 0xd,
+                st_ino: p.ino,
+                st_nlink: 1,
+                st_mode: 0o600,
+                st_blksize: 4096,
+                ..Default::default()
+            });
+        }
         if let FileKind::EventFd(e) = &self.kind {
             return Ok(KStat {
                 st_dev: 0xd,
@@ -225,7 +237,7 @@ impl File {
             }
             FileKind::Pipe { pipe, write: false } => pipe.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::EventFd(e) => e.read(buf, self.flags() & O_NONBLOCK != 0),
-            FileKind::Epoll(_) => Err(Errno::EINVAL),
+            FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket { rx, .. } => rx.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
         }
@@ -287,7 +299,7 @@ impl File {
             FileKind::Host { fd, .. } => host_write(fd.as_raw_fd(), buf),
             FileKind::Pipe { pipe, write: true } => pipe.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::EventFd(e) => e.write(buf, self.flags() & O_NONBLOCK != 0),
-            FileKind::Epoll(_) => Err(Errno::EINVAL),
+            FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket { tx, .. } => tx.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } => Err(Errno::EBADF),
             FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),

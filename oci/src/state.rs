@@ -158,7 +158,9 @@ impl Store {
     /// Write the record atomically (temp file + rename).
     pub fn save(&self, r: &Record) -> Result<()> {
         let d = self.dir(&r.id);
-        let tmp = d.join(".state.json.tmp");
+        // Per process: the supervisor and the command that started it may
+        // save at the same time; each rename is atomic.
+        let tmp = d.join(format!(".state.json.{}.tmp", std::process::id()));
         let data = serde_json::to_vec(r).map_err(|e| OciError::Invalid(e.to_string()))?;
         std::fs::write(&tmp, data).map_err(|e| io_err(&tmp, e))?;
         let p = d.join("state.json");

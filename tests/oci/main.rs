@@ -580,3 +580,45 @@ fn bad_configs_are_refused_cleanly() {
         );
     }
 }
+
+/// With `--log F --log-format json` a failed create leaves one JSON line
+/// with level "error" (what containerd's shim reads back), as runc does.
+#[test]
+fn errors_are_logged_as_json() {
+    let dir = TempDir::new("oci-log");
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &["/nonexistent"]);
+        cfg["process"]["args"] = json!(["/nonexistent"]);
+        write_config(&b, &cfg);
+        let log = dir.join(&format!("{}.log", rt.name));
+        let out = Command::new(&rt.bin)
+            .arg("--root")
+            .arg(&rt.root)
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "create", "--bundle"])
+            .arg(&b)
+            .arg("log-test")
+            .output()
+            .expect("create");
+        assert!(!out.status.success(), "{}", rt.name);
+        let text = std::fs::read_to_string(&log).expect("log file");
+        let last: Value = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .rfind(|v| v["level"] == "error")
+            .unwrap_or_else(|| panic!("{}: no error line in {text:?}", rt.name));
+        let msg = last["msg"].as_str().expect("msg");
+        // Clients map this wording to exit status 127.
+        assert!(
+            msg.contains("no such file or directory"),
+            "{}: {msg}",
+            rt.name
+        );
+        let _ = Command::new(&rt.bin)
+            .arg("--root")
+            .arg(&rt.root)
+            .args(["delete", "--force", "log-test"])
+            .status();
+    }
+}

@@ -19,6 +19,16 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# A small Debian rootfs for `docker import` (mmdebstrap, from the configured
+# apt sources' suite); kept between runs.
+export DEBIAN_ROOTFS=${DEBIAN_ROOTFS:-/var/tmp/rvisor-debian-minbase}
+if [ ! -x "$DEBIAN_ROOTFS/bin/bash" ]; then
+    command -v mmdebstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+    suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    rm -rf "$DEBIAN_ROOTFS"
+    mmdebstrap --quiet --variant=minbase "$suite" "$DEBIAN_ROOTFS" ||
+        { echo "client-tests: mmdebstrap failed; the Debian image tests will be skipped" >&2; rm -rf "$DEBIAN_ROOTFS"; }
+fi
 cargo build --release -p rvisor
 export RVISOR_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/rvisor"
 

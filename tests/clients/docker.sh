@@ -71,7 +71,7 @@ same "-w" -w /tmp rvbusybox pwd
 same "-u 1000:1000" -u 1000:1000 rvbusybox id
 same "hostname" --hostname box1 rvbusybox hostname
 same "missing binary" rvbusybox /nonexistent
-same "--read-only" --read-only rvbusybox sh -c 'touch /x; echo $?'
+same "--read-only" --read-only rvbusybox sh -c 'touch /x 2>&1; echo $?'
 same "--tmpfs" --read-only --tmpfs /run rvbusybox sh -c 'touch /run/x && ls /run'
 
 HOSTDIR=$(mktemp -d)
@@ -118,6 +118,15 @@ dk rm "$C" >/dev/null
 IT="rvbusybox sh -c '[ -t 0 ] && [ -t 1 ] && echo yes'"
 check "run -it" "$(tty_run "$DOCKER -H unix://$SOCK run --rm -it --network none --runtime=runc $IT")" \
   "$(tty_run "$DOCKER -H unix://$SOCK run --rm -it --network none --runtime=rvisor $IT")"
+
+# a Debian image (docker import of a mmdebstrap minbase rootfs)
+if dk image inspect rvdebian >/dev/null 2>&1; then
+  same "debian: bash, dpkg, coreutils" rvdebian bash -c 'cat /etc/debian_version; echo $BASH_VERSION; dpkg-query -W -f="\${Package}\n" | wc -l; ls -1 /usr/bin | wc -l; id; head -1 /etc/passwd'
+  same "debian: apt-get check, tar round trip" rvdebian bash -c 'apt-get check -qq && echo apt-ok; cd /tmp && mkdir d && echo x > d/f && tar cf t.tar d && rm -r d && tar xf t.tar && cat d/f'
+  same "debian: -u nobody + --read-only" -u 65534:65534 --read-only rvdebian bash -c 'id; touch /x 2>&1; echo $?'
+else
+  echo "skip docker: debian image (set DEBIAN_ROOTFS to a Debian rootfs directory)"
+fi
 
 # limits
 check "--pids-limit" "$(run runc --pids-limit 10 rvbusybox sh -c 'for i in $(seq 20); do sleep 2 & done 2>/dev/null; wait; echo done' | tail -2)" \

@@ -4,6 +4,7 @@
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;
+pub mod lock;
 pub mod pidfd;
 pub mod pipe;
 pub mod proc;

@@ -251,6 +251,8 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
     for z in zombies.keys() {
         k.remove_process(*z);
     }
+    // A process's POSIX record locks die with it.
+    crate::fs::lock::table().release(crate::fs::lock::Owner::Posix(p.tgid), None);
     if p.tgid == 1 {
         *lock(&k.init_exit) = Some(status);
         k.init_exit_cv.notify_all();

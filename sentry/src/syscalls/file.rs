@@ -325,7 +325,12 @@ pub fn sys_openat2(t: &mut Task, a: &Args) -> KResult<u64> {
 }
 
 pub fn sys_close(t: &mut Task, a: &Args) -> KResult<u64> {
-    lock(&t.fds()).remove(a.int(0)).map(|_| 0)
+    let e = lock(&t.fds()).remove(a.int(0))?;
+    // Closing any fd of a file drops the process's POSIX locks on it.
+    if let Ok(key) = lock_key(&e.file) {
+        crate::fs::lock::table().release(crate::fs::lock::Owner::Posix(t.tgid), Some(key));
+    }
+    Ok(0)
 }
 
 pub fn sys_close_range(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -573,6 +578,135 @@ pub fn sys_dup3(t: &mut Task, a: &Args) -> KResult<u64> {
     dup_to(t, a.int(0), a.int(1), flags & O_CLOEXEC != 0)
 }
 
+/// The key of a file's inode in the lock table.
+fn lock_key(f: &File) -> KResult<usize> {
+    match &f.dentry {
+        Some(d) => Ok(Arc::as_ptr(&d.inode()) as usize),
+        None => Err(Errno::EBADF),
+    }
+}
+
+/// fcntl F_GETLK/F_SETLK/F_SETLKW and the F_OFD_* forms: `struct flock`
+/// is { short l_type, l_whence; off_t l_start, l_len; pid_t l_pid }.
+fn fcntl_lock(t: &Task, f: &Arc<File>, cmd: i32, addr: u64) -> KResult<u64> {
+    use crate::fs::lock::{table, Lock, Owner, F_RDLCK, F_UNLCK, F_WRLCK};
+    const F_GETLK: i32 = 5;
+    const F_SETLKW: i32 = 7;
+    const F_OFD_GETLK: i32 = 36;
+    const F_OFD_SETLKW: i32 = 38;
+    let mut raw = [0u8; 32];
+    t.copy_in(addr, &mut raw)?;
+    let l_type = i16::from_le_bytes([raw[0], raw[1]]);
+    let whence = i16::from_le_bytes([raw[2], raw[3]]);
+    let start = i64::from_le_bytes(raw[8..16].try_into().map_err(|_| Errno::EFAULT)?);
+    let len = i64::from_le_bytes(raw[16..24].try_into().map_err(|_| Errno::EFAULT)?);
+    let l_pid = i32::from_le_bytes(raw[24..28].try_into().map_err(|_| Errno::EFAULT)?);
+    let ofd = cmd >= F_OFD_GETLK;
+    if ofd && l_pid != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !matches!(l_type, F_RDLCK | F_WRLCK | F_UNLCK) {
+        return Err(Errno::EINVAL);
+    }
+    let base: i64 = match whence {
+        0 => 0,
+        1 => *lock(&f.pos) as i64,
+        2 => f.size()? as i64,
+        _ => return Err(Errno::EINVAL),
+    };
+    let from = base.checked_add(start).ok_or(Errno::EOVERFLOW)?;
+    let (s, e) = if len > 0 {
+        (from, from.checked_add(len - 1).ok_or(Errno::EOVERFLOW)?)
+    } else if len == 0 {
+        (from, i64::MAX)
+    } else {
+        (from.checked_add(len).ok_or(Errno::EINVAL)?, from - 1)
+    };
+    if s < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (s, e) = (s as u64, if e == i64::MAX { u64::MAX } else { e as u64 });
+    let key = lock_key(f)?;
+    let owner = if ofd {
+        Owner::Ofd(Arc::as_ptr(f) as usize)
+    } else {
+        Owner::Posix(t.tgid)
+    };
+    if cmd == F_GETLK || cmd == F_OFD_GETLK {
+        if l_type == F_UNLCK {
+            return Err(Errno::EINVAL);
+        }
+        let want = Lock {
+            owner,
+            write: l_type == F_WRLCK,
+            start: s,
+            end: e,
+        };
+        let mut out = raw;
+        match table().test(key, &want) {
+            None => out[0..2].copy_from_slice(&F_UNLCK.to_le_bytes()),
+            Some(c) => {
+                let t16: i16 = if c.write { F_WRLCK } else { F_RDLCK };
+                out[0..2].copy_from_slice(&t16.to_le_bytes());
+                out[2..4].copy_from_slice(&0i16.to_le_bytes());
+                out[8..16].copy_from_slice(&(c.start as i64).to_le_bytes());
+                let l = if c.end == u64::MAX {
+                    0
+                } else {
+                    (c.end - c.start + 1) as i64
+                };
+                out[16..24].copy_from_slice(&l.to_le_bytes());
+                let pid = match c.owner {
+                    Owner::Posix(p) => p,
+                    _ => -1,
+                };
+                out[24..28].copy_from_slice(&pid.to_le_bytes());
+            }
+        }
+        t.copy_out(addr, &out)?;
+        return Ok(0);
+    }
+    let acc = f.flags() & O_ACCMODE;
+    let kind = match l_type {
+        F_RDLCK if acc == O_WRONLY => return Err(Errno::EBADF),
+        F_WRLCK if acc == O_RDONLY => return Err(Errno::EBADF),
+        F_RDLCK => Some(false),
+        F_WRLCK => Some(true),
+        _ => None,
+    };
+    let wait = cmd == F_SETLKW || cmd == F_OFD_SETLKW;
+    table().set(key, owner, kind, s, e, wait).map(|_| 0)
+}
+
+pub fn sys_flock(t: &mut Task, a: &Args) -> KResult<u64> {
+    use crate::fs::lock::{table, Owner};
+    const LOCK_SH: i32 = 1;
+    const LOCK_EX: i32 = 2;
+    const LOCK_NB: i32 = 4;
+    const LOCK_UN: i32 = 8;
+    let f = get_file(t, a.int(0))?;
+    if matches!(f.kind, FileKind::Path) {
+        return Err(Errno::EBADF);
+    }
+    let op = a.int(1);
+    let kind = match op & !LOCK_NB {
+        LOCK_SH => Some(false),
+        LOCK_EX => Some(true),
+        LOCK_UN => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    let key = lock_key(&f)?;
+    let owner = Owner::Flock(Arc::as_ptr(&f) as usize);
+    // Converting a flock lock drops the old one first, as Linux does.
+    // A conflict without LOCK_NB is EWOULDBLOCK (= EAGAIN).
+    if kind.is_some() {
+        table().set(key, owner, None, 0, u64::MAX, false)?;
+    }
+    table()
+        .set(key, owner, kind, 0, u64::MAX, op & LOCK_NB == 0)
+        .map(|_| 0)
+}
+
 pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
     const F_DUPFD: i32 = 0;
     const F_GETFD: i32 = 1;
@@ -587,6 +721,13 @@ pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
     let fd = a.int(0);
     let fds = t.fds();
     match a.int(1) {
+        cmd @ (5 | 6 | 7 | 36 | 37 | 38) => {
+            let f = lock(&fds).get(fd)?;
+            if matches!(f.kind, FileKind::Path) {
+                return Err(Errno::EBADF);
+            }
+            fcntl_lock(t, &f, cmd, a.u(2))
+        }
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let f = lock(&fds).get(fd)?;
             let min = a.int(2);

@@ -99,6 +99,7 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_kill => signal::sys_kill,
     SYS_uname => info::sys_uname,
     SYS_fcntl => file::sys_fcntl,
+    SYS_flock => file::sys_flock,
     SYS_fsync => file::sys_fsync,
     SYS_fdatasync => file::sys_fsync,
     SYS_truncate => file::sys_truncate,

@@ -66,6 +66,13 @@ pub struct File {
 
 impl Drop for File {
     fn drop(&mut self) {
+        // OFD and flock locks live as long as the open file description.
+        let me = self as *const File as usize;
+        if self.dentry.is_some() {
+            let t = crate::fs::lock::table();
+            t.release(crate::fs::lock::Owner::Ofd(me), None);
+            t.release(crate::fs::lock::Owner::Flock(me), None);
+        }
         if let FileKind::Pipe { pipe, write } = &self.kind {
             pipe.close_end(*write);
         }

@@ -367,7 +367,9 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
 
 /// Enforce the sandbox's memory limit like a memory cgroup's OOM killer:
 /// when the memory file's resident size passes the limit, the process with
-/// the largest address space is killed (SIGKILL, as the OOM killer does).
+/// the largest address space other than the init is killed (SIGKILL, as the
+/// OOM killer does); the init only when it is the last one. Per-process
+/// resident sizes are not known to the sentry, hence address space size.
 /// Workload page faults are served by the host without the sentry seeing
 /// them, so the resident size is sampled: every 50 ms while far from the
 /// limit, every 2 ms near it.
@@ -395,13 +397,29 @@ pub fn start_memory_monitor(k: Arc<Kernel>) {
                     let size = lock(&th.mm()).mapped_bytes();
                     Some((size, p))
                 })
-                .max_by_key(|(size, _)| *size);
+                // The init goes last (it takes the whole container with it).
+                .max_by_key(|(size, p)| (p.tgid != 1, *size));
             if let Some((size, p)) = victim {
                 tracing::info!(pid = p.tgid, size, used, limit, "memory limit: killing");
                 crate::signals::send_from_host(&k, &p, libc::SIGKILL);
+                // One victim at a time: wait until it is gone and its memory
+                // returned before judging again (at most a second).
+                for _ in 0..500 {
+                    let gone = k.process(p.tgid).is_none_or(|q| q.lock().exit.is_some())
+                        && k.threads_of(p.tgid).is_empty();
+                    if gone {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                for _ in 0..500 {
+                    if k.mf.resident() <= limit {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
             }
-            // Give the victim time to release its memory.
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(5));
         });
     if spawned.is_err() {
         tracing::warn!("cannot start the memory monitor");

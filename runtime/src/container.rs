@@ -262,9 +262,7 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<()> {
     rec.status = Status::Running;
     ctx.store.save(&rec).map_err(|e| anyhow!("{e}"))?;
     // runc hands poststart hooks the state from before the start.
-    if let Err(e) = hooks::run("poststart", &hooks::of_kind(&rec.hooks, "poststart"), &st) {
-        tracing::warn!("{e:#}");
-    }
+    hooks::run_all("poststart", &hooks::of_kind(&rec.hooks, "poststart"), &st);
     Ok(())
 }
 
@@ -313,9 +311,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
     }
     crate::cgroups::remove(&rec.cgroups);
     let st = state_json(&rec);
-    if let Err(e) = hooks::run("poststop", &hooks::of_kind(&rec.hooks, "poststop"), &st) {
-        tracing::warn!("{e:#}");
-    }
+    hooks::run_all("poststop", &hooks::of_kind(&rec.hooks, "poststop"), &st);
     ctx.store.remove(id).map_err(|e| anyhow!("{e}"))
 }
 

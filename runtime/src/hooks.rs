@@ -34,6 +34,16 @@ pub fn run(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Run every hook of a kind whose failures are only warnings (poststart,
+/// poststop): a failing one does not stop the rest.
+pub fn run_all(kind: &str, hooks: &[Hook], state_json: &[u8]) {
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(h, state_json) {
+            eprintln!("rvisor: warning: error running {kind} hook #{i}: {e:#}");
+        }
+    }
+}
+
 fn run_one(h: &Hook, state_json: &[u8]) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let mut c = Command::new(&h.path);

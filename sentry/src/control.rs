@@ -116,7 +116,17 @@ pub fn serve(k: Arc<Kernel>, sock: Arc<OwnedFd>, start: mpsc::Sender<()>, debug:
                     message: "already started".into(),
                 },
             },
-            Request::Kill { signal, all } => kill(&k, signal, all),
+            Request::Kill { signal, all } => {
+                let r = kill(&k, signal, all);
+                // A held init that is sent SIGKILL must die now, as runc's
+                // does: let it run into the pending signal.
+                if signal == libc::SIGKILL && r == Reply::Ok {
+                    if let Some(tx) = start.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                r
+            }
             Request::Pause => {
                 k.freezer.freeze(&k);
                 Reply::Ok

@@ -622,3 +622,23 @@ fn errors_are_logged_as_json() {
             .status();
     }
 }
+
+/// SIGKILL to a created (never started) container stops it, as with runc
+/// (containerd's `task delete -f` relies on it).
+#[test]
+fn kill_of_a_created_container() {
+    let dir = TempDir::new("oci-killcreated");
+    for rt in runtimes(&dir) {
+        let (b, cfg) = bundle(&dir, rt.name, &["sleep", "30"]);
+        write_config(&b, &cfg);
+        let id = format!("kc-{}", std::process::id());
+        assert!(
+            ok(&rt, &["create", "--bundle", b.to_str().expect("utf8"), &id]),
+            "{}",
+            rt.name
+        );
+        assert!(ok(&rt, &["kill", &id, "9"]), "{}: kill", rt.name);
+        wait_stopped(&rt, &id);
+        assert!(ok(&rt, &["delete", &id]), "{}: delete", rt.name);
+    }
+}

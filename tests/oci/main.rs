@@ -262,14 +262,26 @@ fn state(rt: &Runtime, id: &str) -> Option<Value> {
 }
 
 fn ok(rt: &Runtime, args: &[&str]) -> bool {
-    rt.cmd()
+    // stderr goes to a file, not a pipe: a created container's init keeps
+    // the runtime's stdio open, and reading a pipe to EOF would wait for it.
+    let log = rt
+        .root
+        .with_extension(format!("{}.err", std::process::id()));
+    let err = std::fs::File::create(&log).expect("stderr log");
+    let st = rt
+        .cmd()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(err)
         .status()
-        .expect("spawn")
-        .success()
+        .expect("spawn");
+    if !st.success() {
+        // Shown when the test fails (expected failures print here too).
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        eprintln!("{} {:?}: {}", rt.name, args, text.trim_end());
+    }
+    st.success()
 }
 
 fn wait_stopped(rt: &Runtime, id: &str) {

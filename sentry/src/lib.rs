@@ -224,8 +224,9 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             return Ok(126);
         }
     };
-    if let Err(e) = kernel::exec::execve(&mut init, &path, None, cfg.argv.clone(), cfg.env.clone())
-    {
+    let started = loader::resolve(&init, &path, None, cfg.argv.clone())
+        .and_then(|exe| kernel::exec::execve(&mut init, exe, cfg.env.clone()));
+    if let Err(e) = started {
         let (msg, code) = match e {
             Errno::ENOENT => ("No such file or directory", 127),
             Errno::EACCES => {

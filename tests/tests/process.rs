@@ -1716,3 +1716,40 @@ fn fp_state_inherited_and_reset_cpu_clocks_per_thread() {
         .stdout_str()
         .contains("forked child: rounding sse upward"));
 }
+
+const FAILED_EXEC_KEEPS_THREADS: &str = r#"
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static volatile int alive;
+static void *spin(void *x) { (void)x; for (;;) { alive++; usleep(1000); } return 0; }
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, 0, spin, 0);
+    while (alive < 3) usleep(1000);
+    char *argv[] = { "nope", 0 };
+    int r = execv("/nonexistent/program", argv);
+    printf("execv: %d %s\n", r, strerror(errno));
+    r = execv("/etc/hostname", argv);
+    printf("execv of a text file: %d %s\n", r, strerror(errno));
+    r = execv("/tmp", argv);
+    printf("execv of a directory: %d %s\n", r, strerror(errno));
+    int before = alive;
+    while (alive < before + 3) usleep(1000);
+    printf("the other thread still runs\n");
+    return 0;
+}
+"#;
+
+/// An execve that fails on its file (missing, not executable, a directory)
+/// returns the error with the other threads still running: they die only
+/// past the point of no return.
+#[test]
+fn failed_execve_leaves_other_threads_alone() {
+    let dir = TempDir::new("exec-fail");
+    let exe = compile_static_c(&dir, "exec-fail", FAILED_EXEC_KEEPS_THREADS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("the other thread still runs"));
+}

@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 /// Replaces the task's image with the resolved executable (see
 /// `loader::resolve`, done before other threads are killed).
 pub fn execve(t: &mut Task, exe: loader::Resolved, envp: Vec<Vec<u8>>) -> KResult<()> {
+    // The old image's robust futexes and clear_child_tid are settled in the
+    // old image (a vfork parent sees the word cleared and woken).
+    t.mm_release();
     let loaded = loader::load(t, exe, envp.clone())?;
     let mut regs = t.ctx.initial_regs();
     regs.rip = loaded.entry;

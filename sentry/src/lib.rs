@@ -324,7 +324,9 @@ fn load_program(k: &Kernel, t: &mut Task, p: &spec::ProcessSpec) -> Result<(), (
         Err(Errno::ENOENT) => return Err((format!("{shown}: command not found"), 127)),
         Err(_) => return Err((format!("{shown}: Permission denied"), 126)),
     };
-    if let Err(e) = kernel::exec::execve(t, &path, None, p.argv.clone(), p.env.clone()) {
+    if let Err(e) = loader::resolve(t, &path, None, p.argv.clone())
+        .and_then(|exe| kernel::exec::execve(t, exe, p.env.clone()))
+    {
         let (msg, code) = match e {
             Errno::ENOENT => ("No such file or directory", 127),
             Errno::EACCES => {

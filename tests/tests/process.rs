@@ -1716,3 +1716,115 @@ fn fp_state_inherited_and_reset_cpu_clocks_per_thread() {
         .stdout_str()
         .contains("forked child: rounding sse upward"));
 }
+
+const FAILED_EXEC_KEEPS_THREADS: &str = r#"
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static volatile int alive;
+static void *spin(void *x) { (void)x; for (;;) { alive++; usleep(1000); } return 0; }
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, 0, spin, 0);
+    while (alive < 3) usleep(1000);
+    char *argv[] = { "nope", 0 };
+    int r = execv("/nonexistent/program", argv);
+    printf("execv: %d %s\n", r, strerror(errno));
+    r = execv("/etc/hostname", argv);
+    printf("execv of a text file: %d %s\n", r, strerror(errno));
+    r = execv("/tmp", argv);
+    printf("execv of a directory: %d %s\n", r, strerror(errno));
+    int before = alive;
+    while (alive < before + 3) usleep(1000);
+    printf("the other thread still runs\n");
+    return 0;
+}
+"#;
+
+/// An execve that fails on its file (missing, not executable, a directory)
+/// returns the error with the other threads still running: they die only
+/// past the point of no return.
+#[test]
+fn failed_execve_leaves_other_threads_alone() {
+    let dir = TempDir::new("exec-fail");
+    let exe = compile_static_c(&dir, "exec-fail", FAILED_EXEC_KEEPS_THREADS);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("the other thread still runs"));
+}
+
+const EXEC_RELEASES_ROBUST_AND_CLEARTID: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static char *self;
+static int child_main(void *arg) {
+    char *argv[] = { self, "exit", 0 };
+    (void)arg;
+    execv("/proc/self/exe", argv);
+    _exit(127);
+}
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "exit"))
+        return 0;
+    if (argc > 1 && !strcmp(argv[1], "wait")) {
+        char c;
+        read(0, &c, 1); /* until the parent closes the pipe */
+        return 0;
+    }
+    self = argv[0];
+    /* A robust mutex held by a child that then execs: execve releases it
+     * (EOWNERDEAD for the next locker), as exit would. */
+    pthread_mutex_t *mu = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_mutexattr_t at;
+    pthread_mutexattr_init(&at);
+    pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(mu, &at);
+    int locked[2], hold[2];
+    pipe(locked);
+    pipe(hold);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_mutex_lock(mu);
+        write(locked[1], "x", 1);
+        dup2(hold[0], 0);
+        close(hold[1]);
+        execl("/proc/self/exe", argv[0], "wait", (char *)0);
+        _exit(127);
+    }
+    char c;
+    read(locked[0], &c, 1);
+    int r = pthread_mutex_lock(mu);
+    printf("lock after the holder's execve: %s\n", r == EOWNERDEAD ? "EOWNERDEAD" : strerror(r));
+    close(hold[1]);
+    waitpid(pid, 0, 0);
+    /* CLONE_CHILD_CLEARTID in a vfork child: execve clears and wakes it. */
+    static char stack[64 * 1024];
+    volatile pid_t tidword = 77;
+    pid = clone(child_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_CHILD_CLEARTID | SIGCHLD,
+                0, 0, 0, (pid_t *)&tidword);
+    printf("child_tid after the vfork child's execve: %d\n", (int)tidword);
+    waitpid(pid, 0, 0);
+    return 0;
+}
+"#;
+
+/// execve settles the old image's robust futexes (the next locker gets
+/// EOWNERDEAD) and its clear_child_tid (zeroed and woken), as Linux's
+/// mm_release; they are not carried into the new image.
+#[test]
+fn execve_releases_robust_futexes_and_clear_child_tid() {
+    let dir = TempDir::new("exec-mm-release");
+    let exe = compile_static_c(&dir, "exec-mm-release", EXEC_RELEASES_ROBUST_AND_CLEARTID);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(native.stdout_str().contains("EOWNERDEAD"));
+}

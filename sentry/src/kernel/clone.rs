@@ -252,6 +252,7 @@ fn worker(first: Box<ChildSpec>) {
         let Some(mut c) = run_child(*spec, c) else {
             return;
         };
+        crate::signals::clear_current();
         let host = c.host_pid();
         let (tx, rx) = std::sync::mpsc::channel();
         if !c.reusable() || !k.workers.park(tx) {

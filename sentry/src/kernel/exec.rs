@@ -7,16 +7,13 @@ use crate::loader;
 use crate::vfs::lock;
 use std::sync::{Arc, Mutex};
 
-/// Replaces the task's image with `path` (or with `file`, which `path`
-/// names, for execveat on a descriptor).
-pub fn execve(
-    t: &mut Task,
-    path: &[u8],
-    file: Option<Arc<crate::vfs::Dentry>>,
-    argv: Vec<Vec<u8>>,
-    envp: Vec<Vec<u8>>,
-) -> KResult<()> {
-    let loaded = loader::exec(t, path, file, argv, envp.clone())?;
+/// Replaces the task's image with the resolved executable (see
+/// `loader::resolve`, done before other threads are killed).
+pub fn execve(t: &mut Task, exe: loader::Resolved, envp: Vec<Vec<u8>>) -> KResult<()> {
+    // The old image's robust futexes and clear_child_tid are settled in the
+    // old image (a vfork parent sees the word cleared and woken).
+    t.mm_release();
+    let loaded = loader::load(t, exe, envp.clone())?;
     // Capabilities across exec (no file capabilities or set-id bits).
     t.creds.on_exec();
     let mut regs = t.ctx.initial_regs();

@@ -410,20 +410,7 @@ impl Task {
             }
             let nv = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
             if t.write_obj(addr, &nv).is_ok() && v & FUTEX_WAITERS != 0 {
-                let mm = t.mm();
-                let shared = lock(&mm).is_shared(addr);
-                let key = if shared {
-                    match lock(&mm).translate(addr) {
-                        Ok(off) => crate::kernel::futex::Key::Shared { offset: off },
-                        Err(_) => return,
-                    }
-                } else {
-                    crate::kernel::futex::Key::Private {
-                        mm: Arc::as_ptr(&mm) as usize,
-                        addr,
-                    }
-                };
-                let _ = t.k.futexes.wake(key, 1, u32::MAX);
+                t.futex_wake_one(addr);
             }
         };
         // Bounded like Linux's ROBUST_LIST_LIMIT, so a cyclic list ends.
@@ -445,19 +432,41 @@ impl Task {
         }
     }
 
-    fn exit_thread(&mut self, st: ExitStatus) -> ExitStatus {
+    /// Wakes one waiter of the (non-private) futex at `addr`: keyed by the
+    /// memory-file offset in a shared mapping, by address space otherwise.
+    fn futex_wake_one(&self, addr: u64) {
+        let mm = self.mm();
+        let key = if lock(&mm).is_shared(addr) {
+            match lock(&mm).translate(addr) {
+                Ok(off) => crate::kernel::futex::Key::Shared { offset: off },
+                Err(_) => return,
+            }
+        } else {
+            crate::kernel::futex::Key::Private {
+                mm: Arc::as_ptr(&mm) as usize,
+                addr,
+            }
+        };
+        let _ = self.k.futexes.wake(key, 1, u32::MAX);
+    }
+
+    /// What a thread lets go of when it leaves its address space (exit, or
+    /// execve: Linux's mm_release): its robust futexes, then
+    /// clear_child_tid, zeroed and woken. Both are forgotten.
+    pub fn mm_release(&mut self) {
         self.release_robust_futexes();
+        self.robust_list = (0, 0);
         if self.clear_child_tid != 0 {
             let addr = self.clear_child_tid;
             if self.write_obj(addr, &0u32).is_ok() {
-                let mm = self.mm();
-                let key = crate::kernel::futex::Key::Private {
-                    mm: Arc::as_ptr(&mm) as usize,
-                    addr,
-                };
-                let _ = self.k.futexes.wake(key, 1, u32::MAX);
+                self.futex_wake_one(addr);
             }
+            self.clear_child_tid = 0;
         }
+    }
+
+    fn exit_thread(&mut self, st: ExitStatus) -> ExitStatus {
+        self.mm_release();
         self.release_vfork();
         self.k.unregister(self.tid);
         let proc_ = self.proc_().clone();

@@ -233,15 +233,26 @@ fn load_segments(
 }
 
 /// Replace `t`'s image with the program at `path`.
-/// Loads `path` (or `first`, the file `path` stands for, when given) into
-/// the task.
-pub fn exec(
-    t: &mut Task,
+/// An executable found and checked, not loaded yet: what execve can fail
+/// on before its point of no return (the file, `#!` interpreters, the ELF
+/// headers, the program interpreter).
+pub struct Resolved {
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    dentry: Arc<Dentry>,
+    file: Arc<File>,
+    elf: Elf,
+    interp: Option<Interp>,
+}
+
+/// Finds and checks the executable `path` (or `first`, the file `path`
+/// stands for), following `#!` lines; changes nothing.
+pub fn resolve(
+    t: &Task,
     path: &[u8],
     mut first: Option<Arc<Dentry>>,
     mut argv: Vec<Vec<u8>>,
-    envp: Vec<Vec<u8>>,
-) -> KResult<Loaded> {
+) -> KResult<Resolved> {
     let mut path = path.to_vec();
     let mut depth = 0;
     let (dentry, file, elf) = loop {
@@ -312,8 +323,27 @@ pub fn exec(
             interp = Some((idf, ielf, name, m.dev, m.ino));
         }
     }
+    Ok(Resolved {
+        path,
+        argv,
+        dentry,
+        file,
+        elf,
+        interp,
+    })
+}
 
-    // Point of no return: build the new address space.
+/// Builds the new address space of a resolved executable: execve's point
+/// of no return.
+pub fn load(t: &mut Task, r: Resolved, envp: Vec<Vec<u8>>) -> KResult<Loaded> {
+    let Resolved {
+        path,
+        argv,
+        dentry,
+        file,
+        elf,
+        interp,
+    } = r;
     // The initial stack is as large as RLIMIT_STACK allows (bounded).
     let stack_size: u64 = match t.rlimit(crate::kernel::task::RLIMIT_STACK).cur {
         RLIM_INFINITY => DEFAULT_STACK,

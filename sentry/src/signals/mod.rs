@@ -111,6 +111,12 @@ pub fn set_current(th: Arc<ThreadInfo>) {
     CURRENT.with(|c| *c.borrow_mut() = Some(th));
 }
 
+/// The calling host thread drives no task any more (a parked worker must
+/// not keep the old task's memory alive).
+pub fn clear_current() {
+    CURRENT.with(|c| *c.borrow_mut() = None);
+}
+
 fn current() -> Option<Arc<ThreadInfo>> {
     CURRENT.with(|c| c.borrow().clone())
 }

@@ -854,8 +854,10 @@ pub fn sys_execve(t: &mut Task, a: &Args) -> KResult<u64> {
     let path = t.read_path(a.u(0))?;
     let argv = t.read_str_array(a.u(1))?;
     let envp = t.read_str_array(a.u(2))?;
+    // Errors about the file come before the other threads die.
+    let exe = crate::loader::resolve(t, &path, None, argv)?;
     crate::kernel::exec::de_thread(t)?;
-    crate::kernel::exec::execve(t, &path, None, argv, envp)?;
+    crate::kernel::exec::execve(t, exe, envp)?;
     Ok(0)
 }
 
@@ -904,7 +906,8 @@ pub fn sys_execveat(t: &mut Task, a: &Args) -> KResult<u64> {
     }
     let argv = t.read_str_array(a.u(2))?;
     let envp = t.read_str_array(a.u(3))?;
+    let exe = crate::loader::resolve(t, &target, file, argv)?;
     crate::kernel::exec::de_thread(t)?;
-    crate::kernel::exec::execve(t, &target, file, argv, envp)?;
+    crate::kernel::exec::execve(t, exe, envp)?;
     Ok(0)
 }

@@ -106,6 +106,7 @@ pub fn serve(k: Arc<Kernel>, sock: Arc<OwnedFd>, start: mpsc::Sender<()>, debug:
             }
         };
         tracing::debug!(req = ?frame.body, "control request");
+        let mut release_after_reply = None;
         let reply = match frame.body {
             Request::Start => match start.take() {
                 Some(tx) => {
@@ -119,11 +120,9 @@ pub fn serve(k: Arc<Kernel>, sock: Arc<OwnedFd>, start: mpsc::Sender<()>, debug:
             Request::Kill { signal, all } => {
                 let r = kill(&k, signal, all);
                 // A held init that is sent SIGKILL must die now, as runc's
-                // does: let it run into the pending signal.
+                // does: once the reply is out, let it run into the signal.
                 if signal == libc::SIGKILL && r == Reply::Ok {
-                    if let Some(tx) = start.take() {
-                        let _ = tx.send(());
-                    }
+                    release_after_reply = start.take();
                 }
                 r
             }
@@ -158,6 +157,9 @@ pub fn serve(k: Arc<Kernel>, sock: Arc<OwnedFd>, start: mpsc::Sender<()>, debug:
         };
         if send(sock.as_fd(), &reply).is_err() {
             return;
+        }
+        if let Some(tx) = release_after_reply {
+            let _ = tx.send(());
         }
     }
 }

@@ -200,8 +200,18 @@ fn setup_mounts(
     if !has_dev {
         let dev = ensure_dir(root, b"dev", t);
         mount(&dev, fs::dev::build(&dev));
+        k.record_mount(b"/dev", "tmpfs", "tmpfs", false);
     }
     for m in mounts {
+        let (fstype, source) = match &m.kind {
+            MountKind::Bind { .. } => ("bind", "none".to_string()),
+            MountKind::Tmpfs { .. } => ("tmpfs", "tmpfs".into()),
+            MountKind::Proc => ("proc", "proc".into()),
+            MountKind::Sysfs => ("sysfs", "sysfs".into()),
+            MountKind::Devfs => ("tmpfs", "tmpfs".into()),
+            MountKind::Empty { fstype } => (fstype.as_str(), fstype.clone()),
+        };
+        k.record_mount(&m.dest, fstype, &source, m.readonly);
         let fs_root = match &m.kind {
             MountKind::Bind { index } => {
                 let (node, st) = k.gofer.attach(*index).map_err(BootError::Gofer)?;
@@ -390,6 +400,9 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     if let Some(m) = spec.memory_limit {
         kern.memory_limit
             .store(m, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(root_mount) = vfs::lock(&kern.mounts).first_mut() {
+        root_mount.readonly = spec.root_readonly;
     }
     if let Some(d) = &spec.domainname {
         *vfs::lock(&kern.domainname) = d.as_bytes().to_vec();

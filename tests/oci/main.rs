@@ -51,7 +51,7 @@ fn bundle(dir: &TempDir, name: &str, argv: &[&str]) -> (PathBuf, Value) {
     std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox (busybox-static)");
     for c in [
         "sh", "cat", "echo", "id", "ls", "pwd", "hostname", "touch", "grep", "stat", "sleep",
-        "mkdir", "umask", "true",
+        "mkdir", "umask", "true", "cut",
     ] {
         let _ = std::os::unix::fs::symlink("busybox", bin.join(c));
     }
@@ -653,4 +653,27 @@ fn kill_of_a_created_container() {
         wait_stopped(&rt, &id);
         assert!(ok(&rt, &["delete", &id]), "{}: delete", rt.name);
     }
+}
+
+/// /proc/self/mountinfo and /proc/mounts list the container's mounts in
+/// order, with their read-only flag.
+#[test]
+fn mountinfo_lists_mounts_in_order() {
+    let host = TempDir::new("oci-mi-host");
+    let hp = host.path().to_path_buf();
+    same(
+        "mountinfo",
+        &[
+            "sh",
+            "-c",
+            "cut -d' ' -f5,6 /proc/self/mountinfo | cut -d, -f1; cut -d' ' -f2 /proc/mounts",
+        ],
+        move |c, _| {
+            c["root"]["readonly"] = json!(true);
+            let m = c["mounts"].as_array_mut().expect("mounts");
+            m.push(json!({"destination": "/a", "type": "tmpfs", "source": "tmpfs"}));
+            m.push(json!({"destination": "/a/b", "type": "bind", "source": hp, "options": ["rbind", "ro"]}));
+        },
+        Some("/ ro\n/proc rw\n/dev rw\n/a rw\n/a/b ro\n/\n/proc\n/dev\n/a\n/a/b\n"),
+    );
 }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub enum ProcNode {
     Root,
+    /// A fixed directory under /proc/sys (its path below /proc).
+    SysDir(&'static str),
     PidDir(i32),
     FdDir(i32),
     File(ProcFile),
@@ -33,6 +35,7 @@ pub enum ProcFile {
     PidEnviron(i32),
     PidMaps(i32),
     PidComm(i32),
+    Mountinfo,
     CpuOnline,
     Static(&'static str),
 }
@@ -92,6 +95,35 @@ pub fn build_sys(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
     root
 }
 
+/// The directories below /proc/sys: (name, path).
+fn sys_dirs(path: &str) -> &'static [(&'static str, &'static str)] {
+    match path {
+        "sys" => &[("kernel", "sys/kernel"), ("vm", "sys/vm"), ("fs", "sys/fs")],
+        _ => &[],
+    }
+}
+
+/// The files below /proc/sys: fixed values of this sandbox's kernel.
+fn sys_files(path: &str) -> &'static [(&'static str, &'static str)] {
+    match path {
+        "sys/kernel" => &[
+            ("cap_last_cap", "40\n"),
+            ("ngroups_max", "65536\n"),
+            ("ostype", "Linux\n"),
+            ("overflowgid", "65534\n"),
+            ("overflowuid", "65534\n"),
+            ("pid_max", "4194304\n"),
+            ("threads-max", "4096\n"),
+        ],
+        "sys/vm" => &[("max_map_count", "65530\n"), ("overcommit_memory", "0\n")],
+        "sys/fs" => &[
+            ("nr_open", "1048576\n"),
+            ("file-max", "9223372036854775807\n"),
+        ],
+        _ => &[],
+    }
+}
+
 fn thread(t: &Task, pid: i32) -> KResult<Arc<ThreadInfo>> {
     t.k.thread(pid).ok_or(Errno::ENOENT)
 }
@@ -115,8 +147,22 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
                 "loadavg" => file(ProcFile::Loadavg),
                 "filesystems" => file(ProcFile::Filesystems),
                 "mounts" => file(ProcFile::Mounts),
+                "sys" => dir(ProcNode::SysDir("sys")),
                 _ => return Err(Errno::ENOENT),
             })
+        }
+        ProcNode::SysDir(path) => {
+            for (name, sub) in sys_dirs(path) {
+                if *name == name_s {
+                    return Ok(dir(ProcNode::SysDir(sub)));
+                }
+            }
+            for (name, value) in sys_files(path) {
+                if *name == name_s {
+                    return Ok(file(ProcFile::Static(value)));
+                }
+            }
+            Err(Errno::ENOENT)
         }
         ProcNode::PidDir(pid) => {
             let pid = *pid;
@@ -130,6 +176,11 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
                 "maps" => file(ProcFile::PidMaps(pid)),
                 "comm" => file(ProcFile::PidComm(pid)),
                 "mounts" => file(ProcFile::Mounts),
+                "mountinfo" => file(ProcFile::Mountinfo),
+                "oom_score_adj" => file(ProcFile::Static("0\n")),
+                "uid_map" | "gid_map" => {
+                    file(ProcFile::Static("         0          0 4294967295\n"))
+                }
                 "exe" => link(ProcLink::Exe(pid)),
                 "cwd" => link(ProcLink::Cwd(pid)),
                 "root" => link(ProcLink::Root(pid)),
@@ -168,13 +219,33 @@ pub fn list(p: &ProcNode, t: &Task) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
             ] {
                 push(n, DT_REG);
             }
+            push("sys", DT_DIR);
             for pid in t.k.tgids() {
                 push(&pid.to_string(), DT_DIR);
             }
         }
+        ProcNode::SysDir(path) => {
+            for (name, _) in sys_dirs(path) {
+                push(name, DT_DIR);
+            }
+            for (name, _) in sys_files(path) {
+                push(name, DT_REG);
+            }
+        }
         ProcNode::PidDir(_) => {
             for n in [
-                "stat", "status", "statm", "cmdline", "environ", "maps", "comm", "mounts",
+                "stat",
+                "status",
+                "statm",
+                "cmdline",
+                "environ",
+                "maps",
+                "comm",
+                "mounts",
+                "mountinfo",
+                "oom_score_adj",
+                "uid_map",
+                "gid_map",
             ] {
                 push(n, DT_REG);
             }
@@ -288,7 +359,35 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
         ProcFile::Version => format!("Linux version {} (rvisor) #1 SMP PREEMPT_DYNAMIC\n", crate::kernel::RELEASE),
         ProcFile::Loadavg => format!("0.00 0.00 0.00 1/{} {}\n", k.tgids().len(), k.last_pid()),
         ProcFile::Filesystems => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\toverlay\n".to_string(),
-        ProcFile::Mounts => "none / overlay rw,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\ndev /dev devtmpfs rw,nosuid 0 0\nsysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n".to_string(),
+        ProcFile::Mounts => {
+            let mut s = String::new();
+            for m in lock(&k.mounts).iter() {
+                s += &format!(
+                    "{} {} {} {},relatime 0 0\n",
+                    m.source,
+                    String::from_utf8_lossy(&m.dest),
+                    m.fstype,
+                    if m.readonly { "ro" } else { "rw" }
+                );
+            }
+            s
+        }
+        ProcFile::Mountinfo => {
+            let mut s = String::new();
+            for m in lock(&k.mounts).iter() {
+                let ro = if m.readonly { "ro" } else { "rw" };
+                s += &format!(
+                    "{} {} 0:{} / {} {ro},relatime - {} {} {ro}\n",
+                    m.id,
+                    m.parent,
+                    m.id + 10,
+                    String::from_utf8_lossy(&m.dest),
+                    m.fstype,
+                    m.source
+                );
+            }
+            s
+        }
         ProcFile::CpuOnline => {
             if k.ncpus <= 1 {
                 "0\n".to_string()

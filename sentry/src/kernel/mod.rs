@@ -83,6 +83,8 @@ pub struct Kernel {
     pub memory_limit: AtomicU64,
     /// Pause/resume of the whole sandbox.
     pub freezer: Arc<Freezer>,
+    /// The mount table, in mount order (for /proc/*/mounts and mountinfo).
+    pub mounts: Mutex<Vec<MountInfo>>,
     /// Status sockets of processes started by the runtime (exec), by tgid.
     pub exec_waiters: Mutex<HashMap<i32, Arc<std::os::fd::OwnedFd>>>,
     pub mem_limit: u64,
@@ -130,6 +132,14 @@ impl Kernel {
             memory_limit: AtomicU64::new(0),
             freezer: Arc::new(Freezer::default()),
             exec_waiters: Mutex::new(HashMap::new()),
+            mounts: Mutex::new(vec![MountInfo {
+                id: 20,
+                parent: 1,
+                dest: b"/".to_vec(),
+                fstype: "overlay".into(),
+                source: "none".into(),
+                readonly: false,
+            }]),
             mem_limit: mem,
             boot: Instant::now(),
             boot_wall: std::time::SystemTime::now()
@@ -423,6 +433,42 @@ pub fn start_memory_monitor(k: Arc<Kernel>) {
         });
     if spawned.is_err() {
         tracing::warn!("cannot start the memory monitor");
+    }
+}
+
+/// One line of the mount table.
+#[derive(Clone, Debug)]
+pub struct MountInfo {
+    pub id: u32,
+    pub parent: u32,
+    pub dest: Vec<u8>,
+    pub fstype: String,
+    pub source: String,
+    pub readonly: bool,
+}
+
+impl Kernel {
+    /// Record a mount at `dest` (its parent is the longest mount prefix).
+    pub fn record_mount(&self, dest: &[u8], fstype: &str, source: &str, readonly: bool) {
+        let mut m = lock(&self.mounts);
+        let under = |p: &[u8], d: &[u8]| {
+            p == b"/" || d == p || (d.starts_with(p) && d.get(p.len()) == Some(&b'/'))
+        };
+        let parent = m
+            .iter()
+            .filter(|x| under(&x.dest, dest) && x.dest != dest)
+            .max_by_key(|x| x.dest.len())
+            .map(|x| x.id)
+            .unwrap_or(20);
+        let id = m.iter().map(|x| x.id).max().unwrap_or(20) + 1;
+        m.push(MountInfo {
+            id,
+            parent,
+            dest: dest.to_vec(),
+            fstype: fstype.into(),
+            source: source.into(),
+            readonly,
+        });
     }
 }
 

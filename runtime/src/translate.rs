@@ -168,6 +168,22 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
             readonly,
         });
     }
+    if let Some(l) = spec.linux() {
+        for p in l.masked_paths().iter().flatten() {
+            mounts.push(MountSpec {
+                dest: p.as_bytes().to_vec(),
+                kind: MountKind::Mask,
+                readonly: true,
+            });
+        }
+        for p in l.readonly_paths().iter().flatten() {
+            mounts.push(MountSpec {
+                dest: p.as_bytes().to_vec(),
+                kind: MountKind::ReadonlyView,
+                readonly: true,
+            });
+        }
+    }
     let resources = spec.linux().as_ref().and_then(|l| l.resources().clone());
     let pids_limit = resources
         .as_ref()

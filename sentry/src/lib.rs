@@ -210,6 +210,33 @@ fn setup_mounts(
             MountKind::Sysfs => ("sysfs", "sysfs".into()),
             MountKind::Devfs => ("tmpfs", "tmpfs".into()),
             MountKind::Empty { fstype } => (fstype.as_str(), fstype.clone()),
+            MountKind::Mask | MountKind::ReadonlyView => {
+                // Only paths that exist are masked or made read-only.
+                let Ok(existing) = vfs::path::Walker::new(t).walk(root, &m.dest, false) else {
+                    continue;
+                };
+                let is_dir = existing.meta().is_dir();
+                let at = ensure_path(root, &m.dest, is_dir, t);
+                let (inode, fs) = match (&m.kind, is_dir) {
+                    (MountKind::Mask, true) => (
+                        Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
+                        FsType::Tmpfs,
+                    ),
+                    (MountKind::Mask, false) => (
+                        Inode::new(
+                            Node::Dev(fs::dev::DevKind::Null),
+                            Meta::new(S_IFCHR | 0o666, vfs::DEV_DEV, 0, 0),
+                        ),
+                        FsType::Dev,
+                    ),
+                    _ => (at.inode(), at.fs),
+                };
+                let ro = !matches!((&m.kind, is_dir), (MountKind::Mask, false));
+                mount(&at, Dentry::new_mount_root(inode, fs, Some(at.clone()), ro));
+                let ty = if matches!(m.kind, MountKind::Mask) && is_dir { "tmpfs" } else { "bind" };
+                k.record_mount(&m.dest, ty, ty, ro);
+                continue;
+            }
         };
         k.record_mount(&m.dest, fstype, &source, m.readonly);
         let fs_root = match &m.kind {
@@ -240,7 +267,7 @@ fn setup_mounts(
         };
         let at = fs_root;
         let r = match &m.kind {
-            MountKind::Bind { .. } => continue,
+            MountKind::Bind { .. } | MountKind::Mask | MountKind::ReadonlyView => continue,
             MountKind::Tmpfs { mode } => Dentry::new_mount_root(
                 Inode::new(
                     Node::MemDir,

@@ -58,6 +58,11 @@ pub enum MountKind {
     /// Filesystems the sentry does not implement yet (devpts, mqueue,
     /// cgroup): an empty directory, so paths exist as in a container.
     Empty { fstype: String },
+    /// linux.maskedPaths: an existing directory is covered by an empty
+    /// read-only one, a file by /dev/null; a missing path is left alone.
+    Mask,
+    /// linux.readonlyPaths: an existing path becomes read-only.
+    ReadonlyView,
 }
 
 /// Everything `rvisor boot` needs besides its fds.

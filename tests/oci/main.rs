@@ -677,3 +677,23 @@ fn mountinfo_lists_mounts_in_order() {
         Some("/ ro\n/proc rw\n/dev rw\n/a rw\n/a/b ro\n/\n/proc\n/dev\n/a\n/a/b\n"),
     );
 }
+
+/// linux.maskedPaths hide what exists (directories empty, files read as
+/// /dev/null) and skip what does not; linux.readonlyPaths refuse writes.
+#[test]
+fn masked_and_readonly_paths() {
+    same(
+        "masked",
+        &["sh", "-c", "ls /md; cat /mf; echo x > /mf && echo mf-writable; ls /nonexist 2>&1; touch /md/x 2>&1; touch /rd/y 2>&1; cat /rd/f; touch /other && echo other-writable"],
+        |c, b| {
+            std::fs::create_dir_all(b.join("rootfs/md")).expect("mkdir");
+            std::fs::write(b.join("rootfs/md/secret"), "s\n").expect("w");
+            std::fs::write(b.join("rootfs/mf"), "hidden\n").expect("w");
+            std::fs::create_dir_all(b.join("rootfs/rd")).expect("mkdir");
+            std::fs::write(b.join("rootfs/rd/f"), "visible\n").expect("w");
+            c["linux"]["maskedPaths"] = json!(["/md", "/mf", "/nonexist"]);
+            c["linux"]["readonlyPaths"] = json!(["/rd"]);
+        },
+        Some("mf-writable\nls: /nonexist: No such file or directory\ntouch: /md/x: Read-only file system\ntouch: /rd/y: Read-only file system\nvisible\nother-writable\n"),
+    );
+}

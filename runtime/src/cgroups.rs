@@ -93,11 +93,97 @@ pub fn place(spec: &Spec, pid: i32) -> Result<Vec<PathBuf>> {
                     .with_context(|| format!("setting {}", dir.join(file).display()))?;
             }
         }
+        if let Some(r) = linux.resources() {
+            apply_resources(&h, &dir, r, is_v2())?;
+        }
         std::fs::write(dir.join("cgroup.procs"), pid.to_string())
             .with_context(|| format!("joining cgroup {}", dir.display()))?;
         dirs.push(dir);
     }
     Ok(dirs)
+}
+
+fn set(dir: &Path, file: &str, value: String) -> Result<()> {
+    let p = dir.join(file);
+    if !p.exists() {
+        return Ok(());
+    }
+    std::fs::write(&p, &value).with_context(|| format!("setting {} to {value}", p.display()))
+}
+
+/// The host-side limits that bound the whole sandbox: CPU time and
+/// placement, memory reservation and swappiness. (The memory limit is set
+/// above with the sentry's overhead; pids are limited inside the sentry,
+/// where guest tasks are counted, not host threads.)
+fn apply_resources(
+    hierarchy: &Path,
+    dir: &Path,
+    r: &oci_spec::runtime::LinuxResources,
+    v2: bool,
+) -> Result<()> {
+    let name = hierarchy.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if let Some(cpu) = r.cpu() {
+        if v2 {
+            if let Some(shares) = cpu.shares() {
+                // The cgroup v2 conversion runc uses.
+                let w = 1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142;
+                set(dir, "cpu.weight", w.to_string())?;
+            }
+            if cpu.quota().is_some() || cpu.period().is_some() {
+                let quota = cpu
+                    .quota()
+                    .filter(|&q| q > 0)
+                    .map(|q| q.to_string())
+                    .unwrap_or_else(|| "max".into());
+                set(
+                    dir,
+                    "cpu.max",
+                    format!("{quota} {}", cpu.period().unwrap_or(100_000)),
+                )?;
+            }
+            if let Some(c) = cpu.cpus() {
+                set(dir, "cpuset.cpus", c.clone())?;
+            }
+            if let Some(m) = cpu.mems() {
+                set(dir, "cpuset.mems", m.clone())?;
+            }
+        } else {
+            if name == "cpu" {
+                if let Some(s) = cpu.shares() {
+                    set(dir, "cpu.shares", s.to_string())?;
+                }
+                if let Some(p) = cpu.period() {
+                    set(dir, "cpu.cfs_period_us", p.to_string())?;
+                }
+                if let Some(q) = cpu.quota() {
+                    set(dir, "cpu.cfs_quota_us", q.to_string())?;
+                }
+            }
+            if name == "cpuset" {
+                if let Some(c) = cpu.cpus() {
+                    set(dir, "cpuset.cpus", c.clone())?;
+                }
+                if let Some(m) = cpu.mems() {
+                    set(dir, "cpuset.mems", m.clone())?;
+                }
+            }
+        }
+    }
+    if let Some(mem) = r.memory() {
+        if v2 {
+            if let Some(res) = mem.reservation().filter(|&x| x > 0) {
+                set(dir, "memory.low", res.to_string())?;
+            }
+        } else if name == "memory" {
+            if let Some(res) = mem.reservation().filter(|&x| x > 0) {
+                set(dir, "memory.soft_limit_in_bytes", res.to_string())?;
+            }
+            if let Some(sw) = mem.swappiness() {
+                set(dir, "memory.swappiness", sw.to_string())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Remove the cgroups created by `place` (they are empty once the sandbox

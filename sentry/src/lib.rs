@@ -233,7 +233,11 @@ fn setup_mounts(
                 };
                 let ro = !matches!((&m.kind, is_dir), (MountKind::Mask, false));
                 mount(&at, Dentry::new_mount_root(inode, fs, Some(at.clone()), ro));
-                let ty = if matches!(m.kind, MountKind::Mask) && is_dir { "tmpfs" } else { "bind" };
+                let ty = if matches!(m.kind, MountKind::Mask) && is_dir {
+                    "tmpfs"
+                } else {
+                    "bind"
+                };
                 k.record_mount(&m.dest, ty, ty, ro);
                 continue;
             }

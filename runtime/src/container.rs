@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub struct Ctx {
     pub store: Store,
     pub debug: bool,
+    /// Where root filesystem writes go: "memory" or "none" (the host).
+    pub overlay: String,
 }
 
 fn ctl_path(store: &Store, id: &str) -> PathBuf {
@@ -161,6 +163,8 @@ fn create_reserved(ctx: &Ctx, o: &CreateOpts, bundle: &oci::bundle::Bundle) -> R
     }
     cmd.arg("--root")
         .arg(&ctx.store.root)
+        .arg("--overlay")
+        .arg(&ctx.overlay)
         .arg("supervise")
         .arg("--id")
         .arg(&o.id)
@@ -639,6 +643,13 @@ fn supervise_inner(
     let bundle = oci::bundle::load(&rec.bundle).map_err(|e| anyhow!("{e}"))?;
     let mut plan = translate::plan(&bundle)?;
     plan.spec.preserve_fds = preserve_fds;
+    if ctx.overlay == "none" && !plan.spec.root_readonly {
+        // The rootfs is served writable and written through, as runc does.
+        plan.spec.root_passthrough = true;
+        if let Some(root) = plan.gofer_mounts.first_mut() {
+            root.1 = false;
+        }
+    }
     rec.cgroups = crate::cgroups::place(&bundle.spec, std::process::id() as i32)?;
     if let Some(adj) = bundle
         .spec

@@ -41,7 +41,8 @@ struct Cli {
     /// Interception platform (only ptrace is built).
     #[arg(long, global = true, default_value = "ptrace")]
     platform: String,
-    /// Where the root filesystem's writes go (only memory is built).
+    /// Where the root filesystem's writes go: memory (an in-sandbox layer,
+    /// discarded at exit) or none (written through to the host rootfs).
     #[arg(long, global = true, default_value = "memory")]
     overlay: String,
     /// Network: none (the sandbox has no network stack yet).
@@ -543,9 +544,13 @@ fn run(cli: Cli) -> Result<i32> {
     if cli.platform != "ptrace" {
         bail!("platform {:?} is not available (only ptrace)", cli.platform);
     }
+    if cli.overlay != "memory" && cli.overlay != "none" {
+        bail!("--overlay {:?}: expected memory or none", cli.overlay);
+    }
     let ctx = container::Ctx {
         store: oci::state::Store::new(&cli.root),
         debug: cli.debug,
+        overlay: cli.overlay.clone(),
     };
     match cli.cmd {
         Cmd::Do(args) => {

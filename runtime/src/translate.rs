@@ -219,6 +219,7 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
             memory_limit,
             wait_for_start: true,
             preserve_fds: 0,
+            root_passthrough: false,
         },
     })
 }

@@ -417,7 +417,11 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             }),
             Meta::from_gofer(&root_stat),
         ),
-        FsType::Overlay,
+        if spec.root_passthrough && !spec.root_readonly {
+            FsType::Bind
+        } else {
+            FsType::Overlay
+        },
         None,
         spec.root_readonly,
     );

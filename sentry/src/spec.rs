@@ -82,4 +82,8 @@ pub struct SandboxSpec {
     /// Inherited fds 3..3+N become the init's fds 3..3+N (--preserve-fds).
     #[serde(default)]
     pub preserve_fds: u32,
+    /// Writes to the root filesystem go to the host (through the gofer)
+    /// instead of an in-memory layer (`--overlay none`).
+    #[serde(default)]
+    pub root_passthrough: bool,
 }

@@ -697,3 +697,47 @@ fn masked_and_readonly_paths() {
         Some("mf-writable\nls: /nonexist: No such file or directory\ntouch: /md/x: Read-only file system\ntouch: /rd/y: Read-only file system\nvisible\nother-writable\n"),
     );
 }
+
+/// Root filesystem writes: `--overlay none` writes through to the host
+/// rootfs as runc does; the default keeps them in the sandbox's memory.
+#[test]
+fn overlay_none_writes_through_like_runc() {
+    let dir = TempDir::new("oci-overlay");
+    let script = "echo out > /output; mkdir /newdir; echo f > /newdir/f; rm /bin/true";
+    for (name, extra) in [
+        ("runc", None),
+        ("rvisor", Some("none")),
+        ("rvisor-mem", Some("memory")),
+    ] {
+        let rt = &runtimes(&dir)[usize::from(name != "runc")];
+        let (b, cfg) = bundle(&dir, name, &["sh", "-c", script]);
+        write_config(&b, &cfg);
+        let mut c = rt.cmd();
+        if let Some(o) = extra {
+            c.args(["--overlay", o]);
+        }
+        let st = c
+            .args(["run", "--bundle"])
+            .arg(&b)
+            .arg(format!("ov-{name}-{}", std::process::id()))
+            .stdin(Stdio::null())
+            .status()
+            .expect("run");
+        assert!(st.success(), "{name}");
+        let r = b.join("rootfs");
+        let written = r.join("output").exists()
+            && r.join("newdir/f").exists()
+            && !r.join("bin/true").exists();
+        let untouched =
+            !r.join("output").exists() && !r.join("newdir").exists() && r.join("bin/true").exists();
+        if name == "rvisor-mem" {
+            assert!(untouched, "{name}: the host rootfs changed");
+        } else {
+            assert!(written, "{name}: writes did not reach the host rootfs");
+            assert_eq!(
+                std::fs::read_to_string(r.join("output")).expect("output"),
+                "out\n"
+            );
+        }
+    }
+}

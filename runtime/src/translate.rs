@@ -111,6 +111,28 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
     })
 }
 
+/// linux.devices as device nodes for the sandbox's /dev.
+fn devices(spec: &Spec) -> Vec<sentry::spec::DeviceSpec> {
+    let mut out = Vec::new();
+    for d in spec
+        .linux()
+        .iter()
+        .flat_map(|l| l.devices().iter().flatten())
+    {
+        let t = json_name(&d.typ());
+        out.push(sentry::spec::DeviceSpec {
+            path: d.path().as_os_str().as_bytes().to_vec(),
+            block: t == "b",
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    out
+}
+
 fn mode_option(opts: &[String]) -> Option<u32> {
     opts.iter()
         .find_map(|o| o.strip_prefix("mode="))
@@ -220,6 +242,7 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
             wait_for_start: true,
             preserve_fds: 0,
             root_passthrough: false,
+            devices: devices(spec),
         },
     })
 }

@@ -532,6 +532,30 @@ fn start_init(
 ) -> Result<Task, (String, i32)> {
     let mut t = new_process(k, &spec.process, stdio_table(spec.preserve_fds), debug)?;
     setup_mounts(k, root, &spec.mounts, &t).map_err(|e| (format!("mounts: {e}"), 125))?;
+    for d in &spec.devices {
+        let (parent, name) = match d.path.iter().rposition(|&c| c == b'/') {
+            Some(i) => (&d.path[..i], &d.path[i + 1..]),
+            None => continue,
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let dir = ensure_path(root, parent, true, &t);
+        let kind = fs::dev::DevKind::known(d.major, d.minor)
+            .filter(|_| !d.block)
+            .unwrap_or(fs::dev::DevKind::Other {
+                block: d.block,
+                rdev: (d.major << 8) | d.minor,
+            });
+        let inode = fs::dev::dev_inode(kind);
+        {
+            let mut m = vfs::lock(&inode.meta);
+            m.mode = (m.mode & S_IFMT) | (d.mode & 0o7777);
+            m.uid = d.uid;
+            m.gid = d.gid;
+        }
+        dir.add_child(name, inode);
+    }
     load_program(k, &mut t, &spec.process)?;
     Ok(t)
 }

@@ -86,4 +86,19 @@ pub struct SandboxSpec {
     /// instead of an in-memory layer (`--overlay none`).
     #[serde(default)]
     pub root_passthrough: bool,
+    /// linux.devices: device nodes made in the sandbox's /dev.
+    #[serde(default)]
+    pub devices: Vec<DeviceSpec>,
+}
+
+/// A device node (config.json's linux.devices).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct DeviceSpec {
+    pub path: Vec<u8>,
+    pub block: bool,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }

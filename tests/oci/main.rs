@@ -741,3 +741,19 @@ fn overlay_none_writes_through_like_runc() {
         }
     }
 }
+
+/// linux.devices: the nodes exist with their type, numbers and mode.
+#[test]
+fn linux_devices_are_created() {
+    same(
+        "devices",
+        &["sh", "-c", "stat -c '%F %t:%T %a %u:%g' /dev/test1 /dev/sub/test2 /dev/null"],
+        |c, _| {
+            c["linux"]["devices"] = json!([
+                {"path": "/dev/test1", "type": "c", "major": 10, "minor": 229, "fileMode": 432, "uid": 0, "gid": 0},
+                {"path": "/dev/sub/test2", "type": "b", "major": 8, "minor": 3, "fileMode": 384, "uid": 1, "gid": 2}
+            ]);
+        },
+        Some("character special file a:e5 660 0:0\nblock special file 8:3 600 1:2\ncharacter special file 1:3 666 0:0\n"),
+    );
+}

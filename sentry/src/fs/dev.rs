@@ -13,6 +13,13 @@ pub enum DevKind {
     Urandom,
     /// /dev/tty: the controlling terminal (none in the sandbox yet).
     Tty,
+    /// A device node the sentry has no driver for (config.json's
+    /// linux.devices, /dev/ptmx until ptys exist): it exists, opening it
+    /// gives ENXIO as a node without a driver does.
+    Other {
+        block: bool,
+        rdev: u64,
+    },
 }
 
 impl DevKind {
@@ -24,6 +31,7 @@ impl DevKind {
             DevKind::Random => (1, 8),
             DevKind::Urandom => (1, 9),
             DevKind::Tty => (5, 0),
+            DevKind::Other { rdev, .. } => return rdev,
         };
         (major << 8) | minor
     }
@@ -40,13 +48,28 @@ impl DevKind {
                 Ok(buf.len())
             }
             DevKind::Tty => Err(Errno::EIO),
+            DevKind::Other { .. } => Err(Errno::ENXIO),
         }
+    }
+
+    /// The device for a (major, minor) pair, if the sentry implements it.
+    pub fn known(major: u64, minor: u64) -> Option<DevKind> {
+        Some(match (major, minor) {
+            (1, 3) => DevKind::Null,
+            (1, 5) => DevKind::Zero,
+            (1, 7) => DevKind::Full,
+            (1, 8) => DevKind::Random,
+            (1, 9) => DevKind::Urandom,
+            (5, 0) => DevKind::Tty,
+            _ => return None,
+        })
     }
 
     pub fn write(self, buf: &[u8]) -> KResult<usize> {
         match self {
             DevKind::Full => Err(Errno::ENOSPC),
             DevKind::Tty => Err(Errno::EIO),
+            DevKind::Other { .. } => Err(Errno::ENXIO),
             _ => Ok(buf.len()),
         }
     }
@@ -76,8 +99,13 @@ pub fn fill_random(buf: &mut [u8]) -> KResult<()> {
     Ok(())
 }
 
-fn dev_inode(kind: DevKind) -> Arc<Inode> {
-    let mut m = Meta::new(S_IFCHR | 0o666, DEV_DEV, 0, 0);
+pub fn dev_inode(kind: DevKind) -> Arc<Inode> {
+    let ty = if matches!(kind, DevKind::Other { block: true, .. }) {
+        S_IFBLK
+    } else {
+        S_IFCHR
+    };
+    let mut m = Meta::new(ty | 0o666, DEV_DEV, 0, 0);
     m.rdev = kind.rdev();
     Inode::new(Node::Dev(kind), m)
 }
@@ -105,6 +133,13 @@ pub fn build(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
     ] {
         root.add_child(name.as_bytes(), dev_inode(kind));
     }
+    root.add_child(
+        b"ptmx",
+        dev_inode(DevKind::Other {
+            block: false,
+            rdev: (5 << 8) | 2,
+        }),
+    );
     root.add_child(b"fd", symlink(b"/proc/self/fd"));
     root.add_child(b"stdin", symlink(b"/proc/self/fd/0"));
     root.add_child(b"stdout", symlink(b"/proc/self/fd/1"));

@@ -76,7 +76,9 @@ pub fn open_dentry(t: &Task, d: &Arc<Dentry>, flags: i32) -> KResult<Arc<File>> 
     let kind = match &inode.node {
         Node::Lower(l) => FileKind::Lower { fd: l.fd()? },
         Node::Mem(_) | Node::Shm(_) => FileKind::Mem(inode.clone()),
-        Node::Dev(crate::fs::dev::DevKind::Tty) => return Err(Errno::ENXIO),
+        Node::Dev(crate::fs::dev::DevKind::Tty | crate::fs::dev::DevKind::Other { .. }) => {
+            return Err(Errno::ENXIO)
+        }
         Node::Dev(k) => FileKind::Dev(*k),
         Node::Proc(ProcNode::File(f)) => FileKind::Synthetic(proc::generate(f, t)?),
         Node::Fifo => return Err(Errno::ENXIO),

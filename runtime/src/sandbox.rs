@@ -157,16 +157,22 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
             dest: b"/dev".to_vec(),
             kind: MountKind::Devfs,
             readonly: false,
+            fstype: String::new(),
+            source: String::new(),
         },
         MountSpec {
             dest: b"/proc".to_vec(),
             kind: MountKind::Proc,
             readonly: false,
+            fstype: String::new(),
+            source: String::new(),
         },
         MountSpec {
             dest: b"/sys".to_vec(),
             kind: MountKind::Sysfs,
             readonly: true,
+            fstype: String::new(),
+            source: String::new(),
         },
     ]
 }

@@ -173,11 +173,12 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
                 // The sandbox's /dev is the sentry's devfs (with its own
                 // /dev/shm), whatever a client asks to mount there.
                 "tmpfs" | "devtmpfs" if dest == b"/dev" => MountKind::Devfs,
-                "tmpfs" if dest == b"/dev/shm" => continue,
                 "tmpfs" => MountKind::Tmpfs {
                     mode: mode_option(&opts).unwrap_or(0o1777),
                 },
-                "devpts" | "mqueue" | "cgroup" | "cgroup2" => MountKind::Empty { fstype: typ },
+                "devpts" | "mqueue" | "cgroup" | "cgroup2" => MountKind::Empty {
+                    fstype: typ.clone(),
+                },
                 other => bail!(
                     "mount {}: unsupported filesystem type {other:?}",
                     m.destination().display()
@@ -188,6 +189,12 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
             dest,
             kind,
             readonly,
+            fstype: typ.clone(),
+            source: m
+                .source()
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         });
     }
     if let Some(l) = spec.linux() {
@@ -196,6 +203,8 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
                 dest: p.as_bytes().to_vec(),
                 kind: MountKind::Mask,
                 readonly: true,
+                fstype: String::new(),
+                source: String::new(),
             });
         }
         for p in l.readonly_paths().iter().flatten() {
@@ -203,6 +212,8 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
                 dest: p.as_bytes().to_vec(),
                 kind: MountKind::ReadonlyView,
                 readonly: true,
+                fstype: String::new(),
+                source: String::new(),
             });
         }
     }

@@ -203,6 +203,20 @@ fn setup_mounts(
         k.record_mount(b"/dev", "tmpfs", "tmpfs", false);
     }
     for m in mounts {
+        if m.dest == b"/dev/shm" && matches!(m.kind, MountKind::Tmpfs { .. }) {
+            // The sandbox keeps its own /dev/shm (in the memory file, so
+            // its files can be shared-mapped); the mount is only listed.
+            k.record_mount(&m.dest, "tmpfs", &m.source, m.readonly);
+            continue;
+        }
+        if let MountKind::Bind { .. } = &m.kind {
+            let ty = if m.fstype.is_empty() {
+                "none"
+            } else {
+                m.fstype.as_str()
+            };
+            k.record_mount_at(&m.dest, ty, &m.source, &m.source, m.readonly);
+        }
         let (fstype, source) = match &m.kind {
             MountKind::Bind { .. } => ("bind", "none".to_string()),
             MountKind::Tmpfs { .. } => ("tmpfs", "tmpfs".into()),
@@ -242,7 +256,19 @@ fn setup_mounts(
                 continue;
             }
         };
-        k.record_mount(&m.dest, fstype, &source, m.readonly);
+        if !matches!(m.kind, MountKind::Bind { .. }) {
+            let ty = if m.fstype.is_empty() {
+                fstype
+            } else {
+                m.fstype.as_str()
+            };
+            let src = if m.source.is_empty() {
+                source.as_str()
+            } else {
+                m.source.as_str()
+            };
+            k.record_mount(&m.dest, ty, src, m.readonly);
+        }
         let fs_root = match &m.kind {
             MountKind::Bind { index } => {
                 let (node, st) = k.gofer.attach(*index).map_err(BootError::Gofer)?;

@@ -41,6 +41,12 @@ pub struct MountSpec {
     pub dest: Vec<u8>,
     pub kind: MountKind,
     pub readonly: bool,
+    /// What /proc/*/mountinfo shows: the type and source config.json gave
+    /// (for a bind mount, its source path is the mount's root).
+    #[serde(default)]
+    pub fstype: String,
+    #[serde(default)]
+    pub source: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

@@ -377,10 +377,11 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             for m in lock(&k.mounts).iter() {
                 let ro = if m.readonly { "ro" } else { "rw" };
                 s += &format!(
-                    "{} {} 0:{} / {} {ro},relatime - {} {} {ro}\n",
+                    "{} {} 0:{} {} {} {ro},relatime - {} {} {ro}\n",
                     m.id,
                     m.parent,
                     m.id + 10,
+                    m.root,
                     String::from_utf8_lossy(&m.dest),
                     m.fstype,
                     m.source

@@ -133,6 +133,7 @@ impl Kernel {
             freezer: Arc::new(Freezer::default()),
             exec_waiters: Mutex::new(HashMap::new()),
             mounts: Mutex::new(vec![MountInfo {
+                root: "/".into(),
                 id: 20,
                 parent: 1,
                 dest: b"/".to_vec(),
@@ -439,6 +440,8 @@ pub fn start_memory_monitor(k: Arc<Kernel>) {
 /// One line of the mount table.
 #[derive(Clone, Debug)]
 pub struct MountInfo {
+    /// The path within its filesystem the mount shows (a bind's source).
+    pub root: String,
     pub id: u32,
     pub parent: u32,
     pub dest: Vec<u8>,
@@ -450,6 +453,17 @@ pub struct MountInfo {
 impl Kernel {
     /// Record a mount at `dest` (its parent is the longest mount prefix).
     pub fn record_mount(&self, dest: &[u8], fstype: &str, source: &str, readonly: bool) {
+        self.record_mount_at(dest, fstype, source, "/", readonly)
+    }
+
+    pub fn record_mount_at(
+        &self,
+        dest: &[u8],
+        fstype: &str,
+        source: &str,
+        root: &str,
+        readonly: bool,
+    ) {
         let mut m = lock(&self.mounts);
         let under = |p: &[u8], d: &[u8]| {
             p == b"/" || d == p || (d.starts_with(p) && d.get(p.len()) == Some(&b'/'))
@@ -462,6 +476,7 @@ impl Kernel {
             .unwrap_or(20);
         let id = m.iter().map(|x| x.id).max().unwrap_or(20) + 1;
         m.push(MountInfo {
+            root: root.into(),
             id,
             parent,
             dest: dest.to_vec(),

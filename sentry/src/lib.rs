@@ -310,12 +310,25 @@ fn setup_mounts(
             MountKind::Proc => fs::proc::build_proc(&at),
             MountKind::Sysfs => fs::proc::build_sys(&at),
             MountKind::Devfs => fs::dev::build(&at),
-            MountKind::Empty { .. } => Dentry::new_mount_root(
-                Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
-                FsType::Tmpfs,
-                Some(at.clone()),
-                true,
-            ),
+            MountKind::Empty { fstype } => {
+                let r = Dentry::new_mount_root(
+                    Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
+                    FsType::Tmpfs,
+                    Some(at.clone()),
+                    true,
+                );
+                if fstype == "devpts" {
+                    // /dev/ptmx points here; no ptys yet (ENXIO on open).
+                    r.add_child(
+                        b"ptmx",
+                        fs::dev::dev_inode(fs::dev::DevKind::Other {
+                            block: false,
+                            rdev: (5 << 8) | 2,
+                        }),
+                    );
+                }
+                r
+            }
         };
         mount(&at, r);
     }

@@ -133,13 +133,8 @@ pub fn build(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
     ] {
         root.add_child(name.as_bytes(), dev_inode(kind));
     }
-    root.add_child(
-        b"ptmx",
-        dev_inode(DevKind::Other {
-            block: false,
-            rdev: (5 << 8) | 2,
-        }),
-    );
+    // As in a runc container: /dev/ptmx links to the devpts instance's.
+    root.add_child(b"ptmx", symlink(b"pts/ptmx"));
     root.add_child(b"fd", symlink(b"/proc/self/fd"));
     root.add_child(b"stdin", symlink(b"/proc/self/fd/0"));
     root.add_child(b"stdout", symlink(b"/proc/self/fd/1"));
@@ -150,10 +145,20 @@ pub fn build(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
         } else {
             S_IFDIR | 0o755
         };
-        root.add_child(
+        let dir = root.add_child(
             d.as_bytes(),
             Inode::new(Node::MemDir, Meta::new(mode, DEV_DEV, 0, 0)),
         );
+        if d == "pts" {
+            // No ptys in the sentry yet: the node exists, opening it is ENXIO.
+            dir.add_child(
+                b"ptmx",
+                dev_inode(DevKind::Other {
+                    block: false,
+                    rdev: (5 << 8) | 2,
+                }),
+            );
+        }
     }
     root
 }

@@ -66,20 +66,21 @@ impl Creds {
         }
     }
 
-    /// Linux's execve transition (capabilities(7)) for a file without
-    /// capabilities: root's exec is treated as a file with all of them.
+    /// Linux's execve transition (capabilities(7), security/commoncap.c) for
+    /// a file without capabilities or set-id bits: for root the file counts
+    /// as having all of them.
     pub fn on_exec(&mut self) {
+        // Ambient capabilities survive an exec of a file without file
+        // capabilities or set-id bits, bounded by permitted and inheritable.
         self.cap_ambient &= self.cap_permitted & self.cap_inheritable;
         if self.euid == 0 || self.uid == 0 {
-            // fP = fI = all; fE set only for euid 0. Ambient is cleared for
-            // a privileged file.
-            self.cap_permitted = self.cap_inheritable | self.cap_bounding;
+            // fP = fI = all: pP' = bounding | pI; pE' = pP' for euid 0.
+            self.cap_permitted = self.cap_inheritable | self.cap_bounding | self.cap_ambient;
             self.cap_effective = if self.euid == 0 {
                 self.cap_permitted
             } else {
-                0
+                self.cap_ambient
             };
-            self.cap_ambient = 0;
         } else {
             self.cap_permitted = self.cap_ambient;
             self.cap_effective = self.cap_ambient;

@@ -154,7 +154,12 @@ fn cap_header(t: &Task, hdr: u64) -> KResult<(usize, i32)> {
 }
 
 pub fn sys_capget(t: &mut Task, a: &Args) -> KResult<u64> {
-    let (words, pid) = cap_header(t, a.u(0))?;
+    // Probing with a NULL data pointer: an unknown version is answered with
+    // the preferred one written to the header and success (as Linux does).
+    let (words, pid) = match cap_header(t, a.u(0)) {
+        Err(Errno::EINVAL) if a.u(1) == 0 => return Ok(0),
+        r => r?,
+    };
     if pid < 0 {
         return Err(Errno::EINVAL);
     }

@@ -241,6 +241,14 @@ impl Client {
         self.call_plain(req, |r| matches!(r, Reply::Ok).then_some(()))
     }
 
+    /// Changes attributes of a node of a writable root; returns its stat.
+    pub fn setattr(&self, node: NodeId, attr: crate::proto::SetAttr) -> Result<Stat, i32> {
+        self.call_plain(Request::SetAttr { node, attr }, |r| match r {
+            Reply::Stat { stat } => Some(stat),
+            _ => None,
+        })
+    }
+
     /// All entries of a directory node, without "." and "..".
     pub fn getdents(&self, node: NodeId) -> Result<Vec<Dirent>, i32> {
         self.call_plain(Request::Getdents { node }, |r| match r {

@@ -18,10 +18,15 @@ pub enum FilterError {
 }
 
 /// Capabilities the gofer keeps: read files whatever their mode (the
-/// rootfs is served with its owners' permissions enforced by the sentry).
-pub const KEPT: [Capability; 2] = [
+/// rootfs is served with its owners' permissions enforced by the sentry),
+/// and change owners and modes in writable bind mounts as the sandbox's
+/// root may (the sentry checks the workload's own rights first).
+pub const KEPT: [Capability; 5] = [
     Capability::CAP_DAC_OVERRIDE,
     Capability::CAP_DAC_READ_SEARCH,
+    Capability::CAP_CHOWN,
+    Capability::CAP_FOWNER,
+    Capability::CAP_FSETID,
 ];
 
 pub fn drop_capabilities() -> Result<(), FilterError> {
@@ -60,6 +65,19 @@ pub fn allow_list() -> Vec<(i64, &'static str)> {
         ),
         (SYS_unlinkat, "unlink/rmdir in writable bind mounts"),
         (SYS_renameat2, "rename within one writable bind mount"),
+        (
+            SYS_fchmod,
+            "chmod in writable bind mounts (on a reopened fd)",
+        ),
+        (
+            SYS_fchown,
+            "chown in writable bind mounts (on a reopened fd)",
+        ),
+        (SYS_ftruncate, "truncate in writable bind mounts"),
+        (
+            SYS_utimensat,
+            "utimes in writable bind mounts (futimens on a reopened fd)",
+        ),
         (SYS_close, "dropping nodes"),
         (SYS_read, "std library"),
         (SYS_write, "logs on stderr"),

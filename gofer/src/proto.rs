@@ -108,6 +108,19 @@ pub enum Request {
         new_dir: NodeId,
         new_name: Vec<u8>,
     },
+    /// Change a regular file's or directory's attributes (writable roots).
+    SetAttr { node: NodeId, attr: SetAttr },
+}
+
+/// What SetAttr changes; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<(i64, u32)>,
+    pub mtime: Option<(i64, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

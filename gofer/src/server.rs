@@ -34,7 +34,9 @@ use nix::fcntl::AtFlags;
 use nix::sys::stat::{fstatat, FileStat};
 
 use crate::client::valid_name;
-use crate::proto::{Dirent, Frame, NodeId, Reply, Request, Stat, StatFs, MAX_FRAME, VERSION};
+use crate::proto::{
+    Dirent, Frame, NodeId, Reply, Request, SetAttr, Stat, StatFs, MAX_FRAME, VERSION,
+};
 use crate::wire::{self, WireError};
 use crate::Error;
 
@@ -293,6 +295,7 @@ impl Server {
                 new_dir,
                 new_name,
             } => self.rename(dir, name, new_dir, new_name),
+            Request::SetAttr { node, attr } => self.setattr(node, attr),
             Request::Close { node } => {
                 self.nodes.remove(&node).ok_or(Errno::EBADF)?;
                 Ok((Reply::Ok, None))
@@ -515,6 +518,63 @@ impl Server {
             return Err(Errno::last());
         }
         Ok((Reply::Ok, None))
+    }
+
+    fn setattr(&mut self, id: NodeId, a: SetAttr) -> Handled {
+        let node = self.node(id)?;
+        if self.roots.get(node.root).is_none_or(|r| r.readonly) {
+            return Err(Errno::EROFS);
+        }
+        // Reopened beneath its directory without following symlinks, so
+        // the change lands on the walked file and nowhere else.
+        let acc = if a.size.is_some() {
+            libc::O_WRONLY
+        } else {
+            libc::O_RDONLY
+        };
+        let (fd, _) = self.reopen(node, acc)?;
+        let raw = fd.as_raw_fd();
+        // SAFETY (all calls below): plain syscalls on an fd we own.
+        if let Some(size) = a.size {
+            let size = i64::try_from(size).map_err(|_| Errno::EFBIG)?;
+            if unsafe { libc::ftruncate(raw, size) } != 0 {
+                return Err(Errno::last());
+            }
+        }
+        if a.uid.is_some() || a.gid.is_some() {
+            let (u, g) = (a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX));
+            if unsafe { libc::fchown(raw, u, g) } != 0 {
+                return Err(Errno::last());
+            }
+        }
+        if let Some(mode) = a.mode {
+            if unsafe { libc::fchmod(raw, mode & 0o7777) } != 0 {
+                return Err(Errno::last());
+            }
+        }
+        if a.atime.is_some() || a.mtime.is_some() {
+            let ts = |t: Option<(i64, u32)>| match t {
+                Some((s, ns)) => libc::timespec {
+                    tv_sec: s,
+                    tv_nsec: i64::from(ns),
+                },
+                None => libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: libc::UTIME_OMIT,
+                },
+            };
+            let times = [ts(a.atime), ts(a.mtime)];
+            if unsafe { libc::futimens(raw, times.as_ptr()) } != 0 {
+                return Err(Errno::last());
+            }
+        }
+        let st = fd_stat(fd.as_fd())?;
+        Ok((
+            Reply::Stat {
+                stat: convert_stat(&st),
+            },
+            None,
+        ))
     }
 
     fn open(&self, id: NodeId, flags: i32) -> Handled {

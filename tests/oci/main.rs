@@ -51,7 +51,7 @@ fn bundle(dir: &TempDir, name: &str, argv: &[&str]) -> (PathBuf, Value) {
     std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox (busybox-static)");
     for c in [
         "sh", "cat", "echo", "id", "ls", "pwd", "hostname", "touch", "grep", "stat", "sleep",
-        "mkdir", "umask", "true", "cut",
+        "mkdir", "umask", "true", "cut", "chmod", "chown", "truncate",
     ] {
         let _ = std::os::unix::fs::symlink("busybox", bin.join(c));
     }
@@ -756,4 +756,44 @@ fn linux_devices_are_created() {
         },
         Some("character special file a:e5 660 0:0\nblock special file 8:3 600 1:2\ncharacter special file 1:3 666 0:0\n"),
     );
+}
+
+/// chmod, chown, truncate and utimes in a writable bind mount change the
+/// host file (and nothing is left behind in a sandbox-only copy).
+#[test]
+fn metadata_changes_reach_the_host_through_a_bind_mount() {
+    let host = TempDir::new("oci-attr-host");
+    let hp = host.path().to_path_buf();
+    let out = same(
+        "attrs",
+        &["sh", "-c", "echo abc > /w/x-$$ && chmod 640 /w/x-$$ && chown 7:8 /w/x-$$ && truncate -s 2 /w/x-$$ && touch -d '2001-02-03 04:05:06' /w/x-$$ && echo more >> /w/x-$$ && stat -c '%a %u %g %s' /w/x-$$"],
+        move |c, _| {
+            c["mounts"].as_array_mut().expect("mounts").push(
+                json!({"destination": "/w", "type": "bind", "source": hp, "options": ["rbind", "rw"]}),
+            );
+            // Setting times on a file one no longer owns needs CAP_FOWNER.
+            for set in ["bounding", "effective", "permitted"] {
+                c["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .expect("caps")
+                    .push(json!("CAP_FOWNER"));
+            }
+        },
+        Some("640 7 8 7\n"),
+    );
+    assert_eq!(out, "640 7 8 7\n");
+    // Both runtimes wrote x-1 (the shell is pid 1 in each); rvisor ran
+    // second, so the host file is its work.
+    let mut seen = 0;
+    for e in std::fs::read_dir(host.path()).expect("read_dir").flatten() {
+        use std::os::unix::fs::MetadataExt;
+        let m = e.metadata().expect("metadata");
+        assert_eq!(
+            (m.mode() & 0o7777, m.uid(), m.gid(), m.len()),
+            (0o640, 7, 8, 7)
+        );
+        assert_eq!(std::fs::read(e.path()).expect("read"), b"abmore\n");
+        seen += 1;
+    }
+    assert_eq!(seen, 1);
 }

@@ -1368,6 +1368,26 @@ fn lookup_at(
 /// Apply a metadata change to a dentry's (copied-up) inode.
 fn set_meta(t: &Task, d: &Arc<Dentry>, f: impl FnOnce(&mut Meta) -> KResult<()>) -> KResult<u64> {
     writable_fs(d)?;
+    if d.fs == FsType::Bind {
+        if let Node::Lower(l) = &d.inode().node {
+            // Writable bind mount: the change goes to the host file.
+            let old = d.meta();
+            let mut new = old.clone();
+            f(&mut new)?;
+            let changed = |a: u32, b: u32| (a != b).then_some(b);
+            let attr = gofer::proto::SetAttr {
+                mode: changed(old.mode & 0o7777, new.mode & 0o7777),
+                uid: changed(old.uid, new.uid),
+                gid: changed(old.gid, new.gid),
+                size: None,
+                atime: (old.atime != new.atime).then_some(new.atime),
+                mtime: (old.mtime != new.mtime).then_some(new.mtime),
+            };
+            let st = l.gofer.setattr(l.node, attr).map_err(Errno)?;
+            *lock(&d.inode().meta) = Meta::from_gofer(&st);
+            return Ok(0);
+        }
+    }
     let inode = d.copy_up()?;
     let mut m = lock(&inode.meta);
     f(&mut m)?;
@@ -1536,6 +1556,18 @@ fn truncate_d(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     writable_fs(d)?;
+    if d.fs == FsType::Bind {
+        if let Node::Lower(l) = &d.inode().node {
+            let attr = gofer::proto::SetAttr {
+                size: Some(len as u64),
+                ..Default::default()
+            };
+            let st = l.gofer.setattr(l.node, attr).map_err(Errno)?;
+            *lock(&d.inode().meta) = Meta::from_gofer(&st);
+            let _ = t;
+            return Ok(0);
+        }
+    }
     let inode = d.copy_up()?;
     match &inode.node {
         Node::Shm(f) => f.truncate(len as u64).map(|_| 0),

@@ -53,6 +53,42 @@ impl Pipe {
         }
     }
 
+    /// open(2) of a FIFO: count the new ends, then, unless non-blocking or
+    /// opened for both, wait for the other side (a non-blocking writer
+    /// without a reader gets ENXIO).
+    pub fn open_fifo(self: &Arc<Self>, read: bool, write: bool, nonblock: bool) -> KResult<()> {
+        let mut g = lock(&self.inner);
+        if write && !read && nonblock && g.readers == 0 {
+            return Err(Errno::ENXIO);
+        }
+        if read {
+            g.readers += 1;
+        }
+        if write {
+            g.writers += 1;
+        }
+        self.cv.notify_all();
+        drop(g);
+        crate::syscalls::poll::hub().notify();
+        if (read && write) || nonblock {
+            return Ok(());
+        }
+        let mut g = lock(&self.inner);
+        loop {
+            let peer = if read { g.writers } else { g.readers };
+            if peer > 0 {
+                return Ok(());
+            }
+            let (ng, out) = signals::wait(self.clone(), &self.cv, g, None);
+            g = ng;
+            if matches!(out, WaitOutcome::Interrupted) {
+                drop(g);
+                self.close_end(!read);
+                return Err(Errno::EINTR);
+            }
+        }
+    }
+
     pub fn close_end(&self, write: bool) {
         let mut g = lock(&self.inner);
         if write {

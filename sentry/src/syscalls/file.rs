@@ -81,7 +81,16 @@ pub fn open_dentry(t: &Task, d: &Arc<Dentry>, flags: i32) -> KResult<Arc<File>> 
         }
         Node::Dev(k) => FileKind::Dev(*k),
         Node::Proc(ProcNode::File(f)) => FileKind::Synthetic(proc::generate(f, t)?),
-        Node::Fifo => return Err(Errno::ENXIO),
+        Node::Fifo(pipe) => {
+            let acc = flags & O_ACCMODE;
+            let (read, write) = (acc != O_WRONLY, acc != O_RDONLY);
+            pipe.open_fifo(read, write, flags & O_NONBLOCK != 0)?;
+            FileKind::Fifo {
+                pipe: pipe.clone(),
+                read,
+                write,
+            }
+        }
         _ => return Err(Errno::ENXIO),
     };
     Ok(File::new(
@@ -1084,6 +1093,117 @@ pub fn sys_umask(t: &mut Task, a: &Args) -> KResult<u64> {
     let old = fs.umask;
     fs.umask = a.uint(0) & 0o777;
     Ok(old as u64)
+}
+
+/// mknod(2): regular files, FIFOs, and (with CAP_MKNOD) device nodes,
+/// which exist but have no driver in the sentry (ENXIO on open, as a
+/// socket inode gives too).
+fn mknod_at(t: &Task, dirfd: i32, path: &[u8], mode: u32, dev: u64) -> KResult<u64> {
+    const CAP_MKNOD: u32 = 27;
+    let base = base_dir(t, dirfd, path)?;
+    let (dir, name) = Walker::new(t).walk_parent(&base, path)?;
+    if name == b"." || name == b".." || path.ends_with(b"/") {
+        return Err(Errno::EEXIST);
+    }
+    let ty = if mode & S_IFMT == 0 {
+        S_IFREG
+    } else {
+        mode & S_IFMT
+    };
+    let node = match ty {
+        S_IFREG => Node::Mem(Mutex::new(Vec::new())),
+        S_IFIFO => Node::Fifo(Arc::new(crate::fs::pipe::Pipe::default())),
+        S_IFCHR | S_IFBLK => {
+            if !t.creds().has_cap(CAP_MKNOD) {
+                return Err(Errno::EPERM);
+            }
+            let (major, minor) = (((dev >> 8) & 0xfff), (dev & 0xff) | ((dev >> 12) & 0xfff00));
+            let known = (ty == S_IFCHR)
+                .then(|| crate::fs::dev::DevKind::known(major, minor))
+                .flatten();
+            Node::Dev(known.unwrap_or(crate::fs::dev::DevKind::Other {
+                block: ty == S_IFBLK,
+                rdev: (major << 8) | minor,
+            }))
+        }
+        0o140000 /* S_IFSOCK */ => Node::Dev(crate::fs::dev::DevKind::Other {
+            block: false,
+            rdev: 0,
+        }),
+        _ => return Err(Errno::EINVAL),
+    };
+    match dir.lookup(&name, t) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let d = create_child(t, &dir, &name, node, ty | (mode & 0o7777 & !t.umask()))?;
+    if matches!(ty, S_IFCHR | S_IFBLK) {
+        let inode = d.inode();
+        let mut m = lock(&inode.meta);
+        m.rdev = dev & 0xffff_ffff;
+    }
+    Ok(0)
+}
+
+pub fn sys_mknod(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(0))?;
+    mknod_at(t, AT_FDCWD, &path, a.uint(1), a.u(2))
+}
+
+pub fn sys_mknodat(t: &mut Task, a: &Args) -> KResult<u64> {
+    let path = t.read_path(a.u(1))?;
+    mknod_at(t, a.int(0), &path, a.uint(2), a.u(3))
+}
+
+/// fallocate(2): mode 0 (allocate, growing the file) and KEEP_SIZE;
+/// PUNCH_HOLE|KEEP_SIZE zeroes the range. Other modes: EOPNOTSUPP.
+pub fn sys_fallocate(t: &mut Task, a: &Args) -> KResult<u64> {
+    const KEEP_SIZE: i32 = 1;
+    const PUNCH_HOLE: i32 = 2;
+    let f = get_file(t, a.int(0))?;
+    let (mode, off, len) = (a.int(1), a.i64(2), a.i64(3));
+    if off < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let end = off.checked_add(len).ok_or(Errno::EFBIG)? as u64;
+    if matches!(f.kind, FileKind::Pipe { .. } | FileKind::Fifo { .. }) {
+        return Err(Errno::ESPIPE);
+    }
+    let d = f.dentry.clone().ok_or(Errno::ENODEV)?;
+    if !d.meta().is_reg() {
+        return Err(if d.meta().is_dir() {
+            Errno::EISDIR
+        } else {
+            Errno::ENODEV
+        });
+    }
+    match mode {
+        0 | KEEP_SIZE => {
+            if mode == 0 && end > d.meta().size {
+                truncate_d(t, &d, end as i64)?;
+            }
+            Ok(0)
+        }
+        m if m == PUNCH_HOLE | KEEP_SIZE => {
+            let size = d.meta().size;
+            let end = end.min(size);
+            // In 1 MiB steps: the range comes from the workload.
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = off as u64;
+            while at < end {
+                let n = ((end - at) as usize).min(zeros.len());
+                f.pwrite(&zeros[..n], at)?;
+                at += n as u64;
+            }
+            Ok(0)
+        }
+        PUNCH_HOLE => Err(Errno::EINVAL),
+        _ => Err(Errno::EOPNOTSUPP),
+    }
 }
 
 fn mkdir_at(t: &Task, dirfd: i32, path: &[u8], mode: u32) -> KResult<u64> {

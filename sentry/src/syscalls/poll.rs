@@ -89,6 +89,16 @@ pub fn readiness_depth(f: &File, depth: u32) -> i16 {
             }
         }
         FileKind::Pipe { pipe, write } => pipe.poll(*write),
+        FileKind::Fifo { pipe, read, write } => {
+            let mut v = 0;
+            if *read {
+                v |= pipe.poll(false) & (POLLIN | POLLRDNORM | POLLHUP);
+            }
+            if *write {
+                v |= pipe.poll(true) & (POLLOUT | POLLWRNORM | POLLERR);
+            }
+            v
+        }
         FileKind::EventFd(e) => e.poll(),
         FileKind::PidFd(p) => p.poll(),
         FileKind::Socket { rx, tx, .. } => {

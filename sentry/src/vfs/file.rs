@@ -55,6 +55,12 @@ pub enum FileKind {
         pipe: Arc<crate::fs::pipe::Pipe>,
         write: bool,
     },
+    /// A FIFO opened by name: a read end, a write end, or both (O_RDWR).
+    Fifo {
+        pipe: Arc<crate::fs::pipe::Pipe>,
+        read: bool,
+        write: bool,
+    },
 }
 
 pub struct File {
@@ -75,6 +81,14 @@ impl Drop for File {
         }
         if let FileKind::Pipe { pipe, write } = &self.kind {
             pipe.close_end(*write);
+        }
+        if let FileKind::Fifo { pipe, read, write } = &self.kind {
+            if *read {
+                pipe.close_end(false);
+            }
+            if *write {
+                pipe.close_end(true);
+            }
         }
         if let FileKind::Socket { rx, tx, .. } = &self.kind {
             rx.close_end(false);
@@ -243,6 +257,10 @@ impl File {
                 host_read(fd.as_raw_fd(), buf, self.flags() & O_NONBLOCK != 0)
             }
             FileKind::Pipe { pipe, write: false } => pipe.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Fifo {
+                pipe, read: true, ..
+            } => pipe.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Fifo { .. } => Err(Errno::EBADF),
             FileKind::EventFd(e) => e.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket { rx, .. } => rx.read(buf, self.flags() & O_NONBLOCK != 0),
@@ -305,6 +323,10 @@ impl File {
             FileKind::Dev(d) => d.write(buf),
             FileKind::Host { fd, .. } => host_write(fd.as_raw_fd(), buf),
             FileKind::Pipe { pipe, write: true } => pipe.write(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Fifo {
+                pipe, write: true, ..
+            } => pipe.write(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Fifo { .. } => Err(Errno::EBADF),
             FileKind::EventFd(e) => e.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket { tx, .. } => tx.write(buf, self.flags() & O_NONBLOCK != 0),

@@ -163,8 +163,8 @@ pub enum Node {
     Symlink(Vec<u8>),
     /// A character device of devfs.
     Dev(DevKind),
-    /// A FIFO created with mknod (pipes come with issue 5).
-    Fifo,
+    /// A FIFO (mknod S_IFIFO, mkfifo): its pipe lives with the inode.
+    Fifo(Arc<crate::fs::pipe::Pipe>),
     /// Synthetic procfs/sysfs node.
     Proc(ProcNode),
 }

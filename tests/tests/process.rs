@@ -1828,3 +1828,52 @@ fn execve_releases_robust_futexes_and_clear_child_tid() {
     let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
     assert!(native.stdout_str().contains("EOWNERDEAD"));
 }
+
+const WRITE_EINTR: &str = r#"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void on_alarm(int s) { (void)s; }
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART */
+    sigaction(SIGALRM, &sa, 0);
+    static char big[1 << 20];
+    memset(big, 'x', sizeof big);
+    alarm(1);
+    ssize_t n = write(1, big, sizeof big);
+    if (n < 0) fprintf(stderr, "write: %s\n", strerror(errno));
+    else fprintf(stderr, "write: partial %s\n", n > 0 && n < (ssize_t)sizeof big ? "yes" : "no");
+    return 0;
+}
+"#;
+
+/// A write to the sandbox's stdout, a host pipe nobody reads, blocks in
+/// the host; a signal ends it with the bytes written so far, as on Linux.
+#[test]
+fn signal_interrupts_a_write_to_a_full_host_pipe() {
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("write-eintr");
+    let exe = compile_static_c(&dir, "write_eintr", WRITE_EINTR);
+    let run = |mut c: Command, tag: &str| {
+        let err = dir.join(tag);
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped()) // never read while it runs
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .spawn()
+            .expect("spawn");
+        let st = child.wait().expect("wait");
+        (st.code(), std::fs::read_to_string(&err).expect("stderr"))
+    };
+    let native = run(Command::new(&exe), "native.err");
+    let mut c = Command::new(rvisor_tests::rvisor_bin());
+    c.arg("do").arg("--").arg(&exe);
+    let sandboxed = run(c, "rvisor.err");
+    assert_eq!(native, (Some(0), "write: partial yes\n".to_string()));
+    assert_eq!(sandboxed, native);
+}

@@ -499,15 +499,53 @@ fn host_read(fd: RawFd, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
     }
 }
 
+/// A write to a host stdio fd that a signal can interrupt: wait in host
+/// `poll` (100 ms slices, checking for signals), then write at most
+/// PIPE_BUF at a time to pipes, ttys and sockets, so no host `write`
+/// blocks for long. The whole buffer is written unless a signal comes
+/// first (then the bytes written so far, or a restart if none).
 fn host_write(fd: RawFd, buf: &[u8]) -> KResult<usize> {
     // SAFETY: fd is a host fd owned by the kernel for the sandbox's lifetime.
     let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    loop {
-        match nix::unistd::write(bfd, buf) {
+    let regular = nix::sys::stat::fstat(fd)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+        .unwrap_or(false);
+    let chunk = if regular {
+        buf.len().max(1)
+    } else {
+        crate::fs::pipe::PIPE_BUF
+    };
+    let mut done = 0usize;
+    while done < buf.len() || buf.is_empty() {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, 100) };
+        if n == 0 || (n < 0 && Errno::last_host() == Errno::EINTR) {
+            if crate::signals::current_interrupted() {
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::ERESTARTSYS)
+                };
+            }
+            continue;
+        }
+        let end = (done + chunk).min(buf.len());
+        match nix::unistd::write(bfd, &buf[done..end]) {
             Err(nix::Error::EINTR) => continue,
-            r => return r.map_err(Errno::from),
+            Err(e) if done == 0 => return Err(Errno::from(e)),
+            Err(_) => return Ok(done),
+            Ok(n) => done += n,
+        }
+        if buf.is_empty() {
+            break;
         }
     }
+    Ok(done)
 }
 
 #[derive(Clone)]

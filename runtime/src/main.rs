@@ -544,6 +544,12 @@ fn run(cli: Cli) -> Result<i32> {
     if cli.platform != "ptrace" {
         bail!("platform {:?} is not available (only ptrace)", cli.platform);
     }
+    if cli.network != "none" {
+        bail!(
+            "--network {:?}: the sandbox has no network stack yet (only none)",
+            cli.network
+        );
+    }
     if cli.overlay != "memory" && cli.overlay != "none" {
         bail!("--overlay {:?}: expected memory or none", cli.overlay);
     }

@@ -176,20 +176,7 @@ fn create_reserved(ctx: &Ctx, o: &CreateOpts, bundle: &oci::bundle::Bundle) -> R
     if o.preserve_fds > 0 {
         cmd.arg("--preserve-fds").arg(o.preserve_fds.to_string());
     }
-    let wfd = wr.as_raw_fd();
-    // SAFETY: pre_exec runs in the forked child; setsid and fcntl are
-    // async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Out of the caller's session: its terminal's signals are not
-            // the container's.
-            libc::setsid();
-            if libc::fcntl(wfd, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    detach_keeping(&mut cmd, wr.as_raw_fd());
     let child = cmd.spawn().context("starting the container's supervisor")?;
     drop(wr);
     let pid = child.id() as i32;
@@ -228,6 +215,22 @@ fn create_reserved(ctx: &Ctx, o: &CreateOpts, bundle: &oci::bundle::Bundle) -> R
         hooks::run(kind, &hooks::of_kind(&rec.hooks, kind), &st)?;
     }
     Ok(pid)
+}
+
+/// A host helper process (supervisor, exec waiter) in a session of its
+/// own, out of the caller's terminal and its signals, inheriting `fd`.
+fn detach_keeping(cmd: &mut std::process::Command, fd: RawFd) {
+    // SAFETY: pre_exec runs in the forked child; setsid and fcntl are
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 fn kill_supervisor(r: &Record) {
@@ -540,16 +543,7 @@ pub fn exec(ctx: &Ctx, o: ExecOpts) -> Result<i32> {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        // SAFETY: async-signal-safe calls in the forked child.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::setsid();
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        detach_keeping(&mut cmd, fd);
         let child = cmd.spawn().context("starting the exec waiter")?;
         if let Some(p) = &o.pid_file {
             write_pid_file(p, child.id() as i32)?;

@@ -1877,3 +1877,58 @@ fn signal_interrupts_a_write_to_a_full_host_pipe() {
     assert_eq!(native, (Some(0), "write: partial yes\n".to_string()));
     assert_eq!(sandboxed, native);
 }
+
+const NPROC_PER_USER: &str = r#"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    /* Root forks freely: the limit counts uid 54321's tasks only. */
+    struct rlimit rl = {3, 3};
+    setrlimit(RLIMIT_NPROC, &rl);
+    pid_t extra = fork();
+    if (extra == 0) { pause(); _exit(0); }
+    printf("root fork past the limit: %s\n", extra > 0 ? "ok" : strerror(errno));
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        if (setuid(54321) != 0) { perror("setuid"); _exit(1); }
+        pid_t kids[8];
+        int n = 0, err = 0;
+        for (int i = 0; i < 8; i++) {
+            pid_t k = fork();
+            if (k == 0) { pause(); _exit(0); }
+            if (k < 0) { err = errno; break; }
+            kids[n++] = k;
+        }
+        printf("uid 54321 forked %d, then %s\n", n, strerror(err));
+        fflush(stdout);
+        for (int i = 0; i < n; i++) kill(kids[i], SIGKILL);
+        while (wait(0) > 0) {}
+        _exit(0);
+    }
+    waitpid(c, 0, 0);
+    kill(extra, SIGKILL);
+    waitpid(extra, 0, 0);
+    return 0;
+}
+"#;
+
+/// RLIMIT_NPROC counts the tasks of the caller's real user, not all.
+#[test]
+fn rlimit_nproc_is_per_user() {
+    let dir = TempDir::new("nproc");
+    let exe = compile_static_c(&dir, "nproc", NPROC_PER_USER);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(
+        native
+            .stdout_str()
+            .contains("uid 54321 forked 2, then Resource temporarily unavailable"),
+        "{}",
+        native.stdout_str()
+    );
+}

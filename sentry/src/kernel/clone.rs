@@ -41,12 +41,23 @@ pub fn spawn(
     if k.task_count() >= k.pids_limit.load(Ordering::Relaxed) {
         return Err(Errno::EAGAIN);
     }
+    // RLIMIT_NPROC counts the tasks (threads included) of the caller's
+    // real user; CAP_SYS_RESOURCE or CAP_SYS_ADMIN lifts it.
     let nproc = t.rlimit(6).cur;
-    if flags & CLONE_THREAD == 0
+    if nproc != RLIM_INFINITY
         && !t.creds.has_cap(crate::kernel::creds::CAP_SYS_RESOURCE)
-        && (k.processes().len() as u64) >= nproc
+        && !t.creds.has_cap(21 /* CAP_SYS_ADMIN */)
     {
-        return Err(Errno::EAGAIN);
+        let uid = t.creds.uid;
+        let tasks: usize = k
+            .processes()
+            .iter()
+            .filter(|p| p.ruid.load(Ordering::Relaxed) == uid && p.lock().exit.is_none())
+            .map(|p| p.lock().threads.len())
+            .sum();
+        if tasks as u64 >= nproc {
+            return Err(Errno::EAGAIN);
+        }
     }
     let tid = k.alloc_pid();
     let mm = if flags & CLONE_VM != 0 {
@@ -91,6 +102,7 @@ pub fn spawn(
             me.sid.load(std::sync::atomic::Ordering::Relaxed),
         ));
         *lock(&p.rlimits) = *lock(&me.rlimits);
+        p.ruid.store(t.creds.uid, Ordering::Relaxed);
         if let Some(fd) = &pidfd {
             fd.set(p.clone());
         }

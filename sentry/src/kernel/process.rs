@@ -25,6 +25,8 @@ pub struct ProcState {
 
 pub struct Process {
     pub tgid: i32,
+    /// Real uid (for RLIMIT_NPROC, which counts a user's tasks).
+    pub ruid: std::sync::atomic::AtomicU32,
     pub ppid: AtomicI32,
     pub pgid: AtomicI32,
     pub sid: AtomicI32,
@@ -61,6 +63,7 @@ impl Process {
     pub fn new(tgid: i32, ppid: i32, pgid: i32, sid: i32) -> Process {
         Process {
             tgid,
+            ruid: std::sync::atomic::AtomicU32::new(0),
             ppid: AtomicI32::new(ppid),
             pgid: AtomicI32::new(pgid),
             sid: AtomicI32::new(sid),

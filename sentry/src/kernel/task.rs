@@ -119,6 +119,9 @@ impl Task {
         crate::kernel::timers::rebase_stub(ctx.host_pid());
         let mm = MemoryManager::new(k.mf.clone(), k.platform.new_address_space());
         let proc_ = Arc::new(Process::new(tid, 0, tid, tid));
+        proc_
+            .ruid
+            .store(creds.uid, std::sync::atomic::Ordering::Relaxed);
         proc_.lock().threads.insert(tid, ctx.host_pid());
         k.add_process(proc_.clone());
         let info = Arc::new(ThreadInfo {

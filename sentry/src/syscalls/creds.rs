@@ -47,6 +47,10 @@ fn set_ids(t: &mut Task, r: u32, e: u32, s: u32, is_uid: bool, res_call: bool) -
     if is_uid {
         c.fsuid = c.euid;
         c.fix_caps_after_setuid(old);
+        let ruid = c.uid;
+        t.proc_()
+            .ruid
+            .store(ruid, std::sync::atomic::Ordering::Relaxed);
     } else {
         c.fsgid = c.egid;
     }

@@ -10,8 +10,17 @@ pub const PIPE_BUF: usize = 4096;
 pub const DEFAULT_CAPACITY: usize = 65536;
 const MAX_CAPACITY: usize = 1 << 20;
 
+/// Files passed with SCM_RIGHTS, waiting in a socket's byte stream.
+pub type Rights = Vec<Arc<crate::vfs::file::File>>;
+
 struct Inner {
     buf: VecDeque<u8>,
+    /// Bytes ever written and read: stream offsets for `rights`.
+    total_in: u64,
+    total_out: u64,
+    /// SCM_RIGHTS sent with the message at a stream offset, of a length
+    /// (in order).
+    rights: VecDeque<(u64, u64, Rights)>,
     cap: usize,
     readers: usize,
     writers: usize,
@@ -31,6 +40,9 @@ impl Default for Pipe {
         Pipe {
             inner: Mutex::new(Inner {
                 buf: VecDeque::new(),
+                total_in: 0,
+                total_out: 0,
+                rights: VecDeque::new(),
                 cap: DEFAULT_CAPACITY,
                 readers: 0,
                 writers: 0,
@@ -154,13 +166,24 @@ impl Pipe {
     }
 
     pub fn read(self: &Arc<Self>, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+        // Files sent along are dropped (closed) by a plain read, as on Linux.
+        self.read_with_rights(buf, nonblock).map(|(n, _)| n)
+    }
+
+    /// A read that stops where data carrying other SCM_RIGHTS starts, and
+    /// returns the files attached to its own first byte.
+    pub fn read_with_rights(
+        self: &Arc<Self>,
+        buf: &mut [u8],
+        nonblock: bool,
+    ) -> KResult<(usize, Option<Rights>)> {
         if buf.is_empty() {
-            return Ok(0);
+            return Ok((0, None));
         }
         let mut g = lock(&self.inner);
         while g.buf.is_empty() {
             if g.writers == 0 {
-                return Ok(0);
+                return Ok((0, None));
             }
             if nonblock {
                 return Err(Errno::EAGAIN);
@@ -171,14 +194,58 @@ impl Pipe {
                 return Err(Errno::ERESTARTSYS);
             }
         }
-        let n = buf.len().min(g.buf.len());
+        // As a unix stream socket reads: a read takes the files of the
+        // first message with files it reaches and ends with that message;
+        // it never reaches into a second one.
+        let start = g.total_out;
+        let mut n = buf.len().min(g.buf.len());
+        let mut rights = None;
+        if let Some(&(at, len, _)) = g.rights.front() {
+            let end = start + n as u64;
+            if at < end {
+                rights = g.rights.pop_front().map(|(_, _, r)| r);
+                n = n.min((at.max(start) + len - start) as usize);
+            }
+        }
         for (i, b) in g.buf.drain(..n).enumerate() {
             buf[i] = b;
         }
+        g.total_out += n as u64;
         self.cv.notify_all();
         drop(g);
         crate::syscalls::poll::hub().notify();
-        Ok(n)
+        Ok((n, rights))
+    }
+
+    /// A write whose first byte carries `rights` (sendmsg with SCM_RIGHTS).
+    pub fn write_with_rights(
+        self: &Arc<Self>,
+        data: &[u8],
+        nonblock: bool,
+        rights: Rights,
+    ) -> KResult<usize> {
+        if rights.is_empty() || data.is_empty() {
+            return self.write(data, nonblock);
+        }
+        let at = {
+            let mut g = lock(&self.inner);
+            // Queued before the bytes, so no reader can pass them first;
+            // bytes queued ahead of ours keep their place.
+            let at = g.total_in;
+            g.rights.push_back((at, data.len() as u64, rights));
+            at
+        };
+        let r = self.write(data, nonblock);
+        let mut g = lock(&self.inner);
+        match r {
+            Ok(n) if n > 0 => {
+                if let Some(e) = g.rights.iter_mut().find(|e| e.0 == at) {
+                    e.1 = n as u64;
+                }
+            }
+            _ => g.rights.retain(|e| e.0 != at),
+        }
+        r
     }
 
     /// Writes of at most PIPE_BUF bytes are atomic.
@@ -220,6 +287,7 @@ impl Pipe {
             }
             let n = space.min(data.len() - done);
             g.buf.extend(&data[done..done + n]);
+            g.total_in += n as u64;
             done += n;
             self.cv.notify_all();
             crate::syscalls::poll::hub().notify();

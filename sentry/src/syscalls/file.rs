@@ -1995,6 +1995,186 @@ pub fn sys_recvfrom(t: &mut Task, a: &Args) -> KResult<u64> {
     Ok(got as u64)
 }
 
+/// struct msghdr (x86-64): name, namelen, iov, iovlen, control,
+/// controllen, flags.
+struct MsgHdr {
+    name: u64,
+    iov: u64,
+    iovlen: u64,
+    control: u64,
+    controllen: u64,
+}
+
+fn read_msghdr(t: &Task, addr: u64) -> KResult<MsgHdr> {
+    let mut raw = [0u8; 56];
+    t.copy_in(addr, &mut raw)?;
+    let w: Vec<u64> = raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
+    Ok(MsgHdr {
+        name: w[0],
+        iov: w[2],
+        iovlen: w[3],
+        control: w[4],
+        controllen: w[5],
+    })
+}
+
+const SOL_SOCKET: i32 = 1;
+const SCM_RIGHTS: i32 = 1;
+/// SCM_MAX_FD: most fds in one SCM_RIGHTS message.
+const SCM_MAX_FD: usize = 253;
+const MSG_CTRUNC: u32 = 8;
+const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
+
+/// sendmsg(2) on a socket pair: gathered data, with SCM_RIGHTS files
+/// attached to its first byte.
+pub fn sys_sendmsg(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = socket_file(t, a.int(0))?;
+    let flags = a.int(2);
+    let m = read_msghdr(t, a.u(1))?;
+    if m.name != 0 {
+        return Err(Errno::EISCONN);
+    }
+    let iovs = read_iovecs(t, m.iov, m.iovlen as usize)?;
+    let mut data = Vec::new();
+    for v in &iovs {
+        let take = (v.len as usize).min((16 << 20) - data.len());
+        let at = data.len();
+        data.resize(at + take, 0);
+        t.copy_in(v.base, &mut data[at..])?;
+        if data.len() >= 16 << 20 {
+            break;
+        }
+    }
+    // Control messages: only SOL_SOCKET/SCM_RIGHTS is understood.
+    let mut rights = Vec::new();
+    if m.control != 0 && m.controllen > 0 {
+        if m.controllen > 1 << 16 {
+            return Err(Errno(libc::ENOBUFS));
+        }
+        let mut ctl = vec![0u8; m.controllen as usize];
+        t.copy_in(m.control, &mut ctl)?;
+        let mut off = 0usize;
+        while off + 16 <= ctl.len() {
+            let len = u64::from_le_bytes(ctl[off..off + 8].try_into().map_err(|_| Errno::EINVAL)?)
+                as usize;
+            let level = i32::from_le_bytes(
+                ctl[off + 8..off + 12]
+                    .try_into()
+                    .map_err(|_| Errno::EINVAL)?,
+            );
+            let ty = i32::from_le_bytes(
+                ctl[off + 12..off + 16]
+                    .try_into()
+                    .map_err(|_| Errno::EINVAL)?,
+            );
+            if len < 16 || off + len > ctl.len() {
+                return Err(Errno::EINVAL);
+            }
+            if level != SOL_SOCKET || ty != SCM_RIGHTS {
+                return Err(Errno::EINVAL);
+            }
+            for c in ctl[off + 16..off + len].chunks_exact(4) {
+                let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                rights.push(get_file(t, fd)?);
+            }
+            if rights.len() > SCM_MAX_FD {
+                return Err(Errno::EINVAL);
+            }
+            off += (len + 7) & !7;
+        }
+    }
+    let FileKind::Socket { tx, .. } = &f.kind else {
+        return Err(Errno::ENOTSOCK);
+    };
+    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
+    let r = tx.write_with_rights(&data, nonblock, rights);
+    if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
+        crate::signals::send_thread(
+            &t.k,
+            &t.info,
+            crate::signals::SigInfo {
+                signo: libc::SIGPIPE,
+                code: crate::signals::SI_USER,
+                pid: t.tgid,
+                ..Default::default()
+            },
+        );
+    }
+    r.map(|n| n as u64)
+}
+
+/// recvmsg(2) on a socket pair: scattered data and the SCM_RIGHTS files
+/// that came with its first byte, installed as new fds.
+pub fn sys_recvmsg(t: &mut Task, a: &Args) -> KResult<u64> {
+    let f = socket_file(t, a.int(0))?;
+    let flags = a.int(2);
+    if flags & MSG_PEEK != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let m = read_msghdr(t, a.u(1))?;
+    let iovs = read_iovecs(t, m.iov, m.iovlen as usize)?;
+    let total = iovs.iter().map(|v| v.len).sum::<u64>().min(16 << 20) as usize;
+    let FileKind::Socket { rx, .. } = &f.kind else {
+        return Err(Errno::ENOTSOCK);
+    };
+    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
+    let mut data = vec![0u8; total];
+    let (got, rights) = if total == 0 {
+        (0, None)
+    } else {
+        rx.read_with_rights(&mut data, nonblock)?
+    };
+    let mut off = 0usize;
+    for v in &iovs {
+        if off >= got {
+            break;
+        }
+        let n = (v.len as usize).min(got - off);
+        t.copy_out(v.base, &data[off..off + n])?;
+        off += n;
+    }
+    // Linux reports MSG_CMSG_CLOEXEC back in msg_flags.
+    let mut out_flags = (flags & MSG_CMSG_CLOEXEC) as u32;
+    let mut used = 0u64;
+    if let Some(files) = rights {
+        let room = if m.control == 0 {
+            0
+        } else {
+            m.controllen as usize
+        };
+        let fit = room.saturating_sub(16) / 4;
+        let n = files.len().min(fit);
+        if n < files.len() {
+            out_flags |= MSG_CTRUNC;
+        }
+        if n > 0 {
+            let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
+            let mut fds = Vec::with_capacity(n);
+            for file in files.into_iter().take(n) {
+                fds.push(install(t, file, cloexec)? as i32);
+            }
+            let len = 16 + 4 * n;
+            let mut c = Vec::with_capacity(len);
+            c.extend_from_slice(&(len as u64).to_le_bytes());
+            c.extend_from_slice(&SOL_SOCKET.to_le_bytes());
+            c.extend_from_slice(&SCM_RIGHTS.to_le_bytes());
+            for fd in fds {
+                c.extend_from_slice(&fd.to_le_bytes());
+            }
+            t.copy_out(m.control, &c)?;
+            used = ((len + 7) & !7).min(room) as u64;
+        }
+    }
+    let hdr = a.u(1);
+    t.write_obj(hdr + 8, &0u32)?; // msg_namelen: an unnamed peer
+    t.write_obj(hdr + 40, &used)?; // msg_controllen
+    t.write_obj(hdr + 48, &out_flags)?; // msg_flags
+    Ok(got as u64)
+}
+
 pub fn sys_shutdown(t: &mut Task, a: &Args) -> KResult<u64> {
     let f = socket_file(t, a.int(0))?;
     let FileKind::Socket { rx, tx, .. } = &f.kind else {

@@ -254,6 +254,14 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
             preserve_fds: 0,
             root_passthrough: false,
             devices: devices(spec),
+            cpu_max: resources
+                .as_ref()
+                .and_then(|r| r.cpu().as_ref())
+                .and_then(|c| {
+                    c.quota()
+                        .map(|q| (q, c.period().unwrap_or(100_000)))
+                        .or(c.period().map(|p| (-1, p)))
+                }),
         },
     })
 }

@@ -310,6 +310,9 @@ fn setup_mounts(
             MountKind::Proc => fs::proc::build_proc(&at),
             MountKind::Sysfs => fs::proc::build_sys(&at),
             MountKind::Devfs => fs::dev::build(&at),
+            MountKind::Empty { fstype } if fstype == "cgroup" || fstype == "cgroup2" => {
+                fs::proc::build_cgroup(&at)
+            }
             MountKind::Empty { fstype } => {
                 let r = Dentry::new_mount_root(
                     Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
@@ -475,6 +478,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         kern.memory_limit
             .store(m, std::sync::atomic::Ordering::Relaxed);
     }
+    *vfs::lock(&kern.cpu_max) = spec.cpu_max;
     if let Some(root_mount) = vfs::lock(&kern.mounts).first_mut() {
         root_mount.readonly = spec.root_readonly;
     }

@@ -92,6 +92,9 @@ pub struct SandboxSpec {
     /// instead of an in-memory layer (`--overlay none`).
     #[serde(default)]
     pub root_passthrough: bool,
+    /// CPU bandwidth (quota µs, period µs), shown in the cgroup filesystem.
+    #[serde(default)]
+    pub cpu_max: Option<(i64, u64)>,
     /// linux.devices: device nodes made in the sandbox's /dev.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,

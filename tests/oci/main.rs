@@ -797,3 +797,36 @@ fn metadata_changes_reach_the_host_through_a_bind_mount() {
     }
     assert_eq!(seen, 1);
 }
+
+/// The cgroup mount shows the limits the sandbox enforces, in the cgroup
+/// v2 layout (rvisor only: runc shows the host's own hierarchy).
+#[test]
+fn cgroup_filesystem_shows_the_limits() {
+    let dir = TempDir::new("oci-cgroupfs");
+    let rt = &runtimes(&dir)[1];
+    let (b, mut cfg) = bundle(
+        &dir,
+        "cg",
+        &[
+            "sh",
+            "-c",
+            "cd /sys/fs/cgroup && cat memory.max pids.max cpu.max cgroup.controllers && ls",
+        ],
+    );
+    cfg["mounts"].as_array_mut().expect("mounts").extend([
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}),
+    ]);
+    cfg["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864},
+        "pids": {"limit": 50},
+        "cpu": {"quota": 50000, "period": 100000}
+    });
+    write_config(&b, &cfg);
+    let (out, err, code) = run(rt, &b, &format!("cg-{}", std::process::id()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "67108864\n50\n50000 100000\ncpu memory pids\ncgroup.controllers\ncgroup.procs\ncgroup.type\ncpu.max\nmemory.current\nmemory.max\nmemory.peak\npids.current\npids.max\n"
+    );
+}

@@ -12,6 +12,8 @@ pub enum ProcNode {
     Root,
     /// A fixed directory under /proc/sys (its path below /proc).
     SysDir(&'static str),
+    /// The root of the sandbox's cgroup filesystem (cgroup v2 layout).
+    CgroupRoot,
     PidDir(i32),
     FdDir(i32),
     File(ProcFile),
@@ -36,6 +38,8 @@ pub enum ProcFile {
     PidMaps(i32),
     PidComm(i32),
     Mountinfo,
+    /// A file of the cgroup filesystem, by name.
+    Cgroup(&'static str),
     CpuOnline,
     Static(&'static str),
 }
@@ -95,6 +99,57 @@ pub fn build_sys(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
     root
 }
 
+/// The files of the sandbox's cgroup (v2) root: the limits the sentry
+/// enforces and what is in use, so runtimes that size themselves from
+/// their cgroup (JVMs, Go, .NET) see the container's limits.
+const CGROUP_FILES: [&str; 9] = [
+    "cgroup.controllers",
+    "cgroup.procs",
+    "cgroup.type",
+    "cpu.max",
+    "memory.current",
+    "memory.max",
+    "memory.peak",
+    "pids.current",
+    "pids.max",
+];
+
+fn cgroup_file(k: &crate::kernel::Kernel, name: &str) -> String {
+    use std::sync::atomic::Ordering;
+    let limit = |v: u64| {
+        if v == 0 || v == u64::MAX {
+            "max\n".to_string()
+        } else {
+            format!("{v}\n")
+        }
+    };
+    match name {
+        "cgroup.controllers" => "cpu memory pids\n".into(),
+        "cgroup.procs" => k.tgids().iter().map(|p| format!("{p}\n")).collect(),
+        "cgroup.type" => "domain\n".into(),
+        "cpu.max" => match *lock(&k.cpu_max) {
+            Some((quota, period)) if quota > 0 => format!("{quota} {period}\n"),
+            Some((_, period)) => format!("max {period}\n"),
+            None => "max 100000\n".into(),
+        },
+        "memory.current" | "memory.peak" => format!("{}\n", k.mf.resident()),
+        "memory.max" => limit(k.memory_limit.load(Ordering::Relaxed)),
+        "pids.current" => format!("{}\n", k.task_count()),
+        "pids.max" => limit(k.pids_limit.load(Ordering::Relaxed) as u64),
+        _ => String::new(),
+    }
+}
+
+/// The cgroup filesystem mounted on `mountpoint` (read-only).
+pub fn build_cgroup(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
+    Dentry::new_mount_root(
+        dir(ProcNode::CgroupRoot),
+        FsType::Sys,
+        Some(mountpoint.clone()),
+        true,
+    )
+}
+
 /// The directories below /proc/sys: (name, path).
 fn sys_dirs(path: &str) -> &'static [(&'static str, &'static str)] {
     match path {
@@ -151,6 +206,11 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
                 _ => return Err(Errno::ENOENT),
             })
         }
+        ProcNode::CgroupRoot => CGROUP_FILES
+            .iter()
+            .find(|n| **n == name_s)
+            .map(|n| file(ProcFile::Cgroup(n)))
+            .ok_or(Errno::ENOENT),
         ProcNode::SysDir(path) => {
             for (name, sub) in sys_dirs(path) {
                 if *name == name_s {
@@ -177,6 +237,7 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
                 "comm" => file(ProcFile::PidComm(pid)),
                 "mounts" => file(ProcFile::Mounts),
                 "mountinfo" => file(ProcFile::Mountinfo),
+                "cgroup" => file(ProcFile::Static("0::/\n")),
                 "oom_score_adj" => file(ProcFile::Static("0\n")),
                 "uid_map" | "gid_map" => {
                     file(ProcFile::Static("         0          0 4294967295\n"))
@@ -224,6 +285,11 @@ pub fn list(p: &ProcNode, t: &Task) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
                 push(&pid.to_string(), DT_DIR);
             }
         }
+        ProcNode::CgroupRoot => {
+            for n in CGROUP_FILES {
+                push(n, DT_REG);
+            }
+        }
         ProcNode::SysDir(path) => {
             for (name, _) in sys_dirs(path) {
                 push(name, DT_DIR);
@@ -243,6 +309,7 @@ pub fn list(p: &ProcNode, t: &Task) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
                 "comm",
                 "mounts",
                 "mountinfo",
+                "cgroup",
                 "oom_score_adj",
                 "uid_map",
                 "gid_map",
@@ -397,6 +464,7 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             }
         }
         ProcFile::Static(s) => s.to_string(),
+        ProcFile::Cgroup(name) => cgroup_file(k, name),
         ProcFile::PidCmdline(pid) => return Ok(join0(&lock(&thread(t, *pid)?.argv).clone())),
         ProcFile::PidEnviron(pid) => return Ok(join0(&lock(&thread(t, *pid)?.envv).clone())),
         ProcFile::PidComm(pid) => {

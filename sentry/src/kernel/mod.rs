@@ -83,6 +83,8 @@ pub struct Kernel {
     pub memory_limit: AtomicU64,
     /// Pause/resume of the whole sandbox.
     pub freezer: Arc<Freezer>,
+    /// CPU bandwidth from the container's config: (quota µs, period µs).
+    pub cpu_max: Mutex<Option<(i64, u64)>>,
     /// The mount table, in mount order (for /proc/*/mounts and mountinfo).
     pub mounts: Mutex<Vec<MountInfo>>,
     /// Status sockets of processes started by the runtime (exec), by tgid.
@@ -132,6 +134,7 @@ impl Kernel {
             memory_limit: AtomicU64::new(0),
             freezer: Arc::new(Freezer::default()),
             exec_waiters: Mutex::new(HashMap::new()),
+            cpu_max: Mutex::new(None),
             mounts: Mutex::new(vec![MountInfo {
                 root: "/".into(),
                 id: 20,

@@ -52,6 +52,9 @@ fi
 run() {
   rt=$1; shift
   out=$(dk run --rm --runtime="$rt" --network none "$@" 2>&1); rc=$?
+  # docker 20.10's client sometimes adds this line after a failed create,
+  # whatever the runtime
+  out=$(printf '%s\n' "$out" | grep -v 'error waiting for container: context canceled')
   printf '%s\nrc=%s' "$out" "$rc"
 }
 # same NAME ARGS... : identical output under runc and rvisor (the runtime's

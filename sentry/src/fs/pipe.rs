@@ -18,6 +18,11 @@ struct Inner {
     /// Bytes ever written and read: stream offsets for `rights`.
     total_in: u64,
     total_out: u64,
+    /// Opens of each side so far (a FIFO open waits for the other side's
+    /// count to move, as Linux's r_counter/w_counter, so a peer that came
+    /// and went already is not missed).
+    r_opens: u64,
+    w_opens: u64,
     /// SCM_RIGHTS sent with the message at a stream offset, of a length
     /// (in order).
     rights: VecDeque<(u64, u64, Rights)>,
@@ -42,6 +47,8 @@ impl Default for Pipe {
                 buf: VecDeque::new(),
                 total_in: 0,
                 total_out: 0,
+                r_opens: 0,
+                w_opens: 0,
                 rights: VecDeque::new(),
                 cap: DEFAULT_CAPACITY,
                 readers: 0,
@@ -75,20 +82,29 @@ impl Pipe {
         }
         if read {
             g.readers += 1;
+            g.r_opens += 1;
         }
         if write {
             g.writers += 1;
+            g.w_opens += 1;
         }
         self.cv.notify_all();
-        drop(g);
-        crate::syscalls::poll::hub().notify();
         if (read && write) || nonblock {
+            drop(g);
+            crate::syscalls::poll::hub().notify();
             return Ok(());
         }
+        let seen = if read { g.w_opens } else { g.r_opens };
+        drop(g);
+        crate::syscalls::poll::hub().notify();
         let mut g = lock(&self.inner);
         loop {
-            let peer = if read { g.writers } else { g.readers };
-            if peer > 0 {
+            let (peer, opens) = if read {
+                (g.writers, g.w_opens)
+            } else {
+                (g.readers, g.r_opens)
+            };
+            if peer > 0 || opens != seen {
                 return Ok(());
             }
             let (ng, out) = signals::wait(self.clone(), &self.cv, g, None);

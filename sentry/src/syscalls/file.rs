@@ -1938,6 +1938,23 @@ const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
 const MSG_NOSIGNAL: i32 = 0x4000;
 
+/// A send's result: EPIPE also raises SIGPIPE unless MSG_NOSIGNAL.
+fn sent(t: &Task, r: KResult<usize>, flags: i32) -> KResult<u64> {
+    if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
+        crate::signals::send_thread(
+            &t.k,
+            &t.info,
+            crate::signals::SigInfo {
+                signo: libc::SIGPIPE,
+                code: crate::signals::SI_USER,
+                pid: t.tgid,
+                ..Default::default()
+            },
+        );
+    }
+    r.map(|n| n as u64)
+}
+
 pub fn sys_sendto(t: &mut Task, a: &Args) -> KResult<u64> {
     let f = socket_file(t, a.int(0))?;
     let flags = a.int(3);
@@ -1952,19 +1969,7 @@ pub fn sys_sendto(t: &mut Task, a: &Args) -> KResult<u64> {
     t.copy_in(a.u(1), &mut data)?;
     let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
     let r = tx.write(&data, nonblock);
-    if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
-        crate::signals::send_thread(
-            &t.k,
-            &t.info,
-            crate::signals::SigInfo {
-                signo: libc::SIGPIPE,
-                code: crate::signals::SI_USER,
-                pid: t.tgid,
-                ..Default::default()
-            },
-        );
-    }
-    r.map(|n| n as u64)
+    sent(t, r, flags)
 }
 
 pub fn sys_recvfrom(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -2091,19 +2096,7 @@ pub fn sys_sendmsg(t: &mut Task, a: &Args) -> KResult<u64> {
     };
     let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
     let r = tx.write_with_rights(&data, nonblock, rights);
-    if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
-        crate::signals::send_thread(
-            &t.k,
-            &t.info,
-            crate::signals::SigInfo {
-                signo: libc::SIGPIPE,
-                code: crate::signals::SI_USER,
-                pid: t.tgid,
-                ..Default::default()
-            },
-        );
-    }
-    r.map(|n| n as u64)
+    sent(t, r, flags)
 }
 
 /// recvmsg(2) on a socket pair: scattered data and the SCM_RIGHTS files

@@ -76,11 +76,15 @@ fn host_file(owned: OwnedFd) -> Arc<File> {
     // SAFETY: F_GETFL only reads flags.
     let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
     let acc = if fl < 0 { O_RDWR } else { fl & O_ACCMODE };
+    let regular = nix::sys::stat::fstat(raw)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+        .unwrap_or(false);
     File::new(
         None,
         FileKind::Host {
             fd: Arc::new(owned),
             tty,
+            regular,
         },
         acc,
     )
@@ -186,6 +190,111 @@ fn ensure_path(root: &Arc<Dentry>, path: &[u8], dir: bool, t: &Task) -> Arc<Dent
     cur
 }
 
+/// List a mount in the mount table with config.json's type and source,
+/// or the defaults of its kind.
+fn record(k: &Kernel, m: &spec::MountSpec, ty: &str, source: &str) {
+    let ty = if m.fstype.is_empty() { ty } else { &m.fstype };
+    let src = if m.source.is_empty() {
+        source
+    } else {
+        &m.source
+    };
+    k.record_mount(&m.dest, ty, src, m.readonly);
+}
+
+/// A gofer root (host file or directory) at `m.dest`. Writable binds write
+/// through to the host; read-only ones refuse writes (EROFS).
+fn mount_bind(
+    k: &Kernel,
+    root: &Arc<Dentry>,
+    m: &spec::MountSpec,
+    index: u32,
+    t: &Task,
+) -> Result<(), BootError> {
+    let (node, st) = k.gofer.attach(index).map_err(BootError::Gofer)?;
+    let meta = Meta::from_gofer(&st);
+    let at = ensure_path(root, &m.dest, meta.is_dir(), t);
+    let inode = Inode::new(
+        Node::Lower(LowerNode {
+            node,
+            gofer: k.gofer.clone(),
+            host_fd: OnceLock::new(),
+        }),
+        meta,
+    );
+    let fs = if m.readonly {
+        FsType::Overlay
+    } else {
+        FsType::Bind
+    };
+    mount(
+        &at,
+        Dentry::new_mount_root(inode, fs, Some(at.clone()), m.readonly),
+    );
+    let ty = if m.fstype.is_empty() {
+        "none"
+    } else {
+        &m.fstype
+    };
+    // The bind's source shows as the mount's root in mountinfo.
+    k.record_mount_at(&m.dest, ty, &m.source, &m.source, m.readonly);
+    Ok(())
+}
+
+/// linux.maskedPaths / readonlyPaths: only paths that exist are covered.
+/// A masked directory becomes an empty read-only one, a masked file
+/// /dev/null; a read-only path is the same inode seen read-only.
+fn mount_over_existing(k: &Kernel, root: &Arc<Dentry>, m: &spec::MountSpec, t: &Task) {
+    let Ok(existing) = vfs::path::Walker::new(t).walk(root, &m.dest, false) else {
+        return;
+    };
+    let is_dir = existing.meta().is_dir();
+    let at = ensure_path(root, &m.dest, is_dir, t);
+    let masked = matches!(m.kind, spec::MountKind::Mask);
+    let (inode, fs, ro, ty) = match (masked, is_dir) {
+        (true, true) => (
+            Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
+            FsType::Tmpfs,
+            true,
+            "tmpfs",
+        ),
+        (true, false) => (
+            Inode::new(
+                Node::Dev(fs::dev::DevKind::Null),
+                Meta::new(S_IFCHR | 0o666, vfs::DEV_DEV, 0, 0),
+            ),
+            FsType::Dev,
+            false,
+            "bind",
+        ),
+        (false, _) => (at.inode(), at.fs, true, "bind"),
+    };
+    mount(&at, Dentry::new_mount_root(inode, fs, Some(at.clone()), ro));
+    k.record_mount(&m.dest, ty, ty, ro);
+}
+
+/// An empty read-only directory for a filesystem the sentry does not
+/// implement yet; devpts gets the ptmx node /dev/ptmx points to (no ptys
+/// yet: ENXIO on open).
+fn empty_fs(at: &Arc<Dentry>, fstype: &str) -> Arc<Dentry> {
+    let r = Dentry::new_mount_root(
+        Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
+        FsType::Tmpfs,
+        Some(at.clone()),
+        true,
+    );
+    if fstype == "devpts" {
+        r.add_child(
+            b"ptmx",
+            fs::dev::dev_inode(fs::dev::DevKind::Other {
+                block: false,
+                rdev: (5 << 8) | 2,
+            }),
+        );
+    }
+    r
+}
+
 /// Build the sandbox's mount table on top of the root.
 fn setup_mounts(
     k: &Kernel,
@@ -203,137 +312,42 @@ fn setup_mounts(
         k.record_mount(b"/dev", "tmpfs", "tmpfs", false);
     }
     for m in mounts {
-        if m.dest == b"/dev/shm" && matches!(m.kind, MountKind::Tmpfs { .. }) {
-            // The sandbox keeps its own /dev/shm (in the memory file, so
-            // its files can be shared-mapped); the mount is only listed.
-            k.record_mount(&m.dest, "tmpfs", &m.source, m.readonly);
-            continue;
-        }
-        if let MountKind::Bind { .. } = &m.kind {
-            let ty = if m.fstype.is_empty() {
-                "none"
-            } else {
-                m.fstype.as_str()
-            };
-            k.record_mount_at(&m.dest, ty, &m.source, &m.source, m.readonly);
-        }
-        let (fstype, source) = match &m.kind {
-            MountKind::Bind { .. } => ("bind", "none".to_string()),
-            MountKind::Tmpfs { .. } => ("tmpfs", "tmpfs".into()),
-            MountKind::Proc => ("proc", "proc".into()),
-            MountKind::Sysfs => ("sysfs", "sysfs".into()),
-            MountKind::Devfs => ("tmpfs", "tmpfs".into()),
-            MountKind::Empty { fstype } => (fstype.as_str(), fstype.clone()),
-            MountKind::Mask | MountKind::ReadonlyView => {
-                // Only paths that exist are masked or made read-only.
-                let Ok(existing) = vfs::path::Walker::new(t).walk(root, &m.dest, false) else {
-                    continue;
-                };
-                let is_dir = existing.meta().is_dir();
-                let at = ensure_path(root, &m.dest, is_dir, t);
-                let (inode, fs) = match (&m.kind, is_dir) {
-                    (MountKind::Mask, true) => (
-                        Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
-                        FsType::Tmpfs,
-                    ),
-                    (MountKind::Mask, false) => (
-                        Inode::new(
-                            Node::Dev(fs::dev::DevKind::Null),
-                            Meta::new(S_IFCHR | 0o666, vfs::DEV_DEV, 0, 0),
+        match &m.kind {
+            // The sandbox keeps its own /dev/shm (in the memory file, so its
+            // files can be shared-mapped); the mount is only listed.
+            MountKind::Tmpfs { .. } if m.dest == b"/dev/shm" => {
+                record(k, m, "tmpfs", "tmpfs");
+            }
+            MountKind::Bind { index } => mount_bind(k, root, m, *index, t)?,
+            MountKind::Mask | MountKind::ReadonlyView => mount_over_existing(k, root, m, t),
+            kind => {
+                let at = ensure_path(root, &m.dest, true, t);
+                let (r, ty) = match kind {
+                    MountKind::Tmpfs { mode } => (
+                        Dentry::new_mount_root(
+                            Inode::new(
+                                Node::MemDir,
+                                Meta::new(S_IFDIR | (mode & 0o7777), vfs::MEM_DEV, 0, 0),
+                            ),
+                            FsType::Tmpfs,
+                            Some(at.clone()),
+                            m.readonly,
                         ),
-                        FsType::Dev,
+                        "tmpfs",
                     ),
-                    _ => (at.inode(), at.fs),
+                    MountKind::Proc => (fs::proc::build_proc(&at), "proc"),
+                    MountKind::Sysfs => (fs::proc::build_sys(&at), "sysfs"),
+                    MountKind::Empty { fstype } if fstype == "cgroup" || fstype == "cgroup2" => {
+                        (fs::proc::build_cgroup(&at), fstype.as_str())
+                    }
+                    MountKind::Empty { fstype } => (empty_fs(&at, fstype), fstype.as_str()),
+                    // Devfs (the remaining kind).
+                    _ => (fs::dev::build(&at), "tmpfs"),
                 };
-                let ro = !matches!((&m.kind, is_dir), (MountKind::Mask, false));
-                mount(&at, Dentry::new_mount_root(inode, fs, Some(at.clone()), ro));
-                let ty = if matches!(m.kind, MountKind::Mask) && is_dir {
-                    "tmpfs"
-                } else {
-                    "bind"
-                };
-                k.record_mount(&m.dest, ty, ty, ro);
-                continue;
-            }
-        };
-        if !matches!(m.kind, MountKind::Bind { .. }) {
-            let ty = if m.fstype.is_empty() {
-                fstype
-            } else {
-                m.fstype.as_str()
-            };
-            let src = if m.source.is_empty() {
-                source.as_str()
-            } else {
-                m.source.as_str()
-            };
-            k.record_mount(&m.dest, ty, src, m.readonly);
-        }
-        let fs_root = match &m.kind {
-            MountKind::Bind { index } => {
-                let (node, st) = k.gofer.attach(*index).map_err(BootError::Gofer)?;
-                let meta = Meta::from_gofer(&st);
-                let at = ensure_path(root, &m.dest, meta.is_dir(), t);
-                let inode = Inode::new(
-                    Node::Lower(LowerNode {
-                        node,
-                        gofer: k.gofer.clone(),
-                        host_fd: OnceLock::new(),
-                    }),
-                    meta,
-                );
-                // Writable binds write through to the host; read-only ones
-                // refuse writes (EROFS).
-                let fs = if m.readonly {
-                    FsType::Overlay
-                } else {
-                    FsType::Bind
-                };
-                let r = Dentry::new_mount_root(inode, fs, Some(at.clone()), m.readonly);
                 mount(&at, r);
-                continue;
+                record(k, m, ty, ty);
             }
-            _ => ensure_path(root, &m.dest, true, t),
-        };
-        let at = fs_root;
-        let r = match &m.kind {
-            MountKind::Bind { .. } | MountKind::Mask | MountKind::ReadonlyView => continue,
-            MountKind::Tmpfs { mode } => Dentry::new_mount_root(
-                Inode::new(
-                    Node::MemDir,
-                    Meta::new(S_IFDIR | (mode & 0o7777), vfs::MEM_DEV, 0, 0),
-                ),
-                FsType::Tmpfs,
-                Some(at.clone()),
-                m.readonly,
-            ),
-            MountKind::Proc => fs::proc::build_proc(&at),
-            MountKind::Sysfs => fs::proc::build_sys(&at),
-            MountKind::Devfs => fs::dev::build(&at),
-            MountKind::Empty { fstype } if fstype == "cgroup" || fstype == "cgroup2" => {
-                fs::proc::build_cgroup(&at)
-            }
-            MountKind::Empty { fstype } => {
-                let r = Dentry::new_mount_root(
-                    Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
-                    FsType::Tmpfs,
-                    Some(at.clone()),
-                    true,
-                );
-                if fstype == "devpts" {
-                    // /dev/ptmx points here; no ptys yet (ENXIO on open).
-                    r.add_child(
-                        b"ptmx",
-                        fs::dev::dev_inode(fs::dev::DevKind::Other {
-                            block: false,
-                            rdev: (5 << 8) | 2,
-                        }),
-                    );
-                }
-                r
-            }
-        };
-        mount(&at, r);
+        }
     }
     Ok(())
 }

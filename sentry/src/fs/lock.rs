@@ -157,16 +157,42 @@ impl LockTable {
 
     /// Drop every lock of `owner` (on `inode` only, when given).
     pub fn release(&self, owner: Owner, inode: Option<usize>) {
+        self.release_where(inode, |o| o == owner);
+    }
+
+    /// Drop the OFD and flock locks of an open file description.
+    pub fn release_file(&self, file: usize) {
+        self.release_where(None, |o| o == Owner::Ofd(file) || o == Owner::Flock(file));
+    }
+
+    /// Drop the locks whose owner matches, on `inode` only when given.
+    /// Closes and file releases come here on every call: the common case,
+    /// no locks at all, costs one uncontended mutex.
+    fn release_where(&self, inode: Option<usize>, owned: impl Fn(Owner) -> bool) {
         let mut g = lock(&self.locks);
+        if g.is_empty() {
+            return;
+        }
         let mut changed = false;
-        g.retain(|k, v| {
-            if inode.is_none_or(|i| i == *k) {
-                let before = v.len();
-                v.retain(|l| l.owner != owner);
-                changed |= v.len() != before;
+        let mut sweep = |v: &mut Vec<Lock>| {
+            let before = v.len();
+            v.retain(|l| !owned(l.owner));
+            changed |= v.len() != before;
+        };
+        match inode {
+            Some(key) => {
+                if let Some(v) = g.get_mut(&key) {
+                    sweep(v);
+                    if v.is_empty() {
+                        g.remove(&key);
+                    }
+                }
             }
-            !v.is_empty()
-        });
+            None => g.retain(|_, v| {
+                sweep(v);
+                !v.is_empty()
+            }),
+        }
         if changed {
             self.cv.notify_all();
         }

@@ -855,7 +855,9 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
         _ => {}
     }
     match &f.kind {
-        FileKind::Host { fd: hfd, tty: true } => {
+        FileKind::Host {
+            fd: hfd, tty: true, ..
+        } => {
             use std::os::fd::AsRawFd;
             let size = match req {
                 TCGETS | TCSETS | TCSETSW | TCSETSF => 36, // struct termios (kernel: 4 flags, c_line, 19 c_cc)
@@ -1485,6 +1487,18 @@ fn lookup_at(
     Walker::new(t).walk(&base, path, follow)
 }
 
+/// A metadata change in a writable bind mount, made on the host file; the
+/// dentry then shows what the host reports.
+fn bind_setattr(
+    d: &Arc<Dentry>,
+    l: &crate::vfs::LowerNode,
+    attr: gofer::proto::SetAttr,
+) -> KResult<u64> {
+    let st = l.gofer.setattr(l.node, attr).map_err(Errno)?;
+    *lock(&d.inode().meta) = Meta::from_gofer(&st);
+    Ok(0)
+}
+
 /// Apply a metadata change to a dentry's (copied-up) inode.
 fn set_meta(t: &Task, d: &Arc<Dentry>, f: impl FnOnce(&mut Meta) -> KResult<()>) -> KResult<u64> {
     writable_fs(d)?;
@@ -1503,9 +1517,7 @@ fn set_meta(t: &Task, d: &Arc<Dentry>, f: impl FnOnce(&mut Meta) -> KResult<()>)
                 atime: (old.atime != new.atime).then_some(new.atime),
                 mtime: (old.mtime != new.mtime).then_some(new.mtime),
             };
-            let st = l.gofer.setattr(l.node, attr).map_err(Errno)?;
-            *lock(&d.inode().meta) = Meta::from_gofer(&st);
-            return Ok(0);
+            return bind_setattr(d, l, attr);
         }
     }
     let inode = d.copy_up()?;
@@ -1682,10 +1694,7 @@ fn truncate_d(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
                 size: Some(len as u64),
                 ..Default::default()
             };
-            let st = l.gofer.setattr(l.node, attr).map_err(Errno)?;
-            *lock(&d.inode().meta) = Meta::from_gofer(&st);
-            let _ = t;
-            return Ok(0);
+            return bind_setattr(d, l, attr);
         }
     }
     let inode = d.copy_up()?;

@@ -32,6 +32,8 @@ pub enum FileKind {
     Host {
         fd: Arc<OwnedFd>,
         tty: bool,
+        /// A regular file (writes never wait; decided once at boot).
+        regular: bool,
     },
     /// Content generated at open (procfs, sysfs).
     Synthetic(Vec<u8>),
@@ -75,9 +77,7 @@ impl Drop for File {
         // OFD and flock locks live as long as the open file description.
         let me = self as *const File as usize;
         if self.dentry.is_some() {
-            let t = crate::fs::lock::table();
-            t.release(crate::fs::lock::Owner::Ofd(me), None);
-            t.release(crate::fs::lock::Owner::Flock(me), None);
+            crate::fs::lock::table().release_file(me);
         }
         if let FileKind::Pipe { pipe, write } = &self.kind {
             pipe.close_end(*write);
@@ -321,7 +321,7 @@ impl File {
                 Ok(n)
             }
             FileKind::Dev(d) => d.write(buf),
-            FileKind::Host { fd, .. } => host_write(fd.as_raw_fd(), buf),
+            FileKind::Host { fd, regular, .. } => host_write(fd.as_raw_fd(), buf, *regular),
             FileKind::Pipe { pipe, write: true } => pipe.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Fifo {
                 pipe, write: true, ..
@@ -504,17 +504,19 @@ fn host_read(fd: RawFd, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
 /// PIPE_BUF at a time to pipes, ttys and sockets, so no host `write`
 /// blocks for long. The whole buffer is written unless a signal comes
 /// first (then the bytes written so far, or a restart if none).
-fn host_write(fd: RawFd, buf: &[u8]) -> KResult<usize> {
+fn host_write(fd: RawFd, buf: &[u8], regular: bool) -> KResult<usize> {
     // SAFETY: fd is a host fd owned by the kernel for the sandbox's lifetime.
     let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let regular = nix::sys::stat::fstat(fd)
-        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
-        .unwrap_or(false);
-    let chunk = if regular {
-        buf.len().max(1)
-    } else {
-        crate::fs::pipe::PIPE_BUF
-    };
+    if regular {
+        // A file never makes a writer wait: no poll, one write.
+        loop {
+            match nix::unistd::write(bfd, buf) {
+                Err(nix::Error::EINTR) => continue,
+                r => return r.map_err(Errno::from),
+            }
+        }
+    }
+    let chunk = crate::fs::pipe::PIPE_BUF;
     let mut done = 0usize;
     while done < buf.len() || buf.is_empty() {
         let mut p = libc::pollfd {

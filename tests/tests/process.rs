@@ -1932,3 +1932,44 @@ fn rlimit_nproc_is_per_user() {
         native.stdout_str()
     );
 }
+
+const PRIO_USER: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    int p[2]; pipe(p);
+    pid_t c = fork();
+    if (c == 0) { setuid(54322); setpriority(PRIO_PROCESS, 0, 7); write(p[1], "x", 1); pause(); _exit(0); }
+    char b; read(p[0], &b, 1);
+    errno = 0;
+    int n = getpriority(PRIO_USER, 54322);
+    printf("user 54322: %d %s\n", n, strerror(errno));
+    errno = 0;
+    n = getpriority(PRIO_USER, 54399);
+    printf("user 54399: %d %s\n", n, strerror(errno));
+    printf("set user 54322: %d\n", setpriority(PRIO_USER, 54322, 9));
+    printf("child now: %d\n", getpriority(PRIO_PROCESS, c));
+    kill(c, 9); waitpid(c, 0, 0);
+    return 0;
+}
+"#;
+
+/// getpriority/setpriority(PRIO_USER) act on the processes of that real
+/// uid only.
+#[test]
+fn priority_by_user() {
+    let dir = TempDir::new("prio-user");
+    let exe = compile_static_c(&dir, "prio", PRIO_USER);
+    let (native, _) = Invocation::new(&[exe.to_str().unwrap()]).assert_same();
+    assert!(
+        native
+            .stdout_str()
+            .contains("user 54399: -1 No such process"),
+        "{}",
+        native.stdout_str()
+    );
+}

@@ -161,9 +161,14 @@ fn prio_targets(
                 .filter(|p| p.pgid.load(Ordering::Relaxed) == g)
                 .collect()
         }
-        // Every process of the sandbox runs as the sandbox's users; without
-        // per-process credentials in the table, PRIO_USER covers them all.
-        PRIO_USER => procs,
+        // The processes whose real uid is `who` (the caller's when 0).
+        PRIO_USER => {
+            let uid = if who == 0 { t.creds.uid } else { who as u32 };
+            procs
+                .into_iter()
+                .filter(|p| p.ruid.load(Ordering::Relaxed) == uid)
+                .collect()
+        }
         _ => return Err(Errno::EINVAL),
     };
     if v.is_empty() {

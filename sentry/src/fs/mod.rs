@@ -9,3 +9,4 @@ pub mod pidfd;
 pub mod pipe;
 pub mod proc;
 pub mod shm;
+pub mod unix;

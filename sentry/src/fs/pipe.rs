@@ -10,28 +10,16 @@ pub const PIPE_BUF: usize = 4096;
 pub const DEFAULT_CAPACITY: usize = 65536;
 const MAX_CAPACITY: usize = 1 << 20;
 
-/// Files passed with SCM_RIGHTS, waiting in a socket's byte stream.
-pub type Rights = Vec<Arc<crate::vfs::file::File>>;
-
 struct Inner {
     buf: VecDeque<u8>,
-    /// Bytes ever written and read: stream offsets for `rights`.
-    total_in: u64,
-    total_out: u64,
     /// Opens of each side so far (a FIFO open waits for the other side's
     /// count to move, as Linux's r_counter/w_counter, so a peer that came
     /// and went already is not missed).
     r_opens: u64,
     w_opens: u64,
-    /// SCM_RIGHTS sent with the message at a stream offset, of a length
-    /// (in order).
-    rights: VecDeque<(u64, u64, Rights)>,
     cap: usize,
     readers: usize,
     writers: usize,
-    /// shutdown() already dropped this side's reader/writer count.
-    shut_rd: bool,
-    shut_wr: bool,
 }
 
 pub struct Pipe {
@@ -45,16 +33,11 @@ impl Default for Pipe {
         Pipe {
             inner: Mutex::new(Inner {
                 buf: VecDeque::new(),
-                total_in: 0,
-                total_out: 0,
                 r_opens: 0,
                 w_opens: 0,
-                rights: VecDeque::new(),
                 cap: DEFAULT_CAPACITY,
                 readers: 0,
                 writers: 0,
-                shut_rd: false,
-                shut_wr: false,
             }),
             cv: Condvar::new(),
             ino: crate::vfs::new_ino(),
@@ -134,29 +117,6 @@ impl Pipe {
         self.cv.notify_all();
     }
 
-    /// shutdown(SHUT_RD) on a socket end: the reader is gone for the peer.
-    pub fn shut_read(&self) {
-        let mut g = lock(&self.inner);
-        if !g.shut_rd {
-            g.shut_rd = true;
-            g.readers = g.readers.saturating_sub(1);
-            g.buf.clear();
-        }
-        self.cv.notify_all();
-    }
-
-    /// shutdown(SHUT_WR) on a socket end: the peer reads EOF.
-    pub fn shut_write(&self) {
-        let mut g = lock(&self.inner);
-        if !g.shut_wr {
-            g.shut_wr = true;
-            g.writers = g.writers.saturating_sub(1);
-        }
-        self.cv.notify_all();
-        drop(g);
-        crate::syscalls::poll::hub().notify();
-    }
-
     /// poll(2) readiness of one end.
     pub fn poll(&self, write: bool) -> i16 {
         use crate::syscalls::poll::*;
@@ -182,24 +142,13 @@ impl Pipe {
     }
 
     pub fn read(self: &Arc<Self>, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
-        // Files sent along are dropped (closed) by a plain read, as on Linux.
-        self.read_with_rights(buf, nonblock).map(|(n, _)| n)
-    }
-
-    /// A read that stops where data carrying other SCM_RIGHTS starts, and
-    /// returns the files attached to its own first byte.
-    pub fn read_with_rights(
-        self: &Arc<Self>,
-        buf: &mut [u8],
-        nonblock: bool,
-    ) -> KResult<(usize, Option<Rights>)> {
         if buf.is_empty() {
-            return Ok((0, None));
+            return Ok(0);
         }
         let mut g = lock(&self.inner);
         while g.buf.is_empty() {
             if g.writers == 0 {
-                return Ok((0, None));
+                return Ok(0);
             }
             if nonblock {
                 return Err(Errno::EAGAIN);
@@ -210,58 +159,14 @@ impl Pipe {
                 return Err(Errno::ERESTARTSYS);
             }
         }
-        // As a unix stream socket reads: a read takes the files of the
-        // first message with files it reaches and ends with that message;
-        // it never reaches into a second one.
-        let start = g.total_out;
-        let mut n = buf.len().min(g.buf.len());
-        let mut rights = None;
-        if let Some(&(at, len, _)) = g.rights.front() {
-            let end = start + n as u64;
-            if at < end {
-                rights = g.rights.pop_front().map(|(_, _, r)| r);
-                n = n.min((at.max(start) + len - start) as usize);
-            }
-        }
+        let n = buf.len().min(g.buf.len());
         for (i, b) in g.buf.drain(..n).enumerate() {
             buf[i] = b;
         }
-        g.total_out += n as u64;
         self.cv.notify_all();
         drop(g);
         crate::syscalls::poll::hub().notify();
-        Ok((n, rights))
-    }
-
-    /// A write whose first byte carries `rights` (sendmsg with SCM_RIGHTS).
-    pub fn write_with_rights(
-        self: &Arc<Self>,
-        data: &[u8],
-        nonblock: bool,
-        rights: Rights,
-    ) -> KResult<usize> {
-        if rights.is_empty() || data.is_empty() {
-            return self.write(data, nonblock);
-        }
-        let at = {
-            let mut g = lock(&self.inner);
-            // Queued before the bytes, so no reader can pass them first;
-            // bytes queued ahead of ours keep their place.
-            let at = g.total_in;
-            g.rights.push_back((at, data.len() as u64, rights));
-            at
-        };
-        let r = self.write(data, nonblock);
-        let mut g = lock(&self.inner);
-        match r {
-            Ok(n) if n > 0 => {
-                if let Some(e) = g.rights.iter_mut().find(|e| e.0 == at) {
-                    e.1 = n as u64;
-                }
-            }
-            _ => g.rights.retain(|e| e.0 != at),
-        }
-        r
+        Ok(n)
     }
 
     /// Writes of at most PIPE_BUF bytes are atomic.
@@ -303,7 +208,6 @@ impl Pipe {
             }
             let n = space.min(data.len() - done);
             g.buf.extend(&data[done..done + n]);
-            g.total_in += n as u64;
             done += n;
             self.cv.notify_all();
             crate::syscalls::poll::hub().notify();

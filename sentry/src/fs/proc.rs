@@ -368,6 +368,9 @@ pub fn readlink(p: &ProcNode, t: &Task) -> KResult<Vec<u8>> {
                 Some(d) => d.path(),
                 None => match &f.kind {
                     crate::vfs::file::FileKind::Host { .. } => format!("host:[{fd}]").into_bytes(),
+                    crate::vfs::file::FileKind::Socket(sk) => {
+                        format!("socket:[{}]", sk.ino).into_bytes()
+                    }
                     _ => b"anon_inode:[unknown]".to_vec(),
                 },
             })

@@ -117,7 +117,7 @@ pub fn clear_current() {
     CURRENT.with(|c| *c.borrow_mut() = None);
 }
 
-fn current() -> Option<Arc<ThreadInfo>> {
+pub fn current() -> Option<Arc<ThreadInfo>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 

@@ -450,7 +450,7 @@ pub fn sys_pwrite64(t: &mut Task, a: &Args) -> KResult<u64> {
     write_common(t, a.int(0), a.u(1), a.usize(2), Some(a.u(3)))
 }
 
-fn read_iovecs(t: &Task, addr: u64, cnt: usize) -> KResult<Vec<IoVec>> {
+pub(crate) fn read_iovecs(t: &Task, addr: u64, cnt: usize) -> KResult<Vec<IoVec>> {
     if cnt > IOV_MAX {
         return Err(Errno::EINVAL);
     }
@@ -884,6 +884,13 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
             Ok(r as u64)
         }
         FileKind::Dir { .. } if req == FIONREAD => Err(Errno::ENOTTY),
+        // SIOCINQ (= FIONREAD) and SIOCOUTQ (= TIOCOUTQ).
+        FileKind::Socket(sock) if req == FIONREAD => t
+            .write_obj(a.u(2), &(sock.inq()?.min(i32::MAX as usize) as i32))
+            .map(|_| 0),
+        FileKind::Socket(sock) if req == 0x5411 => t
+            .write_obj(a.u(2), &(sock.outq().min(i32::MAX as usize) as i32))
+            .map(|_| 0),
         FileKind::Pipe { pipe, .. } if req == FIONREAD => {
             t.write_obj(a.u(2), &(pipe.available() as i32)).map(|_| 0)
         }
@@ -1097,6 +1104,45 @@ pub fn sys_umask(t: &mut Task, a: &Args) -> KResult<u64> {
     Ok(old as u64)
 }
 
+/// bind(2) of an AF_UNIX socket to a path: a new socket inode (an
+/// existing name is EADDRINUSE), mode 0777 less the umask.
+pub(crate) fn bind_socket_node(
+    t: &Task,
+    path: &[u8],
+    sock: std::sync::Weak<crate::fs::unix::UnixSocket>,
+) -> KResult<()> {
+    let (dir, name) = Walker::new(t).walk_parent(&t.cwd(), path)?;
+    if name == b"." || name == b".." || path.ends_with(b"/") {
+        return Err(Errno::EADDRINUSE);
+    }
+    match dir.lookup(&name, t) {
+        Ok(_) => return Err(Errno::EADDRINUSE),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    create_child(
+        t,
+        &dir,
+        &name,
+        Node::Socket(sock),
+        S_IFSOCK | (0o777 & !t.umask()),
+    )?;
+    Ok(())
+}
+
+/// connect(2)/sendto(2) by path: the socket bound there. Needs write
+/// permission on the socket inode; anything else there, or a socket
+/// nobody holds, refuses the connection.
+pub(crate) fn find_socket_node(t: &Task, path: &[u8]) -> KResult<Arc<crate::fs::unix::UnixSocket>> {
+    let d = Walker::new(t).walk(&t.cwd(), path, true)?;
+    let inode = d.inode();
+    let Node::Socket(w) = &inode.node else {
+        return Err(Errno::ECONNREFUSED);
+    };
+    t.may_access(&inode.meta(), 2)?;
+    w.upgrade().ok_or(Errno::ECONNREFUSED)
+}
+
 /// mknod(2): regular files, FIFOs, and (with CAP_MKNOD) device nodes,
 /// which exist but have no driver in the sentry (ENXIO on open, as a
 /// socket inode gives too).
@@ -1128,10 +1174,7 @@ fn mknod_at(t: &Task, dirfd: i32, path: &[u8], mode: u32, dev: u64) -> KResult<u
                 rdev: (major << 8) | minor,
             }))
         }
-        0o140000 /* S_IFSOCK */ => Node::Dev(crate::fs::dev::DevKind::Other {
-            block: false,
-            rdev: 0,
-        }),
+        S_IFSOCK => Node::Socket(std::sync::Weak::new()),
         _ => return Err(Errno::EINVAL),
     };
     match dir.lookup(&name, t) {
@@ -1894,309 +1937,15 @@ pub fn sys_eventfd(t: &mut Task, a: &Args) -> KResult<u64> {
     sys_eventfd2(t, &Args([a.u(0), 0, 0, 0, 0, 0]))
 }
 
-const AF_UNIX: i32 = 1;
-const SOCK_STREAM: i32 = 1;
-const SOCK_NONBLOCK: i32 = 0o4000;
-const SOCK_CLOEXEC: i32 = 0o2000000;
-
-/// socketpair(AF_UNIX, SOCK_STREAM): two connected ends, each a pair of
-/// byte queues crossed over. Other families and types come with the
-/// sockets subsystem.
-pub fn sys_socketpair(t: &mut Task, a: &Args) -> KResult<u64> {
-    let (domain, ty, proto) = (a.int(0), a.int(1), a.int(2));
-    if domain != AF_UNIX {
-        return Err(Errno::EAFNOSUPPORT);
-    }
-    let kind = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if kind != SOCK_STREAM {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    if proto != 0 {
-        return Err(Errno::EPROTONOSUPPORT);
-    }
-    let ab = Arc::new(crate::fs::pipe::Pipe::default());
-    let ba = Arc::new(crate::fs::pipe::Pipe::default());
-    let end = |rx: &Arc<crate::fs::pipe::Pipe>, tx: &Arc<crate::fs::pipe::Pipe>| {
-        rx.open_end(false);
-        tx.open_end(true);
-        File::new(
-            None,
-            FileKind::Socket {
-                rx: rx.clone(),
-                tx: tx.clone(),
-                ino: crate::vfs::new_ino(),
-            },
-            O_RDWR | (ty & O_NONBLOCK),
-        )
-    };
-    let (fa, fb) = (end(&ba, &ab), end(&ab, &ba));
-    let cloexec = ty & SOCK_CLOEXEC != 0;
-    install_pair(t, fa, fb, cloexec, a.u(3))
-}
-
-fn socket_file(t: &Task, fd: i32) -> KResult<Arc<File>> {
-    let f = get_file(t, fd)?;
-    if !matches!(f.kind, FileKind::Socket { .. }) {
-        return Err(Errno::ENOTSOCK);
-    }
-    Ok(f)
-}
-
-const MSG_PEEK: i32 = 2;
-const MSG_DONTWAIT: i32 = 0x40;
-const MSG_WAITALL: i32 = 0x100;
-const MSG_NOSIGNAL: i32 = 0x4000;
-
-/// A send's result: EPIPE also raises SIGPIPE unless MSG_NOSIGNAL.
-fn sent(t: &Task, r: KResult<usize>, flags: i32) -> KResult<u64> {
-    if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
-        crate::signals::send_thread(
-            &t.k,
-            &t.info,
-            crate::signals::SigInfo {
-                signo: libc::SIGPIPE,
-                code: crate::signals::SI_USER,
-                pid: t.tgid,
-                ..Default::default()
-            },
-        );
-    }
-    r.map(|n| n as u64)
-}
-
-pub fn sys_sendto(t: &mut Task, a: &Args) -> KResult<u64> {
-    let f = socket_file(t, a.int(0))?;
-    let flags = a.int(3);
-    if a.u(4) != 0 {
-        return Err(Errno::EISCONN);
-    }
-    let FileKind::Socket { tx, .. } = &f.kind else {
-        return Err(Errno::ENOTSOCK);
-    };
-    let n = a.usize(2).min(16 << 20);
-    let mut data = vec![0u8; n];
-    t.copy_in(a.u(1), &mut data)?;
-    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
-    let r = tx.write(&data, nonblock);
-    sent(t, r, flags)
-}
-
-pub fn sys_recvfrom(t: &mut Task, a: &Args) -> KResult<u64> {
-    let f = socket_file(t, a.int(0))?;
-    let flags = a.int(3);
-    if flags & MSG_PEEK != 0 {
-        // Peeking needs a non-consuming read of the queue.
-        return Err(Errno::EOPNOTSUPP);
-    }
-    let FileKind::Socket { rx, .. } = &f.kind else {
-        return Err(Errno::ENOTSOCK);
-    };
-    let n = a.usize(2).min(16 << 20);
-    let mut data = vec![0u8; n];
-    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
-    let mut got = rx.read(&mut data, nonblock)?;
-    while flags & MSG_WAITALL != 0 && got > 0 && got < n {
-        match rx.read(&mut data[got..], nonblock) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => got += k,
-        }
-    }
-    t.copy_out(a.u(1), &data[..got])?;
-    if a.u(5) != 0 {
-        // An unnamed peer: address length 0.
-        t.write_obj(a.u(5), &0u32)?;
-    }
-    Ok(got as u64)
-}
-
-/// struct msghdr (x86-64): name, namelen, iov, iovlen, control,
-/// controllen, flags.
-struct MsgHdr {
-    name: u64,
-    iov: u64,
-    iovlen: u64,
-    control: u64,
-    controllen: u64,
-}
-
-fn read_msghdr(t: &Task, addr: u64) -> KResult<MsgHdr> {
-    let mut raw = [0u8; 56];
-    t.copy_in(addr, &mut raw)?;
-    let w: Vec<u64> = raw
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect();
-    Ok(MsgHdr {
-        name: w[0],
-        iov: w[2],
-        iovlen: w[3],
-        control: w[4],
-        controllen: w[5],
-    })
-}
-
-const SOL_SOCKET: i32 = 1;
-const SCM_RIGHTS: i32 = 1;
-/// SCM_MAX_FD: most fds in one SCM_RIGHTS message.
-const SCM_MAX_FD: usize = 253;
-const MSG_CTRUNC: u32 = 8;
-const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
-
-/// sendmsg(2) on a socket pair: gathered data, with SCM_RIGHTS files
-/// attached to its first byte.
-pub fn sys_sendmsg(t: &mut Task, a: &Args) -> KResult<u64> {
-    let f = socket_file(t, a.int(0))?;
-    let flags = a.int(2);
-    let m = read_msghdr(t, a.u(1))?;
-    if m.name != 0 {
-        return Err(Errno::EISCONN);
-    }
-    let iovs = read_iovecs(t, m.iov, m.iovlen as usize)?;
-    let mut data = Vec::new();
-    for v in &iovs {
-        let take = (v.len as usize).min((16 << 20) - data.len());
-        let at = data.len();
-        data.resize(at + take, 0);
-        t.copy_in(v.base, &mut data[at..])?;
-        if data.len() >= 16 << 20 {
-            break;
-        }
-    }
-    // Control messages: only SOL_SOCKET/SCM_RIGHTS is understood.
-    let mut rights = Vec::new();
-    if m.control != 0 && m.controllen > 0 {
-        if m.controllen > 1 << 16 {
-            return Err(Errno(libc::ENOBUFS));
-        }
-        let mut ctl = vec![0u8; m.controllen as usize];
-        t.copy_in(m.control, &mut ctl)?;
-        let mut off = 0usize;
-        while off + 16 <= ctl.len() {
-            let len = u64::from_le_bytes(ctl[off..off + 8].try_into().map_err(|_| Errno::EINVAL)?)
-                as usize;
-            let level = i32::from_le_bytes(
-                ctl[off + 8..off + 12]
-                    .try_into()
-                    .map_err(|_| Errno::EINVAL)?,
-            );
-            let ty = i32::from_le_bytes(
-                ctl[off + 12..off + 16]
-                    .try_into()
-                    .map_err(|_| Errno::EINVAL)?,
-            );
-            if len < 16 || off + len > ctl.len() {
-                return Err(Errno::EINVAL);
-            }
-            if level != SOL_SOCKET || ty != SCM_RIGHTS {
-                return Err(Errno::EINVAL);
-            }
-            for c in ctl[off + 16..off + len].chunks_exact(4) {
-                let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                rights.push(get_file(t, fd)?);
-            }
-            if rights.len() > SCM_MAX_FD {
-                return Err(Errno::EINVAL);
-            }
-            off += (len + 7) & !7;
-        }
-    }
-    let FileKind::Socket { tx, .. } = &f.kind else {
-        return Err(Errno::ENOTSOCK);
-    };
-    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
-    let r = tx.write_with_rights(&data, nonblock, rights);
-    sent(t, r, flags)
-}
-
-/// recvmsg(2) on a socket pair: scattered data and the SCM_RIGHTS files
-/// that came with its first byte, installed as new fds.
-pub fn sys_recvmsg(t: &mut Task, a: &Args) -> KResult<u64> {
-    let f = socket_file(t, a.int(0))?;
-    let flags = a.int(2);
-    if flags & MSG_PEEK != 0 {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    let m = read_msghdr(t, a.u(1))?;
-    let iovs = read_iovecs(t, m.iov, m.iovlen as usize)?;
-    let total = iovs.iter().map(|v| v.len).sum::<u64>().min(16 << 20) as usize;
-    let FileKind::Socket { rx, .. } = &f.kind else {
-        return Err(Errno::ENOTSOCK);
-    };
-    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
-    let mut data = vec![0u8; total];
-    let (got, rights) = if total == 0 {
-        (0, None)
-    } else {
-        rx.read_with_rights(&mut data, nonblock)?
-    };
-    let mut off = 0usize;
-    for v in &iovs {
-        if off >= got {
-            break;
-        }
-        let n = (v.len as usize).min(got - off);
-        t.copy_out(v.base, &data[off..off + n])?;
-        off += n;
-    }
-    // Linux reports MSG_CMSG_CLOEXEC back in msg_flags.
-    let mut out_flags = (flags & MSG_CMSG_CLOEXEC) as u32;
-    let mut used = 0u64;
-    if let Some(files) = rights {
-        let room = if m.control == 0 {
-            0
-        } else {
-            m.controllen as usize
-        };
-        let fit = room.saturating_sub(16) / 4;
-        let n = files.len().min(fit);
-        if n < files.len() {
-            out_flags |= MSG_CTRUNC;
-        }
-        if n > 0 {
-            let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
-            let mut fds = Vec::with_capacity(n);
-            for file in files.into_iter().take(n) {
-                fds.push(install(t, file, cloexec)? as i32);
-            }
-            let len = 16 + 4 * n;
-            let mut c = Vec::with_capacity(len);
-            c.extend_from_slice(&(len as u64).to_le_bytes());
-            c.extend_from_slice(&SOL_SOCKET.to_le_bytes());
-            c.extend_from_slice(&SCM_RIGHTS.to_le_bytes());
-            for fd in fds {
-                c.extend_from_slice(&fd.to_le_bytes());
-            }
-            t.copy_out(m.control, &c)?;
-            used = ((len + 7) & !7).min(room) as u64;
-        }
-    }
-    let hdr = a.u(1);
-    t.write_obj(hdr + 8, &0u32)?; // msg_namelen: an unnamed peer
-    t.write_obj(hdr + 40, &used)?; // msg_controllen
-    t.write_obj(hdr + 48, &out_flags)?; // msg_flags
-    Ok(got as u64)
-}
-
-pub fn sys_shutdown(t: &mut Task, a: &Args) -> KResult<u64> {
-    let f = socket_file(t, a.int(0))?;
-    let FileKind::Socket { rx, tx, .. } = &f.kind else {
-        return Err(Errno::ENOTSOCK);
-    };
-    match a.int(1) {
-        0 => rx.shut_read(),
-        1 => tx.shut_write(),
-        2 => {
-            rx.shut_read();
-            tx.shut_write();
-        }
-        _ => return Err(Errno::EINVAL),
-    }
-    Ok(0)
-}
-
 /// Install two new files (pipe2, socketpair) and write their fds to `out`;
 /// on any failure neither fd stays open.
-fn install_pair(t: &Task, a: Arc<File>, b: Arc<File>, cloexec: bool, out: u64) -> KResult<u64> {
+pub(crate) fn install_pair(
+    t: &Task,
+    a: Arc<File>,
+    b: Arc<File>,
+    cloexec: bool,
+    out: u64,
+) -> KResult<u64> {
     let limit = t.nofile_limit();
     let fds = t.fds();
     let mut g = lock(&fds);

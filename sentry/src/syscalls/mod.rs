@@ -11,6 +11,7 @@ pub mod poll;
 pub mod process;
 pub mod sched;
 pub mod signal;
+pub mod socket;
 pub mod time;
 pub mod timer;
 
@@ -215,12 +216,24 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_utimensat => file::sys_utimensat,
     SYS_dup3 => file::sys_dup3,
     SYS_pipe2 => file::sys_pipe2,
-    SYS_socketpair => file::sys_socketpair,
-    SYS_sendto => file::sys_sendto,
-    SYS_sendmsg => file::sys_sendmsg,
-    SYS_recvmsg => file::sys_recvmsg,
-    SYS_recvfrom => file::sys_recvfrom,
-    SYS_shutdown => file::sys_shutdown,
+    SYS_socketpair => socket::sys_socketpair,
+    SYS_socket => socket::sys_socket,
+    SYS_bind => socket::sys_bind,
+    SYS_listen => socket::sys_listen,
+    SYS_connect => socket::sys_connect,
+    SYS_accept => socket::sys_accept,
+    SYS_accept4 => socket::sys_accept4,
+    SYS_getsockname => socket::sys_getsockname,
+    SYS_getpeername => socket::sys_getpeername,
+    SYS_getsockopt => socket::sys_getsockopt,
+    SYS_setsockopt => socket::sys_setsockopt,
+    SYS_sendmmsg => socket::sys_sendmmsg,
+    SYS_recvmmsg => socket::sys_recvmmsg,
+    SYS_sendto => socket::sys_sendto,
+    SYS_sendmsg => socket::sys_sendmsg,
+    SYS_recvmsg => socket::sys_recvmsg,
+    SYS_recvfrom => socket::sys_recvfrom,
+    SYS_shutdown => socket::sys_shutdown,
     SYS_eventfd => file::sys_eventfd,
     SYS_eventfd2 => file::sys_eventfd2,
     SYS_preadv => file::sys_preadv,

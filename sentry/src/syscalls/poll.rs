@@ -22,6 +22,7 @@ pub const POLLHUP: i16 = 0x10;
 pub const POLLNVAL: i16 = 0x20;
 pub const POLLRDNORM: i16 = 0x40;
 pub const POLLWRNORM: i16 = 0x100;
+pub const POLLRDHUP: i16 = 0x2000;
 
 /// Wakes pollers when any pollable object changes state.
 #[derive(Default)]
@@ -101,17 +102,7 @@ pub fn readiness_depth(f: &File, depth: u32) -> i16 {
         }
         FileKind::EventFd(e) => e.poll(),
         FileKind::PidFd(p) => p.poll(),
-        FileKind::Socket { rx, tx, .. } => {
-            let r = rx.poll(false);
-            let w = tx.poll(true);
-            // The peer gone both ways is a hang-up; a closed peer reader
-            // alone makes writes fail (EPIPE) but is not POLLERR here.
-            let mut v = (r & (POLLIN | POLLRDNORM | POLLHUP)) | (w & (POLLOUT | POLLWRNORM));
-            if w & POLLERR != 0 {
-                v |= POLLOUT;
-            }
-            v
-        }
+        FileKind::Socket(sock) => sock.poll(),
         FileKind::Host { fd, .. } => {
             let mut p = libc::pollfd {
                 fd: fd.as_raw_fd(),

@@ -45,13 +45,8 @@ pub enum FileKind {
     PidFd(Arc<crate::fs::pidfd::PidFd>),
     /// An epoll instance.
     Epoll(Arc<crate::fs::epoll::Epoll>),
-    /// One end of a connected AF_UNIX stream socket pair: it reads `rx`
-    /// and writes `tx` (the peer's `rx`).
-    Socket {
-        rx: Arc<crate::fs::pipe::Pipe>,
-        tx: Arc<crate::fs::pipe::Pipe>,
-        ino: u64,
-    },
+    /// An AF_UNIX socket.
+    Socket(Arc<crate::fs::unix::UnixSocket>),
     /// One end of a pipe.
     Pipe {
         pipe: Arc<crate::fs::pipe::Pipe>,
@@ -90,9 +85,8 @@ impl Drop for File {
                 pipe.close_end(true);
             }
         }
-        if let FileKind::Socket { rx, tx, .. } = &self.kind {
-            rx.close_end(false);
-            tx.close_end(true);
+        if let FileKind::Socket(sock) = &self.kind {
+            sock.release();
         }
     }
 }
@@ -168,10 +162,10 @@ impl File {
             k.pad0 = 0;
             return Ok(k);
         }
-        if let FileKind::Socket { ino, .. } = &self.kind {
+        if let FileKind::Socket(sock) = &self.kind {
             return Ok(KStat {
                 st_dev: 0x8,
-                st_ino: *ino,
+                st_ino: sock.ino,
                 st_nlink: 1,
                 st_mode: S_IFSOCK | 0o777,
                 st_blksize: 4096,
@@ -263,7 +257,7 @@ impl File {
             FileKind::Fifo { .. } => Err(Errno::EBADF),
             FileKind::EventFd(e) => e.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
-            FileKind::Socket { rx, .. } => rx.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Socket(sock) => sock.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
         }
     }
@@ -329,7 +323,7 @@ impl File {
             FileKind::Fifo { .. } => Err(Errno::EBADF),
             FileKind::EventFd(e) => e.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
-            FileKind::Socket { tx, .. } => tx.write(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Socket(sock) => sock.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } => Err(Errno::EBADF),
             FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),
             FileKind::Dir { .. } => Err(Errno::EISDIR),

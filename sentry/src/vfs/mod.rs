@@ -167,6 +167,9 @@ pub enum Node {
     Fifo(Arc<crate::fs::pipe::Pipe>),
     /// Synthetic procfs/sysfs node.
     Proc(ProcNode),
+    /// A socket inode: bind(2) of an AF_UNIX socket to a path made it
+    /// (mknod S_IFSOCK makes one nobody listens on).
+    Socket(std::sync::Weak<crate::fs::unix::UnixSocket>),
 }
 
 pub struct Inode {

@@ -1,0 +1,809 @@
+//! Socket system calls. AF_UNIX is the only family (the sandbox has no
+//! network): the sockets themselves live in fs/unix.rs.
+
+use super::file::{get_file, install, install_pair, read_iovecs};
+use super::Args;
+use crate::abi::*;
+use crate::fs::unix::{
+    Addr, Received, Rights, Ucred, UnixSocket, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM,
+};
+use crate::kernel::creds::{CAP_SETGID, CAP_SETUID};
+use crate::kernel::task::Task;
+use crate::vfs::file::{File, FileKind};
+use crate::vfs::path::Walker;
+use std::sync::Arc;
+use std::time::Duration;
+
+const AF_UNSPEC: u16 = 0;
+const SOCK_RAW: i32 = 3;
+const SOCK_NONBLOCK: i32 = 0o4000;
+const SOCK_CLOEXEC: i32 = 0o2000000;
+const SOCK_TYPE_MASK: i32 = 0xf;
+/// sizeof(struct sockaddr_un).
+const SUN_LEN_MAX: usize = 110;
+
+const MSG_OOB: i32 = 1;
+const MSG_PEEK: i32 = 2;
+const MSG_CTRUNC: u32 = 8;
+const MSG_TRUNC: i32 = 0x20;
+const MSG_DONTWAIT: i32 = 0x40;
+const MSG_EOR: i32 = 0x80;
+const MSG_WAITALL: i32 = 0x100;
+const MSG_NOSIGNAL: i32 = 0x4000;
+const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
+
+const SOL_SOCKET: i32 = 1;
+const SCM_RIGHTS: i32 = 1;
+const SCM_CREDENTIALS: i32 = 2;
+/// SCM_MAX_FD: most fds in one SCM_RIGHTS message.
+const SCM_MAX_FD: usize = 253;
+const CAP_SYS_ADMIN: u32 = 21;
+
+const SO_DEBUG: i32 = 1;
+const SO_REUSEADDR: i32 = 2;
+const SO_TYPE: i32 = 3;
+const SO_ERROR: i32 = 4;
+const SO_DONTROUTE: i32 = 5;
+const SO_BROADCAST: i32 = 6;
+const SO_SNDBUF: i32 = 7;
+const SO_RCVBUF: i32 = 8;
+const SO_KEEPALIVE: i32 = 9;
+const SO_OOBINLINE: i32 = 10;
+const SO_LINGER: i32 = 13;
+const SO_REUSEPORT: i32 = 15;
+const SO_PASSCRED: i32 = 16;
+const SO_PEERCRED: i32 = 17;
+const SO_RCVLOWAT: i32 = 18;
+const SO_SNDLOWAT: i32 = 19;
+const SO_RCVTIMEO: i32 = 20;
+const SO_SNDTIMEO: i32 = 21;
+const SO_ACCEPTCONN: i32 = 30;
+const SO_SNDBUFFORCE: i32 = 32;
+const SO_RCVBUFFORCE: i32 = 33;
+const SO_PROTOCOL: i32 = 38;
+const SO_DOMAIN: i32 = 39;
+
+fn socket_of(t: &Task, fd: i32) -> KResult<(Arc<File>, Arc<UnixSocket>)> {
+    let f = get_file(t, fd)?;
+    let FileKind::Socket(s) = &f.kind else {
+        return Err(Errno::ENOTSOCK);
+    };
+    let s = s.clone();
+    Ok((f, s))
+}
+
+fn new_file(sock: Arc<UnixSocket>, flags: i32) -> Arc<File> {
+    File::new(None, FileKind::Socket(sock), O_RDWR | (flags & O_NONBLOCK))
+}
+
+/// The calling task's credentials as a message carries them by default.
+fn task_cred(t: &Task) -> Ucred {
+    let c = t.creds();
+    Ucred {
+        pid: t.tgid,
+        uid: c.uid,
+        gid: c.gid,
+    }
+}
+
+/// The caller as SO_PEERCRED reports it (effective ids).
+fn peer_cred(t: &Task) -> Ucred {
+    let c = t.creds();
+    Ucred {
+        pid: t.tgid,
+        uid: c.euid,
+        gid: c.egid,
+    }
+}
+
+/// Decode a socket type argument: (type, flags).
+fn sock_type(ty: i32) -> KResult<(i32, i32)> {
+    let flags = ty & !SOCK_TYPE_MASK;
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let kind = match ty & SOCK_TYPE_MASK {
+        SOCK_STREAM => SOCK_STREAM,
+        SOCK_DGRAM | SOCK_RAW => SOCK_DGRAM,
+        SOCK_SEQPACKET => SOCK_SEQPACKET,
+        _ => return Err(Errno(libc::ESOCKTNOSUPPORT)),
+    };
+    Ok((kind, flags))
+}
+
+fn check_family(t: &Task, domain: i32, proto: i32) -> KResult<()> {
+    if domain != AF_UNIX {
+        // Other families (IP, netlink, ...) are not provided: the sandbox
+        // has no network. Counted like a missing system call.
+        t.k.count_unimplemented(libc::SYS_socket as u64);
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    if proto != 0 && proto != AF_UNIX {
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    Ok(())
+}
+
+pub fn sys_socket(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (domain, ty, proto) = (a.int(0), a.int(1), a.int(2));
+    if !(0..46).contains(&domain) {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    let (kind, flags) = sock_type(ty)?;
+    check_family(t, domain, proto)?;
+    let sock = UnixSocket::new(kind, peer_cred(t));
+    install(t, new_file(sock, flags), flags & SOCK_CLOEXEC != 0)
+}
+
+pub fn sys_socketpair(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (domain, ty, proto) = (a.int(0), a.int(1), a.int(2));
+    let (kind, flags) = sock_type(ty)?;
+    check_family(t, domain, proto)?;
+    let (x, y) = UnixSocket::pair(kind, peer_cred(t));
+    install_pair(
+        t,
+        new_file(x, flags),
+        new_file(y, flags),
+        flags & SOCK_CLOEXEC != 0,
+        a.u(3),
+    )
+}
+
+/// A sockaddr from the workload.
+enum SockAddr {
+    /// AF_UNSPEC (a datagram socket's disconnect).
+    Unspec,
+    /// AF_UNIX with no name: bind autobinds.
+    Unnamed,
+    Unix(Addr),
+}
+
+fn read_addr(t: &Task, ptr: u64, len: usize) -> KResult<SockAddr> {
+    if !(2..=SUN_LEN_MAX).contains(&len) {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = vec![0u8; len];
+    t.copy_in(ptr, &mut raw)?;
+    let family = u16::from_le_bytes([raw[0], raw[1]]);
+    if family == AF_UNSPEC {
+        return Ok(SockAddr::Unspec);
+    }
+    if family != AF_UNIX as u16 {
+        return Err(Errno::EINVAL);
+    }
+    let body = &raw[2..];
+    if body.is_empty() {
+        return Ok(SockAddr::Unnamed);
+    }
+    if body[0] == 0 {
+        return Ok(SockAddr::Unix(Addr::Abstract(body[1..].to_vec())));
+    }
+    let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+    Ok(SockAddr::Unix(Addr::Path(body[..end].to_vec())))
+}
+
+/// Copy a socket address out to (addr, *addrlen), truncated to the room
+/// the caller gave, and store its full length.
+fn write_addr(t: &Task, ptr: u64, lenp: u64, addr: Option<&Addr>) -> KResult<()> {
+    if lenp == 0 {
+        return Ok(());
+    }
+    let room: i32 = t.read_obj(lenp)?;
+    if room < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = match addr {
+        Some(a) => a.encode(),
+        None => (AF_UNIX as u16).to_le_bytes().to_vec(),
+    };
+    let n = bytes.len().min(room as usize);
+    if n > 0 {
+        t.copy_out(ptr, &bytes[..n])?;
+    }
+    t.write_obj(lenp, &(bytes.len() as u32))
+}
+
+/// A sender's address for recvfrom: an unnamed sender has length 0.
+fn write_sender(t: &Task, ptr: u64, lenp: u64, addr: Option<&Addr>) -> KResult<()> {
+    match addr {
+        Some(_) => write_addr(t, ptr, lenp, addr),
+        None if lenp != 0 => t.write_obj(lenp, &0u32),
+        None => Ok(()),
+    }
+}
+
+/// The socket a name refers to.
+fn resolve(t: &Task, ty: i32, addr: &Addr) -> KResult<Arc<UnixSocket>> {
+    match addr {
+        Addr::Abstract(n) => UnixSocket::find_abstract(ty, n),
+        Addr::Path(p) => super::file::find_socket_node(t, p),
+    }
+}
+
+pub fn sys_bind(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (_, sock) = socket_of(t, a.int(0))?;
+    match read_addr(t, a.u(1), a.usize(2))? {
+        SockAddr::Unspec => Err(Errno::EINVAL),
+        // Autobind leaves a bound socket as it is.
+        SockAddr::Unnamed => sock.autobind().map(|_| 0),
+        SockAddr::Unix(Addr::Abstract(n)) => sock.bind_abstract(n).map(|_| 0),
+        SockAddr::Unix(Addr::Path(p)) => {
+            if sock.is_bound() {
+                // Linux makes the inode first: a taken name wins.
+                return Err(match Walker::new(t).walk(&t.cwd(), &p, false) {
+                    Ok(_) => Errno::EADDRINUSE,
+                    Err(_) => Errno::EINVAL,
+                });
+            }
+            super::file::bind_socket_node(t, &p, Arc::downgrade(&sock))?;
+            sock.set_name(Addr::Path(p))?;
+            Ok(0)
+        }
+    }
+}
+
+pub fn sys_listen(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (_, sock) = socket_of(t, a.int(0))?;
+    sock.listen(a.int(1)).map(|_| 0)
+}
+
+pub fn sys_connect(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (f, sock) = socket_of(t, a.int(0))?;
+    let addr = read_addr(t, a.u(1), a.usize(2))?;
+    if sock.ty == SOCK_DGRAM {
+        let target = match addr {
+            SockAddr::Unspec => None,
+            SockAddr::Unnamed => return Err(Errno::EINVAL),
+            SockAddr::Unix(x) => Some(resolve(t, sock.ty, &x)?),
+        };
+        if target.is_some() && sock.passcred() {
+            sock.autobind()?;
+        }
+        return sock.connect_dgram(target).map(|_| 0);
+    }
+    let SockAddr::Unix(x) = addr else {
+        return Err(Errno::EINVAL);
+    };
+    let listener = resolve(t, sock.ty, &x)?;
+    if sock.passcred() {
+        sock.autobind()?;
+    }
+    let nonblock = f.flags() & O_NONBLOCK != 0;
+    sock.connect_stream(&listener, peer_cred(t), nonblock)
+        .map(|_| 0)
+}
+
+fn accept_common(t: &mut Task, a: &Args, flags: i32) -> KResult<u64> {
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (f, sock) = socket_of(t, a.int(0))?;
+    let conn = sock.accept(f.flags() & O_NONBLOCK != 0)?;
+    let peer = conn.peer_name().ok().flatten();
+    let file = new_file(conn, flags);
+    if a.u(1) != 0 {
+        write_addr(t, a.u(1), a.u(2), peer.as_ref())?;
+    }
+    install(t, file, flags & SOCK_CLOEXEC != 0)
+}
+
+pub fn sys_accept(t: &mut Task, a: &Args) -> KResult<u64> {
+    accept_common(t, a, 0)
+}
+
+pub fn sys_accept4(t: &mut Task, a: &Args) -> KResult<u64> {
+    accept_common(t, a, a.int(3))
+}
+
+pub fn sys_getsockname(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (_, sock) = socket_of(t, a.int(0))?;
+    let name = sock.name();
+    write_addr(t, a.u(1), a.u(2), name.as_ref()).map(|_| 0)
+}
+
+pub fn sys_getpeername(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (_, sock) = socket_of(t, a.int(0))?;
+    let name = sock.peer_name()?;
+    write_addr(t, a.u(1), a.u(2), name.as_ref()).map(|_| 0)
+}
+
+pub fn sys_shutdown(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (_, sock) = socket_of(t, a.int(0))?;
+    sock.shutdown(a.int(1)).map(|_| 0)
+}
+
+/// A send's result: EPIPE also raises SIGPIPE unless MSG_NOSIGNAL.
+fn sent(t: &Task, r: KResult<usize>, flags: i32) -> KResult<u64> {
+    if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
+        crate::signals::send_thread(
+            &t.k,
+            &t.info,
+            crate::signals::SigInfo {
+                signo: libc::SIGPIPE,
+                code: crate::signals::SI_USER,
+                pid: t.tgid,
+                ..Default::default()
+            },
+        );
+    }
+    r.map(|n| n as u64)
+}
+
+/// What one send carries.
+struct Outgoing {
+    data: Vec<u8>,
+    rights: Option<Rights>,
+    cred: Ucred,
+}
+
+/// One send: destination (sendto/msg_name), data, files, credentials.
+fn send_common(
+    t: &Task,
+    f: &File,
+    sock: &Arc<UnixSocket>,
+    to: Option<SockAddr>,
+    msg: Outgoing,
+    flags: i32,
+) -> KResult<u64> {
+    let Outgoing { data, rights, cred } = msg;
+    if flags & MSG_OOB != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
+    let r = if sock.ty == SOCK_DGRAM {
+        let target = match to {
+            None | Some(SockAddr::Unspec) => None,
+            Some(SockAddr::Unnamed) => return Err(Errno::EINVAL),
+            Some(SockAddr::Unix(x)) => Some(resolve(t, sock.ty, &x)?),
+        };
+        if sock.passcred() {
+            sock.autobind()?;
+        }
+        sock.send_dgram(target, &data, rights, cred, nonblock)
+    } else {
+        if to.is_some() {
+            // A connection-oriented socket takes no destination.
+            return Err(if sock.peer_name().is_ok() {
+                Errno::EISCONN
+            } else {
+                Errno::EOPNOTSUPP
+            });
+        }
+        sock.send_conn(&data, rights, cred, nonblock)
+    };
+    sent(t, r, flags)
+}
+
+/// The most one send moves (a short count beyond, as for write).
+const SEND_MAX: usize = 16 << 20;
+
+pub fn sys_sendto(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (f, sock) = socket_of(t, a.int(0))?;
+    let flags = a.int(3);
+    let to = if a.u(4) != 0 {
+        Some(read_addr(t, a.u(4), a.usize(5))?)
+    } else {
+        None
+    };
+    let mut data = vec![0u8; a.usize(2).min(SEND_MAX)];
+    t.copy_in(a.u(1), &mut data)?;
+    let msg = Outgoing {
+        data,
+        rights: None,
+        cred: task_cred(t),
+    };
+    send_common(t, &f, &sock, to, msg, flags)
+}
+
+/// struct msghdr (x86-64): name, namelen, iov, iovlen, control,
+/// controllen, flags.
+struct MsgHdr {
+    name: u64,
+    namelen: u64,
+    iov: u64,
+    iovlen: u64,
+    control: u64,
+    controllen: u64,
+}
+
+fn read_msghdr(t: &Task, addr: u64) -> KResult<MsgHdr> {
+    let mut raw = [0u8; 56];
+    t.copy_in(addr, &mut raw)?;
+    let w = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(b)
+    };
+    Ok(MsgHdr {
+        name: w(0),
+        namelen: w(1) & 0xffff_ffff,
+        iov: w(2),
+        iovlen: w(3),
+        control: w(4),
+        controllen: w(5),
+    })
+}
+
+/// Control messages of a sendmsg: SCM_RIGHTS files and SCM_CREDENTIALS
+/// (checked as Linux checks them: only ids the sender holds, unless
+/// privileged).
+fn read_control(t: &Task, m: &MsgHdr) -> KResult<(Option<Rights>, Option<Ucred>)> {
+    if m.control == 0 || m.controllen == 0 {
+        return Ok((None, None));
+    }
+    if m.controllen > 1 << 16 {
+        return Err(Errno(libc::ENOBUFS));
+    }
+    let mut ctl = vec![0u8; m.controllen as usize];
+    t.copy_in(m.control, &mut ctl)?;
+    let word = |b: &[u8]| i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let mut rights: Option<Rights> = None;
+    let mut cred = None;
+    let mut off = 0usize;
+    while off + 16 <= ctl.len() {
+        let mut lb = [0u8; 8];
+        lb.copy_from_slice(&ctl[off..off + 8]);
+        let len = u64::from_le_bytes(lb) as usize;
+        let level = word(&ctl[off + 8..]);
+        let ty = word(&ctl[off + 12..]);
+        if len < 16 || len > ctl.len() - off {
+            return Err(Errno::EINVAL);
+        }
+        if level != SOL_SOCKET {
+            return Err(Errno::EINVAL);
+        }
+        let body = &ctl[off + 16..off + len];
+        match ty {
+            SCM_RIGHTS => {
+                let v = rights.get_or_insert_with(Vec::new);
+                for c in body.chunks_exact(4) {
+                    v.push(get_file(t, word(c))?);
+                }
+                if v.len() > SCM_MAX_FD {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            SCM_CREDENTIALS => {
+                if body.len() != 12 {
+                    return Err(Errno::EINVAL);
+                }
+                let u = Ucred {
+                    pid: word(body),
+                    uid: word(&body[4..]) as u32,
+                    gid: word(&body[8..]) as u32,
+                };
+                let c = t.creds();
+                let pid_ok = u.pid == t.tgid || c.has_cap(CAP_SYS_ADMIN);
+                let uid_ok = [c.uid, c.euid, c.suid].contains(&u.uid) || c.has_cap(CAP_SETUID);
+                let gid_ok = [c.gid, c.egid, c.sgid].contains(&u.gid) || c.has_cap(CAP_SETGID);
+                if !(pid_ok && uid_ok && gid_ok) {
+                    return Err(Errno::EPERM);
+                }
+                cred = Some(u);
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+        off += (len + 7) & !7;
+    }
+    Ok((rights.filter(|r| !r.is_empty()), cred))
+}
+
+fn gather(t: &Task, m: &MsgHdr) -> KResult<Vec<u8>> {
+    let iovs = read_iovecs(t, m.iov, m.iovlen as usize)?;
+    let mut data = Vec::new();
+    for v in &iovs {
+        let take = (v.len as usize).min(SEND_MAX - data.len());
+        let at = data.len();
+        data.resize(at + take, 0);
+        t.copy_in(v.base, &mut data[at..])?;
+        if data.len() >= SEND_MAX {
+            break;
+        }
+    }
+    Ok(data)
+}
+
+fn sendmsg_one(t: &Task, f: &File, sock: &Arc<UnixSocket>, hdr: u64, flags: i32) -> KResult<u64> {
+    if flags & MSG_EOR != 0 && sock.ty == SOCK_STREAM {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let m = read_msghdr(t, hdr)?;
+    let to = if m.name != 0 && m.namelen != 0 {
+        Some(read_addr(t, m.name, m.namelen as usize)?)
+    } else {
+        None
+    };
+    let data = gather(t, &m)?;
+    let (rights, cred) = read_control(t, &m)?;
+    let msg = Outgoing {
+        data,
+        rights,
+        cred: cred.unwrap_or_else(|| task_cred(t)),
+    };
+    send_common(t, f, sock, to, msg, flags)
+}
+
+pub fn sys_sendmsg(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (f, sock) = socket_of(t, a.int(0))?;
+    sendmsg_one(t, &f, &sock, a.u(1), a.int(2))
+}
+
+/// sendmmsg(2): struct mmsghdr is a msghdr and the count sent (64 bytes).
+pub fn sys_sendmmsg(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (f, sock) = socket_of(t, a.int(0))?;
+    let n = a.uint(2).min(1024) as u64;
+    let mut done = 0;
+    while done < n {
+        let hdr = a.u(1) + done * 64;
+        match sendmsg_one(t, &f, &sock, hdr, a.int(3)) {
+            Ok(k) => t.write_obj(hdr + 56, &(k as u32))?,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// One receive with MSG_WAITALL's loop for streams.
+fn recv_common(f: &File, sock: &Arc<UnixSocket>, want: usize, flags: i32) -> KResult<Received> {
+    if flags & MSG_OOB != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let peek = flags & MSG_PEEK != 0;
+    let nonblock = flags & MSG_DONTWAIT != 0 || f.flags() & O_NONBLOCK != 0;
+    let mut r = sock.recv(want, peek, nonblock)?;
+    if sock.ty == SOCK_STREAM && flags & MSG_WAITALL != 0 && !peek {
+        while r.data.len() < want && r.rights.is_none() && !r.data.is_empty() {
+            match sock.recv(want - r.data.len(), false, nonblock) {
+                Ok(more) if !more.data.is_empty() && more.rights.is_none() => {
+                    r.data.extend_from_slice(&more.data);
+                }
+                Ok(more) => {
+                    // Files end a read: keep their data with this one.
+                    r.data.extend_from_slice(&more.data);
+                    r.rights = more.rights;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        r.full_len = r.data.len();
+    }
+    Ok(r)
+}
+
+/// The count a receive returns: with MSG_TRUNC a record's full length.
+fn received_len(sock: &UnixSocket, r: &Received, flags: i32) -> u64 {
+    if flags & MSG_TRUNC != 0 && sock.ty != SOCK_STREAM {
+        r.full_len as u64
+    } else {
+        r.data.len() as u64
+    }
+}
+
+pub fn sys_recvfrom(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (f, sock) = socket_of(t, a.int(0))?;
+    let flags = a.int(3);
+    let r = recv_common(&f, &sock, a.usize(2).min(SEND_MAX), flags)?;
+    t.copy_out(a.u(1), &r.data)?;
+    if a.u(4) != 0 {
+        write_sender(t, a.u(4), a.u(5), r.from.as_ref())?;
+    }
+    Ok(received_len(&sock, &r, flags))
+}
+
+fn cmsg(level: i32, ty: i32, body: &[u8]) -> Vec<u8> {
+    let len = 16 + body.len();
+    let mut c = Vec::with_capacity(len);
+    c.extend_from_slice(&(len as u64).to_le_bytes());
+    c.extend_from_slice(&level.to_le_bytes());
+    c.extend_from_slice(&ty.to_le_bytes());
+    c.extend_from_slice(body);
+    c
+}
+
+fn recvmsg_one(t: &Task, f: &File, sock: &Arc<UnixSocket>, hdr: u64, flags: i32) -> KResult<u64> {
+    let m = read_msghdr(t, hdr)?;
+    let iovs = read_iovecs(t, m.iov, m.iovlen as usize)?;
+    let total = iovs.iter().map(|v| v.len).sum::<u64>().min(SEND_MAX as u64) as usize;
+    let r = recv_common(f, sock, total, flags)?;
+    let ret = received_len(sock, &r, flags);
+    let mut off = 0usize;
+    for v in &iovs {
+        if off >= r.data.len() {
+            break;
+        }
+        let n = (v.len as usize).min(r.data.len() - off);
+        t.copy_out(v.base, &r.data[off..off + n])?;
+        off += n;
+    }
+    // Linux reports MSG_CMSG_CLOEXEC back in msg_flags.
+    let mut out_flags = (flags & MSG_CMSG_CLOEXEC) as u32;
+    if r.truncated {
+        out_flags |= MSG_TRUNC as u32;
+    }
+    let room = if m.control == 0 {
+        0
+    } else {
+        m.controllen as usize
+    };
+    let mut ctl = Vec::new();
+    if sock.passcred() {
+        let c = r.cred.unwrap_or(crate::fs::unix::NO_CRED);
+        let mut body = Vec::with_capacity(12);
+        body.extend_from_slice(&c.pid.to_le_bytes());
+        body.extend_from_slice(&c.uid.to_le_bytes());
+        body.extend_from_slice(&c.gid.to_le_bytes());
+        let c = cmsg(SOL_SOCKET, SCM_CREDENTIALS, &body);
+        if ctl.len() + c.len() <= room {
+            ctl.extend_from_slice(&c);
+            ctl.resize((ctl.len() + 7) & !7, 0);
+        } else {
+            out_flags |= MSG_CTRUNC;
+        }
+    }
+    if let Some(files) = r.rights {
+        let fit = room.saturating_sub(ctl.len() + 16) / 4;
+        let n = files.len().min(fit);
+        if n < files.len() {
+            out_flags |= MSG_CTRUNC;
+        }
+        if n > 0 {
+            let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
+            let mut body = Vec::with_capacity(4 * n);
+            for file in files.into_iter().take(n) {
+                body.extend_from_slice(&(install(t, file, cloexec)? as i32).to_le_bytes());
+            }
+            ctl.extend_from_slice(&cmsg(SOL_SOCKET, SCM_RIGHTS, &body));
+        }
+    }
+    let used = ((ctl.len() + 7) & !7).min(room);
+    if !ctl.is_empty() {
+        t.copy_out(m.control, &ctl[..ctl.len().min(room)])?;
+    }
+    if m.name != 0 {
+        let bytes = r.from.as_ref().map(Addr::encode).unwrap_or_default();
+        let n = bytes.len().min(m.namelen as usize);
+        t.copy_out(m.name, &bytes[..n])?;
+        t.write_obj(hdr + 8, &(bytes.len() as u32))?;
+    } else {
+        t.write_obj(hdr + 8, &0u32)?;
+    }
+    t.write_obj(hdr + 40, &(used as u64))?; // msg_controllen
+    t.write_obj(hdr + 48, &out_flags)?; // msg_flags
+    Ok(ret)
+}
+
+pub fn sys_recvmsg(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (f, sock) = socket_of(t, a.int(0))?;
+    recvmsg_one(t, &f, &sock, a.u(1), a.int(2))
+}
+
+/// recvmmsg(2): as many messages as are there after the first (which
+/// may wait); the timeout is not applied between messages.
+pub fn sys_recvmmsg(t: &mut Task, a: &Args) -> KResult<u64> {
+    const MSG_WAITFORONE: i32 = 0x10000;
+    let (f, sock) = socket_of(t, a.int(0))?;
+    let n = a.uint(2).min(1024) as u64;
+    let mut flags = a.int(3);
+    let mut done = 0;
+    while done < n {
+        let hdr = a.u(1) + done * 64;
+        match recvmsg_one(t, &f, &sock, hdr, flags & !MSG_WAITFORONE) {
+            Ok(k) => t.write_obj(hdr + 56, &(k as u32))?,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        done += 1;
+        if flags & MSG_WAITFORONE != 0 {
+            flags |= MSG_DONTWAIT;
+        }
+    }
+    Ok(done)
+}
+
+fn timeval_of(d: Option<Duration>) -> [i64; 2] {
+    d.map_or([0, 0], |d| [d.as_secs() as i64, d.subsec_micros() as i64])
+}
+
+pub fn sys_getsockopt(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (_, sock) = socket_of(t, a.int(0))?;
+    let (level, name, val, lenp) = (a.int(1), a.int(2), a.u(3), a.u(4));
+    if level != SOL_SOCKET {
+        // AF_UNIX has no options of its own (sock_no_getsockopt).
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let room: i32 = t.read_obj(lenp)?;
+    if room < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let int = |v: i32| v.to_le_bytes().to_vec();
+    let (sndbuf, rcvbuf) = sock.bufsizes();
+    let bytes = match name {
+        SO_TYPE => int(sock.ty),
+        SO_DOMAIN => int(AF_UNIX),
+        SO_PROTOCOL => int(0),
+        SO_ERROR => int(sock.take_error()),
+        SO_ACCEPTCONN => int(sock.listening() as i32),
+        SO_PASSCRED => int(sock.passcred() as i32),
+        SO_SNDBUF => int(sndbuf as i32),
+        SO_RCVBUF => int(rcvbuf as i32),
+        SO_RCVLOWAT | SO_SNDLOWAT => int(1),
+        SO_DEBUG | SO_REUSEADDR | SO_DONTROUTE | SO_BROADCAST | SO_KEEPALIVE | SO_OOBINLINE
+        | SO_REUSEPORT => int(0),
+        SO_LINGER => vec![0u8; 8],
+        SO_PEERCRED => {
+            let c = sock.peercred();
+            let mut v = int(c.pid);
+            v.extend_from_slice(&c.uid.to_le_bytes());
+            v.extend_from_slice(&c.gid.to_le_bytes());
+            v
+        }
+        SO_RCVTIMEO | SO_SNDTIMEO => {
+            let (r, s) = sock.timeouts();
+            let tv = timeval_of(if name == SO_RCVTIMEO { r } else { s });
+            let mut v = tv[0].to_le_bytes().to_vec();
+            v.extend_from_slice(&tv[1].to_le_bytes());
+            v
+        }
+        _ => return Err(Errno::ENOPROTOOPT),
+    };
+    let n = bytes.len().min(room as usize);
+    t.copy_out(val, &bytes[..n])?;
+    t.write_obj(lenp, &(n as u32))?;
+    Ok(0)
+}
+
+pub fn sys_setsockopt(t: &mut Task, a: &Args) -> KResult<u64> {
+    let (_, sock) = socket_of(t, a.int(0))?;
+    let (level, name, val, len) = (a.int(1), a.int(2), a.u(3), a.usize(4));
+    if level != SOL_SOCKET {
+        // AF_UNIX has no options of its own (sock_no_getsockopt).
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let read_int = |t: &Task| -> KResult<i32> {
+        if len < 4 {
+            return Err(Errno::EINVAL);
+        }
+        t.read_obj::<i32>(val)
+    };
+    match name {
+        SO_PASSCRED => sock.set_passcred(read_int(t)? != 0),
+        SO_SNDBUF | SO_SNDBUFFORCE => sock.set_bufsize(true, read_int(t)?),
+        SO_RCVBUF | SO_RCVBUFFORCE => sock.set_bufsize(false, read_int(t)?),
+        SO_RCVTIMEO | SO_SNDTIMEO => {
+            if len < 16 {
+                return Err(Errno::EINVAL);
+            }
+            let mut raw = [0u8; 16];
+            t.copy_in(val, &mut raw)?;
+            let half = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&raw[i..i + 8]);
+                i64::from_le_bytes(b)
+            };
+            let tv = [half(0), half(8)];
+            if !(0..1_000_000).contains(&tv[1]) {
+                return Err(Errno::EDOM);
+            }
+            let d = if tv[0] < 0 || (tv[0] == 0 && tv[1] == 0) {
+                None
+            } else {
+                Some(Duration::new(tv[0] as u64, tv[1] as u32 * 1000))
+            };
+            sock.set_timeout(name == SO_RCVTIMEO, d);
+        }
+        SO_DEBUG | SO_REUSEADDR | SO_DONTROUTE | SO_BROADCAST | SO_KEEPALIVE | SO_OOBINLINE
+        | SO_REUSEPORT | SO_RCVLOWAT | SO_SNDLOWAT => {
+            read_int(t)?;
+        }
+        SO_LINGER => {
+            if len < 8 {
+                return Err(Errno::EINVAL);
+            }
+        }
+        _ => return Err(Errno::ENOPROTOOPT),
+    }
+    Ok(0)
+}

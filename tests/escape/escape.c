@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -61,6 +63,21 @@ static void fd_cwd_trick(void) {
     report("chdir via /proc/self/fd", ok, "no fd beyond stdio to enter");
 }
 
+/* A host process listens on a unix socket in a directory the sandbox
+ * sees: connecting must not reach it (the sentry only knows its own
+ * sockets; host sockets in bind mounts are refused). */
+static void host_unix_socket(const char *path) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {0};
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    int r = connect(s, (struct sockaddr *)&a, sizeof a);
+    char d[64];
+    snprintf(d, sizeof d, "connect: %s", r < 0 ? strerror(errno) : "connected");
+    report("connect to a host unix socket", r < 0, d);
+    close(s);
+}
+
 static void try_syscall(const char *name, long nr, long a, long b, long c, long d) {
     errno = 0;
     long r = syscall(nr, a, b, c, d, 0, 0);
@@ -111,6 +128,7 @@ static void exec_memory(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1) host_file_write(argv[1]);
+    if (argc > 2) host_unix_socket(argv[2]);
     proc_root("/proc/self/root");
     proc_root("/proc/1/root");
     no_host_fds();

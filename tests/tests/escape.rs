@@ -11,7 +11,15 @@ fn every_escape_attempt_fails() {
         .expect("tests/escape/escape.c");
     let exe = compile_static_c(&dir, "escape", &src);
     let marker = dir.write_file("marker", b"host\n", 0o666);
-    let out = Invocation::new(&[exe.to_str().unwrap(), marker.to_str().unwrap()]).run_rvisor();
+    let sock_path = dir.join("host.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).expect("bind host socket");
+    listener.set_nonblocking(true).expect("nonblocking listener");
+    let out = Invocation::new(&[
+        exe.to_str().unwrap(),
+        marker.to_str().unwrap(),
+        sock_path.to_str().unwrap(),
+    ])
+    .run_rvisor();
     let text = out.stdout_str();
     eprintln!("{text}");
     assert!(
@@ -23,6 +31,11 @@ fn every_escape_attempt_fails() {
         text.lines().count() >= 20,
         "the suite did not run to the end:\n{text}"
     );
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the sandbox reached a host unix socket"
+    );
+    assert!(text.contains("connect to a host unix socket: blocked"), "{text}");
     assert_eq!(
         std::fs::read(&marker).expect("marker"),
         b"host\n",

@@ -13,7 +13,9 @@ fn every_escape_attempt_fails() {
     let marker = dir.write_file("marker", b"host\n", 0o666);
     let sock_path = dir.join("host.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock_path).expect("bind host socket");
-    listener.set_nonblocking(true).expect("nonblocking listener");
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
     let out = Invocation::new(&[
         exe.to_str().unwrap(),
         marker.to_str().unwrap(),
@@ -35,7 +37,10 @@ fn every_escape_attempt_fails() {
         matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the sandbox reached a host unix socket"
     );
-    assert!(text.contains("connect to a host unix socket: blocked"), "{text}");
+    assert!(
+        text.contains("connect to a host unix socket: blocked"),
+        "{text}"
+    );
     assert_eq!(
         std::fs::read(&marker).expect("marker"),
         b"host\n",

@@ -169,6 +169,39 @@ impl Pipe {
         Ok(n)
     }
 
+    /// tee(2)'s read: copy queued bytes without taking them, waiting for
+    /// some as read would (0 once every writer is gone).
+    pub fn peek(self: &Arc<Self>, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut g = lock(&self.inner);
+        while g.buf.is_empty() {
+            if g.writers == 0 {
+                return Ok(0);
+            }
+            if nonblock {
+                return Err(Errno::EAGAIN);
+            }
+            let (ng, out) = signals::wait(self.clone(), &self.cv, g, None);
+            g = ng;
+            if let WaitOutcome::Interrupted = out {
+                return Err(Errno::ERESTARTSYS);
+            }
+        }
+        let n = buf.len().min(g.buf.len());
+        for (i, b) in g.buf.iter().take(n).enumerate() {
+            buf[i] = *b;
+        }
+        Ok(n)
+    }
+
+    /// Free space now.
+    pub fn room(&self) -> usize {
+        let g = lock(&self.inner);
+        g.cap.saturating_sub(g.buf.len())
+    }
+
     /// Writes of at most PIPE_BUF bytes are atomic.
     pub fn write(self: &Arc<Self>, data: &[u8], nonblock: bool) -> KResult<usize> {
         let mut g = lock(&self.inner);

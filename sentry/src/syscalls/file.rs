@@ -356,7 +356,7 @@ pub fn sys_close_range(t: &mut Task, a: &Args) -> KResult<u64> {
 }
 
 /// Write `data` to `f`; a broken pipe also raises SIGPIPE.
-fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<usize> {
+pub(crate) fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<usize> {
     let r = match off {
         Some(o) => f.pwrite(data, o),
         None => f.write(data),

@@ -12,6 +12,7 @@ pub mod process;
 pub mod sched;
 pub mod signal;
 pub mod socket;
+pub mod splice;
 pub mod time;
 pub mod timer;
 
@@ -218,6 +219,12 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_pipe2 => file::sys_pipe2,
     SYS_socketpair => socket::sys_socketpair,
     SYS_socket => socket::sys_socket,
+    SYS_sendfile => splice::sys_sendfile,
+    SYS_splice => splice::sys_splice,
+    SYS_tee => splice::sys_tee,
+    SYS_copy_file_range => splice::sys_copy_file_range,
+    SYS_sync => splice::sys_sync,
+    SYS_syncfs => splice::sys_syncfs,
     SYS_bind => socket::sys_bind,
     SYS_listen => socket::sys_listen,
     SYS_connect => socket::sys_connect,

@@ -108,13 +108,9 @@ fn access_mask(flags: i32) -> u32 {
     }
 }
 
-fn create_child(
-    t: &Task,
-    dir: &Arc<Dentry>,
-    name: &[u8],
-    node: Node,
-    mode: u32,
-) -> KResult<Arc<Dentry>> {
+/// The metadata of a new file in `dir`: the caller's fs ids, the
+/// directory's group when it is setgid.
+fn new_meta(t: &Task, dir: &Arc<Dentry>, node: &Node, mode: u32) -> KResult<Meta> {
     writable_fs(dir)?;
     t.may_access(&dir.meta(), 2 | 1)?;
     let c = t.creds();
@@ -126,9 +122,62 @@ fn create_child(
             m.mode |= 0o2000;
         }
     }
-    if let Node::Symlink(s) = &node {
+    if let Node::Symlink(s) = node {
         m.size = s.len() as u64;
     }
+    Ok(m)
+}
+
+/// Files made by O_TMPFILE without O_EXCL: linkat(2) may give them a
+/// name once (Linux's I_LINKABLE).
+fn linkable() -> &'static Mutex<Vec<std::sync::Weak<Inode>>> {
+    static L: std::sync::OnceLock<Mutex<Vec<std::sync::Weak<Inode>>>> = std::sync::OnceLock::new();
+    L.get_or_init(Default::default)
+}
+
+/// open(O_TMPFILE): an unnamed regular file in the directory `path`.
+fn open_tmpfile(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KResult<u64> {
+    let acc = flags & O_ACCMODE;
+    if acc != O_WRONLY && acc != O_RDWR {
+        return Err(Errno::EINVAL);
+    }
+    let base = base_dir(t, dirfd, path)?;
+    let dir = Walker::new(t).walk(&base, path, true)?;
+    if !dir.meta().is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    // Host directories (bind mounts) would need the gofer's O_TMPFILE.
+    if dir.fs == FsType::Bind {
+        writable_fs(&dir)?;
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let node = if dir.fs == FsType::Dev {
+        Node::Shm(crate::fs::shm::ShmFile::new(&t.k.mf, true)?)
+    } else {
+        Node::Mem(Mutex::new(Vec::new()))
+    };
+    let mut m = new_meta(t, &dir, &node, S_IFREG | (mode & 0o7777 & !t.umask()))?;
+    m.nlink = 0;
+    let inode = Inode::new(node, m);
+    if flags & O_EXCL == 0 {
+        let mut l = lock(linkable());
+        l.retain(|w| w.strong_count() > 0);
+        l.push(Arc::downgrade(&inode));
+    }
+    let name = format!("#{}", inode.meta().ino).into_bytes();
+    let d = Dentry::new_child(&dir, &name, inode);
+    let f = open_dentry(t, &d, flags & !O_TMPFILE)?;
+    install(t, f, flags & O_CLOEXEC != 0)
+}
+
+fn create_child(
+    t: &Task,
+    dir: &Arc<Dentry>,
+    name: &[u8],
+    node: Node,
+    mode: u32,
+) -> KResult<Arc<Dentry>> {
+    let m = new_meta(t, dir, &node, mode)?;
     let inode = Inode::new(node, m);
     let d = Dentry::new_child(dir, name, inode);
     lock(&dir.children).insert(name.to_vec(), Some(d.clone()));
@@ -198,12 +247,37 @@ fn bind_create(
 }
 
 pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KResult<u64> {
+    do_open_resolve(t, dirfd, path, flags, mode, 0)
+}
+
+/// open with openat2's RESOLVE_* restrictions on the walk.
+fn do_open_resolve(
+    t: &Task,
+    dirfd: i32,
+    path: &[u8],
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> KResult<u64> {
     if flags & O_TMPFILE == O_TMPFILE {
-        return Err(Errno::EOPNOTSUPP);
+        return open_tmpfile(t, dirfd, path, flags, mode);
     }
-    let base = base_dir(t, dirfd, path)?;
+    let base = if resolve & (path::RESOLVE_BENEATH | path::RESOLVE_IN_ROOT) != 0 {
+        // A scoped walk starts at dirfd even for an absolute path.
+        let b = if dirfd == AT_FDCWD {
+            t.cwd()
+        } else {
+            get_file(t, dirfd)?.dentry.clone().ok_or(Errno::ENOTDIR)?
+        };
+        if !b.meta().is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        b
+    } else {
+        base_dir(t, dirfd, path)?
+    };
     let follow = flags & O_NOFOLLOW == 0;
-    let mut w = Walker::new(t);
+    let mut w = Walker::scoped(t, &base, resolve);
     let d = if flags & O_CREAT != 0 {
         let (dir, name) = w.walk_parent(&base, path)?;
         if name == b"." || name == b".." || path.ends_with(b"/") {
@@ -321,18 +395,30 @@ pub fn sys_openat2(t: &mut Task, a: &Args) -> KResult<u64> {
     }
     let how: [u64; 2] = t.read_obj(a.u(2))?;
     let resolve: u64 = t.read_obj(a.u(2) + 16)?;
-    if resolve != 0 {
-        // RESOLVE_* restrictions land with the full VFS.
+    if size > 24 {
+        // A larger struct from a newer libc: its extra fields must be 0.
+        let mut rest = vec![0u8; size - 24];
+        t.copy_in(a.u(2) + 24, &mut rest)?;
+        if rest.iter().any(|&b| b != 0) {
+            return Err(Errno::E2BIG);
+        }
+    }
+    if resolve & !0x3f != 0
+        || (resolve & path::RESOLVE_BENEATH != 0 && resolve & path::RESOLVE_IN_ROOT != 0)
+    {
         return Err(Errno::EINVAL);
     }
     let (flags, mode) = (how[0], how[1]);
+    if resolve & path::RESOLVE_CACHED != 0 && flags & (O_CREAT | O_TRUNC | O_TMPFILE) as u64 != 0 {
+        return Err(Errno::EAGAIN);
+    }
     if flags > u32::MAX as u64
         || mode & !0o7777 != 0
         || (mode != 0 && flags & (O_CREAT as u64) == 0)
     {
         return Err(Errno::EINVAL);
     }
-    do_open(t, a.int(0), &path, flags as i32, mode as u32)
+    do_open_resolve(t, a.int(0), &path, flags as i32, mode as u32, resolve)
 }
 
 pub fn sys_close(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -1997,6 +2083,21 @@ fn link_at(t: &Task, olddir: i32, old: &[u8], newdir: i32, new: &[u8], flags: i3
         return Err(Errno::EXDEV);
     }
     t.may_access(&dir.meta(), 2 | 1)?;
+    // A file with no name left can get one back only if O_TMPFILE made
+    // it without O_EXCL, and only once.
+    if src.meta().nlink == 0 {
+        let inode = src.inode();
+        let mut l = lock(linkable());
+        let at = l
+            .iter()
+            .position(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&inode)));
+        match at {
+            Some(i) => {
+                l.swap_remove(i);
+            }
+            None => return Err(Errno::ENOENT),
+        }
+    }
     // Both names share one (upper) inode.
     let inode = src.copy_up()?;
     lock(&inode.meta).nlink += 1;

@@ -37,16 +37,62 @@ pub fn readlink(t: &Task, d: &Arc<Dentry>) -> KResult<Vec<u8>> {
     }
 }
 
+/// openat2(2) RESOLVE_* flags.
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+pub const RESOLVE_CACHED: u64 = 0x20;
+
+/// The root of the mount `d` is in (mount identity for RESOLVE_NO_XDEV).
+fn mount_of(d: &Arc<Dentry>) -> *const Dentry {
+    let mut cur = d;
+    while let Some(p) = &cur.parent {
+        cur = p;
+    }
+    Arc::as_ptr(cur)
+}
+
 pub struct Walker<'a> {
     pub t: &'a Task,
     pub root: Arc<Dentry>,
     links: u32,
+    resolve: u64,
+    /// RESOLVE_BENEATH: the directory the walk may not leave.
+    anchor: Option<Arc<Dentry>>,
 }
 
 impl<'a> Walker<'a> {
     pub fn new(t: &'a Task) -> Self {
         let root = t.fs_root();
-        Walker { t, root, links: 0 }
+        Walker {
+            t,
+            root,
+            links: 0,
+            resolve: 0,
+            anchor: None,
+        }
+    }
+
+    /// A walk restricted by openat2's RESOLVE_* flags, from `base`.
+    pub fn scoped(t: &'a Task, base: &Arc<Dentry>, resolve: u64) -> Self {
+        let mut w = Walker::new(t);
+        w.resolve = resolve;
+        if resolve & RESOLVE_IN_ROOT != 0 {
+            w.root = base.clone();
+        }
+        if resolve & RESOLVE_BENEATH != 0 {
+            w.anchor = Some(base.clone());
+        }
+        w
+    }
+
+    fn no_xdev(&self, from: &Arc<Dentry>, to: &Arc<Dentry>) -> KResult<()> {
+        if self.resolve & RESOLVE_NO_XDEV != 0 && mount_of(from) != mount_of(to) {
+            return Err(Errno::EXDEV);
+        }
+        Ok(())
     }
 
     /// Resolve `path` from `start`. `follow` applies to the last component.
@@ -58,6 +104,10 @@ impl<'a> Walker<'a> {
             return Err(Errno::ENAMETOOLONG);
         }
         let mut cur = if path[0] == b'/' {
+            if self.anchor.is_some() {
+                return Err(Errno::EXDEV);
+            }
+            self.no_xdev(start, &self.root)?;
             self.root.clone()
         } else {
             start.clone()
@@ -78,10 +128,16 @@ impl<'a> Walker<'a> {
                 continue;
             }
             if c == b".." {
-                cur = parent_of(&cur, &self.root);
+                if self.anchor.as_ref().is_some_and(|a| Arc::ptr_eq(a, &cur)) {
+                    return Err(Errno::EXDEV);
+                }
+                let up = parent_of(&cur, &self.root);
+                self.no_xdev(&cur, &up)?;
+                cur = up;
                 continue;
             }
             let next = cur.lookup(c, self.t)?.follow_mounts();
+            self.no_xdev(&cur, &next)?;
             let is_link = {
                 let inode = next.inode();
                 matches!(
@@ -90,6 +146,23 @@ impl<'a> Walker<'a> {
                 ) || (matches!(inode.node, Node::Lower(_)) && inode.meta().is_lnk())
             };
             if is_link && (!last || follow || trailing_slash) {
+                if self.resolve & RESOLVE_NO_SYMLINKS != 0 {
+                    return Err(Errno::ELOOP);
+                }
+                // Scoped walks never take procfs's magic links.
+                let magic = matches!(
+                    next.inode().node,
+                    Node::Proc(proc::ProcNode::Link(
+                        proc::ProcLink::Exe(_)
+                            | proc::ProcLink::Cwd(_)
+                            | proc::ProcLink::Root(_)
+                            | proc::ProcLink::Fd(..)
+                    ))
+                );
+                let no_magic = RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT;
+                if magic && self.resolve & no_magic != 0 {
+                    return Err(Errno::ELOOP);
+                }
                 self.links += 1;
                 if self.links > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);

@@ -255,6 +255,8 @@ pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KRes
         w.walk(&base, path, follow)?
     };
     let meta = d.meta();
+    // Linux reports IN_OPEN, then the truncation's IN_MODIFY.
+    let mut truncated = false;
     if flags & O_PATH == 0 {
         if meta.is_lnk() {
             return Err(Errno::ELOOP);
@@ -294,7 +296,7 @@ pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KRes
                 if let Node::Shm(f) = &inode.node {
                     f.truncate(0)?;
                 }
-                crate::fs::inotify::modified(&d);
+                truncated = true;
             }
         }
         if wants_write && matches!(d.inode().node, Node::Proc(_)) {
@@ -304,7 +306,11 @@ pub fn do_open(t: &Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> KRes
         return Err(Errno::ENOTDIR);
     }
     let f = open_dentry(t, &d, flags)?;
-    install(t, f, flags & O_CLOEXEC != 0)
+    let fd = install(t, f, flags & O_CLOEXEC != 0)?;
+    if truncated {
+        crate::fs::inotify::modified(&d);
+    }
+    Ok(fd)
 }
 
 pub fn sys_open(t: &mut Task, a: &Args) -> KResult<u64> {

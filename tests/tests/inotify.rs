@@ -153,7 +153,7 @@ fn inotify_events() {
     let native = TempDir::new("inotify-native");
     let n = Invocation::new(&[exe.to_str().unwrap(), native.path().to_str().unwrap()]).run_native();
     let sandboxed = TempDir::new("inotify-rvisor");
-    let r = Invocation::new(&[exe.to_str().unwrap(), sandboxed.path().to_str().unwrap()])
-        .run_rvisor();
+    let r =
+        Invocation::new(&[exe.to_str().unwrap(), sandboxed.path().to_str().unwrap()]).run_rvisor();
     rvisor_tests::assert_outputs_equal(&n, &r);
 }

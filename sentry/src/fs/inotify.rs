@@ -301,7 +301,14 @@ pub fn attrib(d: &Arc<Dentry>) {
 }
 
 pub fn closed(d: &Arc<Dentry>, wrote: bool) {
-    file_event(d, if wrote { IN_CLOSE_WRITE } else { IN_CLOSE_NOWRITE });
+    file_event(
+        d,
+        if wrote {
+            IN_CLOSE_WRITE
+        } else {
+            IN_CLOSE_NOWRITE
+        },
+    );
 }
 
 /// `name` was created in `dir`.
@@ -452,7 +459,7 @@ pub fn sys_inotify_add_watch(t: &mut Task, a: &Args) -> KResult<u64> {
     // Watch descriptors are handed out cyclically from 1, not reused soon.
     let mut wd = ws.last_wd;
     loop {
-        wd = if wd >= i32::MAX { 1 } else { wd + 1 };
+        wd = if wd == i32::MAX { 1 } else { wd + 1 };
         if !ws.by_wd.contains_key(&wd) {
             break;
         }

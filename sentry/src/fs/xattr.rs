@@ -163,10 +163,7 @@ fn check(t: &Task, tg: &Target, name: &[u8], write: bool) -> KResult<()> {
     if tg.store().is_none() || matches!(ns, Ns::Unknown | Ns::System) {
         return Err(Errno::EOPNOTSUPP);
     }
-    let prefix_only = matches!(
-        name,
-        b"user." | b"trusted." | b"security." | b"system."
-    );
+    let prefix_only = matches!(name, b"user." | b"trusted." | b"security." | b"system.");
     if prefix_only {
         return Err(Errno::EINVAL);
     }

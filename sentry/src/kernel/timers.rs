@@ -103,7 +103,7 @@ impl Timer {
 
     /// Arm (value > 0) or disarm (value == 0); returns the old (remaining, interval).
     pub fn set(&self, value: Duration, interval: Duration) -> (Duration, Duration) {
-        let delay = (!value.is_zero()).then(|| value.as_nanos() as i128);
+        let delay = (!value.is_zero()).then_some(value.as_nanos() as i128);
         self.arm(delay, interval)
     }
 

@@ -40,6 +40,9 @@ pub enum Notify {
     },
     /// SIGEV_NONE: only the overrun/remaining time are observable.
     None,
+    /// Call back with the number of expirations (1 + missed intervals):
+    /// timerfd counts them. Not tied to a process.
+    Call(Arc<dyn Fn(u64) + Send + Sync>),
 }
 
 #[derive(Default)]
@@ -100,17 +103,21 @@ impl Timer {
 
     /// Arm (value > 0) or disarm (value == 0); returns the old (remaining, interval).
     pub fn set(&self, value: Duration, interval: Duration) -> (Duration, Duration) {
+        let delay = (!value.is_zero()).then_some(value.as_nanos() as i128);
+        self.arm(delay, interval)
+    }
+
+    /// Arm to expire `delay` ns from now (zero or negative: already due,
+    /// so missed intervals since then count too), or disarm with `None`;
+    /// returns the old (remaining, interval).
+    pub fn arm(&self, delay: Option<i128>, interval: Duration) -> (Duration, Duration) {
         let now = self.now();
         let mut s = lock(&self.state);
         let old = (
             Duration::from_nanos(s.next.map(|n| n.saturating_sub(now)).unwrap_or(0)),
             Duration::from_nanos(s.interval),
         );
-        s.next = if value.is_zero() {
-            None
-        } else {
-            Some(now + value.as_nanos() as u64)
-        };
+        s.next = delay.map(|d| (now as i128 + d).clamp(0, u64::MAX as i128) as u64);
         s.interval = interval.as_nanos() as u64;
         s.overrun = 0;
         s.pending_overrun = 0;
@@ -150,7 +157,7 @@ impl Timer {
                 .map(|t| lock(&t.signals).pending.contains_key(signo))
                 .unwrap_or(false),
             Notify::Process { signo, .. } => lock(&p.signals).pending.contains_key(signo),
-            Notify::None => false,
+            Notify::None | Notify::Call(_) => false,
         }
     }
 
@@ -162,12 +169,16 @@ impl Timer {
     }
 
     fn fire(&self, missed: u64) {
+        if let Notify::Call(f) = &self.notify {
+            f(1 + missed);
+            return;
+        }
         let (Some(k), Some(p)) = (self.k.upgrade(), self.proc_.upgrade()) else {
             return;
         };
         let mut s = lock(&self.state);
         match &self.notify {
-            Notify::None => {
+            Notify::None | Notify::Call(_) => {
                 s.overrun = missed;
             }
             Notify::Process {

@@ -121,6 +121,12 @@ pub fn current() -> Option<Arc<ThreadInfo>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// The thread the calling host thread drives, if any (signalfd reads and
+/// polls the caller's own queues).
+pub fn current_thread() -> Option<Arc<ThreadInfo>> {
+    current()
+}
+
 /// Whether the calling host thread drives `th`.
 fn is_current(th: &ThreadInfo) -> bool {
     CURRENT.with(|c| {

@@ -179,8 +179,9 @@ fn create_child(
 ) -> KResult<Arc<Dentry>> {
     let m = new_meta(t, dir, &node, mode)?;
     let inode = Inode::new(node, m);
-    let d = Dentry::new_child(dir, name, inode);
+    let d = Dentry::new_child(dir, name, inode.clone());
     lock(&dir.children).insert(name.to_vec(), Some(d.clone()));
+    crate::fs::inotify::created(dir, name, &inode);
     let mut dm = lock(&dir.inode().meta).clone();
     dm.mtime = crate::vfs::now();
     dm.ctime = dm.mtime;
@@ -217,8 +218,9 @@ fn bind_child(
         }),
         Meta::from_gofer(st),
     );
-    let d = Dentry::new_child(dir, name, inode);
+    let d = Dentry::new_child(dir, name, inode.clone());
     lock(&dir.children).insert(name.to_vec(), Some(d.clone()));
+    crate::fs::inotify::created(dir, name, &inode);
     d
 }
 
@@ -259,6 +261,12 @@ fn do_open_resolve(
     mode: u32,
     resolve: u64,
 ) -> KResult<u64> {
+    let install = |t: &Task, f: Arc<File>, cloexec: bool| {
+        if let (Some(d), false) = (&f.dentry, matches!(f.kind, FileKind::Path)) {
+            crate::fs::inotify::opened(d);
+        }
+        install(t, f, cloexec)
+    };
     if flags & O_TMPFILE == O_TMPFILE {
         return open_tmpfile(t, dirfd, path, flags, mode);
     }
@@ -321,6 +329,8 @@ fn do_open_resolve(
         w.walk(&base, path, follow)?
     };
     let meta = d.meta();
+    // Linux reports IN_OPEN, then the truncation's IN_MODIFY.
+    let mut truncated = false;
     if flags & O_PATH == 0 {
         if meta.is_lnk() {
             return Err(Errno::ELOOP);
@@ -360,6 +370,7 @@ fn do_open_resolve(
                 if let Node::Shm(f) = &inode.node {
                     f.truncate(0)?;
                 }
+                truncated = true;
             }
         }
         if wants_write && matches!(d.inode().node, Node::Proc(_)) {
@@ -369,7 +380,11 @@ fn do_open_resolve(
         return Err(Errno::ENOTDIR);
     }
     let f = open_dentry(t, &d, flags)?;
-    install(t, f, flags & O_CLOEXEC != 0)
+    let fd = install(t, f, flags & O_CLOEXEC != 0)?;
+    if truncated {
+        crate::fs::inotify::modified(&d);
+    }
+    Ok(fd)
 }
 
 pub fn sys_open(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -447,6 +462,9 @@ pub(crate) fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) 
         Some(o) => f.pwrite(data, o),
         None => f.write(data),
     };
+    if let (Some(d), Ok(1..)) = (&f.dentry, &r) {
+        crate::fs::inotify::modified(d);
+    }
     if r == Err(Errno::EPIPE) {
         crate::signals::send_thread(
             &t.k,
@@ -494,6 +512,9 @@ fn read_common(t: &mut Task, fd: i32, buf: u64, count: usize, off: Option<u64>) 
         None => f.read(&mut data)?,
     };
     t.copy_out(buf, &data[..got])?;
+    if let (Some(d), true) = (&f.dentry, got > 0) {
+        crate::fs::inotify::accessed(d);
+    }
     Ok(got as u64)
 }
 
@@ -940,6 +961,9 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
         }
         _ => {}
     }
+    if let Some(r) = crate::fs::anon_ioctl(t, &f.kind, req, a.u(2)) {
+        return r;
+    }
     match &f.kind {
         FileKind::Host {
             fd: hfd, tty: true, ..
@@ -1088,6 +1112,9 @@ pub fn sys_getdents64(t: &mut Task, a: &Args) -> KResult<u64> {
     let cap = a.usize(2).min(CHUNK);
     let buf = f.getdents(t, cap)?;
     t.copy_out(a.u(1), &buf)?;
+    if let Some(d) = &f.dentry {
+        crate::fs::inotify::accessed(d);
+    }
     Ok(buf.len() as u64)
 }
 
@@ -1420,13 +1447,20 @@ fn unlink_at(t: &Task, dirfd: i32, path: &[u8], rmdir: bool) -> KResult<u64> {
         let (node, g) = bind_dir(t, &dir)?;
         g.unlink(node, &name, rmdir).map_err(Errno)?;
         lock(&dir.children).remove(&name);
+        crate::fs::inotify::removed(&dir, &name, &victim.inode());
         return Ok(0);
     }
     // A whiteout hides any lower entry of the same name.
-    lock(&dir.children).insert(name, None);
+    lock(&dir.children).insert(name.clone(), None);
     let vi = victim.inode();
-    let mut m = lock(&vi.meta);
-    m.nlink = m.nlink.saturating_sub(1);
+    {
+        let mut m = lock(&vi.meta);
+        m.nlink = m.nlink.saturating_sub(1);
+        if rmdir {
+            m.nlink = 0;
+        }
+    }
+    crate::fs::inotify::removed(&dir, &name, &vi);
     Ok(0)
 }
 
@@ -1522,6 +1556,7 @@ fn rename_at(
         g.rename(onode, &oname, nnode, &nname).map_err(Errno)?;
         lock(&od.children).remove(&oname);
         lock(&nd.children).remove(&nname);
+        crate::fs::inotify::moved(&od, &oname, &nd, &nname, &src.inode(), None);
         return Ok(0);
     }
     let sm = src.meta();
@@ -1540,6 +1575,7 @@ fn rename_at(
             p = d.parent.clone();
         }
     }
+    let mut replaced = None;
     match nd.lookup(&nname, t) {
         Ok(dst) => {
             if flags & RENAME_NOREPLACE != 0 {
@@ -1558,6 +1594,7 @@ fn rename_at(
             if dm.is_dir() && !dst.is_empty_dir(t)? {
                 return Err(Errno::ENOTEMPTY);
             }
+            replaced = Some(dst.inode());
         }
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
@@ -1571,8 +1608,24 @@ fn rename_at(
     // Keep an upper directory's children with it.
     let kids = std::mem::take(&mut *lock(&src.children));
     *lock(&moved.children) = kids;
-    lock(&od.children).insert(oname, None);
-    lock(&nd.children).insert(nname, Some(moved));
+    lock(&od.children).insert(oname.clone(), None);
+    lock(&nd.children).insert(nname.clone(), Some(moved));
+    if let Some(r) = &replaced {
+        let mut m = lock(&r.meta);
+        m.nlink = if m.is_dir() {
+            0
+        } else {
+            m.nlink.saturating_sub(1)
+        };
+    }
+    let src_inode = lock(&nd.children)
+        .get(&nname)
+        .cloned()
+        .flatten()
+        .map(|d| d.inode());
+    if let Some(i) = src_inode {
+        crate::fs::inotify::moved(&od, &oname, &nd, &nname, &i, replaced.as_ref());
+    }
     Ok(0)
 }
 
@@ -1646,13 +1699,20 @@ fn set_meta(t: &Task, d: &Arc<Dentry>, f: impl FnOnce(&mut Meta) -> KResult<()>)
                 atime: (old.atime != new.atime).then_some(new.atime),
                 mtime: (old.mtime != new.mtime).then_some(new.mtime),
             };
-            return bind_setattr(d, l, attr);
+            let r = bind_setattr(d, l, attr);
+            if r.is_ok() {
+                crate::fs::inotify::attrib(d);
+            }
+            return r;
         }
     }
     let inode = d.copy_up()?;
-    let mut m = lock(&inode.meta);
-    f(&mut m)?;
-    m.ctime = crate::vfs::now();
+    {
+        let mut m = lock(&inode.meta);
+        f(&mut m)?;
+        m.ctime = crate::vfs::now();
+    }
+    crate::fs::inotify::attrib(d);
     let _ = t;
     Ok(0)
 }
@@ -1806,6 +1866,14 @@ pub fn sys_utimensat(t: &mut Task, a: &Args) -> KResult<u64> {
 }
 
 fn truncate_d(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
+    let r = truncate_inner(t, d, len);
+    if r.is_ok() {
+        crate::fs::inotify::modified(d);
+    }
+    r
+}
+
+fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
     if len < 0 {
         return Err(Errno::EINVAL);
     }
@@ -2101,8 +2169,9 @@ fn link_at(t: &Task, olddir: i32, old: &[u8], newdir: i32, new: &[u8], flags: i3
     // Both names share one (upper) inode.
     let inode = src.copy_up()?;
     lock(&inode.meta).nlink += 1;
-    let d = Dentry::new_child(&dir, &name, inode);
-    lock(&dir.children).insert(name, Some(d));
+    let d = Dentry::new_child(&dir, &name, inode.clone());
+    lock(&dir.children).insert(name.clone(), Some(d));
+    crate::fs::inotify::linked(&dir, &name, &inode);
     Ok(0)
 }
 

@@ -259,6 +259,28 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_pidfd_send_signal => signal::sys_pidfd_send_signal,
     SYS_openat2 => file::sys_openat2,
     SYS_faccessat2 => file::sys_faccessat2,
+    // timerfd, signalfd, inotify, xattrs (fs/).
+    SYS_timerfd_create => crate::fs::timerfd::sys_timerfd_create,
+    SYS_timerfd_settime => crate::fs::timerfd::sys_timerfd_settime,
+    SYS_timerfd_gettime => crate::fs::timerfd::sys_timerfd_gettime,
+    SYS_signalfd => crate::fs::signalfd::sys_signalfd,
+    SYS_signalfd4 => crate::fs::signalfd::sys_signalfd4,
+    SYS_inotify_init => crate::fs::inotify::sys_inotify_init,
+    SYS_inotify_init1 => crate::fs::inotify::sys_inotify_init1,
+    SYS_inotify_add_watch => crate::fs::inotify::sys_inotify_add_watch,
+    SYS_inotify_rm_watch => crate::fs::inotify::sys_inotify_rm_watch,
+    SYS_setxattr => crate::fs::xattr::sys_setxattr,
+    SYS_lsetxattr => crate::fs::xattr::sys_lsetxattr,
+    SYS_fsetxattr => crate::fs::xattr::sys_fsetxattr,
+    SYS_getxattr => crate::fs::xattr::sys_getxattr,
+    SYS_lgetxattr => crate::fs::xattr::sys_lgetxattr,
+    SYS_fgetxattr => crate::fs::xattr::sys_fgetxattr,
+    SYS_listxattr => crate::fs::xattr::sys_listxattr,
+    SYS_llistxattr => crate::fs::xattr::sys_llistxattr,
+    SYS_flistxattr => crate::fs::xattr::sys_flistxattr,
+    SYS_removexattr => crate::fs::xattr::sys_removexattr,
+    SYS_lremovexattr => crate::fs::xattr::sys_lremovexattr,
+    SYS_fremovexattr => crate::fs::xattr::sys_fremovexattr,
 };
 
 fn table() -> &'static [Option<&'static Syscall>] {

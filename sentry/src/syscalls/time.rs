@@ -4,7 +4,7 @@ use super::Args;
 use crate::abi::*;
 use crate::kernel::task::Task;
 
-fn host_clock(t: &Task, clock: i32) -> KResult<Timespec> {
+pub(crate) fn host_clock(t: &Task, clock: i32) -> KResult<Timespec> {
     let cpu = |ns: u64| Timespec {
         tv_sec: (ns / 1_000_000_000) as i64,
         tv_nsec: (ns % 1_000_000_000) as i64,

@@ -47,6 +47,12 @@ pub enum FileKind {
     Epoll(Arc<crate::fs::epoll::Epoll>),
     /// An AF_UNIX socket.
     Socket(Arc<crate::fs::unix::UnixSocket>),
+    /// timerfd_create(2).
+    TimerFd(Arc<crate::fs::timerfd::TimerFd>),
+    /// signalfd(2).
+    SignalFd(Arc<crate::fs::signalfd::SignalFd>),
+    /// inotify_init(2).
+    Inotify(Arc<crate::fs::inotify::Inotify>),
     /// One end of a pipe.
     Pipe {
         pipe: Arc<crate::fs::pipe::Pipe>,
@@ -71,8 +77,11 @@ impl Drop for File {
     fn drop(&mut self) {
         // OFD and flock locks live as long as the open file description.
         let me = self as *const File as usize;
-        if self.dentry.is_some() {
+        if let Some(d) = &self.dentry {
             crate::fs::lock::table().release_file(me);
+            if !matches!(self.kind, FileKind::Path) {
+                crate::fs::inotify::closed(d, self.writable());
+            }
         }
         if let FileKind::Pipe { pipe, write } = &self.kind {
             pipe.close_end(*write);
@@ -182,6 +191,16 @@ impl File {
                 ..Default::default()
             });
         }
+        if let Some(ino) = crate::fs::anon_ino(&self.kind) {
+            return Ok(KStat {
+                st_dev: 0xd,
+                st_ino: ino,
+                st_nlink: 1,
+                st_mode: 0o600,
+                st_blksize: 4096,
+                ..Default::default()
+            });
+        }
         if let FileKind::EventFd(e) = &self.kind {
             return Ok(KStat {
                 st_dev: 0xd,
@@ -256,6 +275,9 @@ impl File {
             } => pipe.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Fifo { .. } => Err(Errno::EBADF),
             FileKind::EventFd(e) => e.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::TimerFd(x) => x.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::SignalFd(x) => x.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Inotify(x) => x.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket(sock) => sock.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
@@ -323,6 +345,9 @@ impl File {
             FileKind::Fifo { .. } => Err(Errno::EBADF),
             FileKind::EventFd(e) => e.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
+            FileKind::TimerFd(_) | FileKind::SignalFd(_) | FileKind::Inotify(_) => {
+                Err(Errno::EINVAL)
+            }
             FileKind::Socket(sock) => sock.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } => Err(Errno::EBADF),
             FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),

@@ -175,6 +175,8 @@ pub enum Node {
 pub struct Inode {
     pub node: Node,
     pub meta: Mutex<Meta>,
+    /// Extended attributes kept by the sentry (`fs::xattr`).
+    pub xattrs: Mutex<crate::fs::xattr::Xattrs>,
 }
 
 impl Inode {
@@ -182,6 +184,7 @@ impl Inode {
         Arc::new(Inode {
             node,
             meta: Mutex::new(meta),
+            xattrs: Mutex::default(),
         })
     }
     pub fn meta(&self) -> Meta {
@@ -434,7 +437,9 @@ impl Dentry {
         let mut m = meta;
         m.dev = MEM_DEV;
         let up = Inode::new(new_node, m);
+        *lock(&up.xattrs) = lock(&inode.xattrs).clone();
         *slot = up.clone();
+        crate::fs::inotify::inode_replaced(&inode, &up);
         Ok(up)
     }
 }

@@ -173,7 +173,7 @@ fn check(t: &Task, tg: &Target, name: &[u8], write: bool) -> KResult<()> {
 /// A write needs a writable mount (EROFS first, as mnt_want_write).
 fn writable(tg: &Target) -> KResult<()> {
     if let Target::D(d) = tg {
-        if d.readonly {
+        if d.readonly() {
             return Err(Errno::EROFS);
         }
     }

@@ -41,7 +41,7 @@ fn base_dir(t: &Task, dirfd: i32, path: &[u8]) -> KResult<Arc<Dentry>> {
 }
 
 fn writable_fs(d: &Arc<Dentry>) -> KResult<()> {
-    if d.readonly {
+    if d.readonly() {
         return Err(Errno::EROFS);
     }
     match d.fs {

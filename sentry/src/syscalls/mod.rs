@@ -6,6 +6,7 @@ pub mod file;
 pub mod futex;
 pub mod info;
 pub mod mm;
+pub mod mount;
 pub mod names;
 pub mod poll;
 pub mod process;
@@ -219,6 +220,8 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_pipe2 => file::sys_pipe2,
     SYS_socketpair => socket::sys_socketpair,
     SYS_socket => socket::sys_socket,
+    SYS_mount => mount::sys_mount,
+    SYS_umount2 => mount::sys_umount2,
     SYS_sendfile => splice::sys_sendfile,
     SYS_splice => splice::sys_splice,
     SYS_tee => splice::sys_tee,

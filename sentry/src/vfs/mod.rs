@@ -224,8 +224,9 @@ pub struct Dentry {
     /// For a filesystem root: the dentry it is mounted on.
     pub mountpoint: Option<Arc<Dentry>>,
     pub fs: FsType,
-    /// Part of a read-only mount: writes fail with EROFS.
-    pub readonly: bool,
+    /// Set on a read-only mount's root (or a bind root remounted
+    /// read-only): writes beneath fail with EROFS. See [`Dentry::readonly`].
+    pub ro: std::sync::atomic::AtomicBool,
 }
 
 impl Dentry {
@@ -248,7 +249,7 @@ impl Dentry {
             mounted: Mutex::new(None),
             mountpoint,
             fs,
-            readonly,
+            ro: std::sync::atomic::AtomicBool::new(readonly),
         })
     }
 
@@ -261,8 +262,23 @@ impl Dentry {
             mounted: Mutex::new(None),
             mountpoint: None,
             fs: parent.fs,
-            readonly: parent.readonly,
+            ro: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether writes here fail with EROFS: this dentry or one above it
+    /// in its filesystem is a read-only root.
+    pub fn readonly(&self) -> bool {
+        let mut d = self;
+        loop {
+            if d.ro.load(std::sync::atomic::Ordering::Relaxed) {
+                return true;
+            }
+            match &d.parent {
+                Some(p) => d = p,
+                None => return false,
+            }
+        }
     }
 
     pub fn inode(&self) -> Arc<Inode> {

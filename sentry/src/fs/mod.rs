@@ -8,4 +8,5 @@ pub mod lock;
 pub mod pidfd;
 pub mod pipe;
 pub mod proc;
+pub mod pty;
 pub mod shm;

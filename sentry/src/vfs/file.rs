@@ -63,6 +63,8 @@ pub enum FileKind {
         read: bool,
         write: bool,
     },
+    /// A pty master or replica (/dev/ptmx, /dev/pts/N, /dev/tty).
+    Tty(crate::fs::pty::TtyFile),
 }
 
 pub struct File {
@@ -264,6 +266,7 @@ impl File {
             FileKind::EventFd(e) => e.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket { rx, .. } => rx.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Tty(tf) => tf.read_plain(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
         }
     }
@@ -330,6 +333,7 @@ impl File {
             FileKind::EventFd(e) => e.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket { tx, .. } => tx.write(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Tty(tf) => tf.write_plain(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } => Err(Errno::EBADF),
             FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),
             FileKind::Dir { .. } => Err(Errno::EISDIR),

@@ -279,13 +279,12 @@ fn empty_fs(at: &Arc<Dentry>, fstype: &str) -> Arc<Dentry> {
     if fstype == "devpts" {
         return fs::pty::build_devpts(at);
     }
-    let r = Dentry::new_mount_root(
+    Dentry::new_mount_root(
         Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
         FsType::Tmpfs,
         Some(at.clone()),
         true,
-    );
-    r
+    )
 }
 
 /// Build the sandbox's mount table on top of the root.

@@ -609,9 +609,9 @@ impl Pty {
             let name = self.index.to_string().into_bytes();
             for dir in pts_dirs() {
                 let mut ch = lock(&dir.children);
-                let mine = ch.get(&name).cloned().flatten().is_some_and(|d| {
-                    matches!(d.inode().node, Node::Dev(DevKind::Pts(n)) if n == self.index)
-                });
+                let mine = ch.get(&name).cloned().flatten().is_some_and(
+                    |d| matches!(d.inode().node, Node::Dev(DevKind::Pts(n)) if n == self.index),
+                );
                 if mine {
                     ch.remove(&name);
                 }
@@ -1779,9 +1779,16 @@ mod tests {
         let mut g = state();
         feed(&mut g, b"helo\x7flo wrld\x17world\r");
         assert_eq!(g.lines.len(), 1);
-        assert_eq!(g.lines[0].iter().copied().collect::<Vec<_>>(), b"hello world\n");
+        assert_eq!(
+            g.lines[0].iter().copied().collect::<Vec<_>>(),
+            b"hello world\n"
+        );
         let o = out(&mut g);
-        assert!(o.ends_with(b"world\r\n"), "{:?}", String::from_utf8_lossy(&o));
+        assert!(
+            o.ends_with(b"world\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&o)
+        );
         feed(&mut g, b"abc\x15x\x04\x04");
         assert_eq!(g.lines.len(), 3);
         assert_eq!(g.lines[1].iter().copied().collect::<Vec<_>>(), b"x");

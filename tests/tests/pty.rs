@@ -186,6 +186,81 @@ int main() {
 }
 "##;
 
+/// Hang-ups: closing the master sends the session leader SIGHUP and
+/// SIGCONT (reads then give 0, writes EIO, /dev/tty ENXIO); a session
+/// leader's exit sends its foreground group SIGHUP.
+const HANGUP: &str = r##"
+#define _GNU_SOURCE
+#include <pty.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <signal.h>
+#include <sys/wait.h>
+static int out;
+static volatile sig_atomic_t hup, cont;
+static void h(int s) { if (s == SIGHUP) hup = 1; else cont = 1; }
+static void say(const char *s) { write(out, s, strlen(s)); }
+int main() {
+    int p[2]; pipe(p); out = p[1];
+    int m;
+    pid_t c = forkpty(&m, NULL, NULL, NULL);
+    if (c == 0) {
+        close(p[0]);
+        signal(SIGHUP, h); signal(SIGCONT, h);
+        /* A grandchild in the foreground group, to see session-leader exit. */
+        printf("ready\n"); fflush(stdout);
+        while (!hup) pause();
+        char b[8]; char msg[128];
+        int n = read(0, b, sizeof b);
+        int rerr = n < 0 ? errno : 0;
+        int w = write(1, "x", 1);
+        int werr = errno;
+        int t = open("/dev/tty", O_RDWR);
+        snprintf(msg, sizeof msg, "child: SIGHUP %d SIGCONT %d read %d %s write %d %s /dev/tty %s\n", hup, cont, n, strerror(rerr),
+                 w, w < 0 ? strerror(werr) : "", t < 0 ? strerror(errno) : "opened");
+        say(msg);
+        _exit(0);
+    }
+    close(p[1]);
+    char b[64]; int n = read(m, b, sizeof b);
+    printf("parent read %d\n", n > 0);
+    close(m);
+    char r[256] = {0}; n = read(p[0], r, sizeof r - 1);
+    printf("%s", r);
+    int st; waitpid(c, &st, 0);
+    printf("child exit %d\n", WEXITSTATUS(st));
+
+    /* Session leader exit: the foreground group gets SIGHUP. */
+    int p2[2]; pipe(p2);
+    c = forkpty(&m, NULL, NULL, NULL);
+    if (c == 0) {
+        close(p2[0]);
+        pid_t g = fork();
+        if (g == 0) {
+            /* Same (foreground) group as the leader. */
+            signal(SIGHUP, h);
+            printf("ready\n"); fflush(stdout);
+            while (!hup) pause();
+            write(p2[1], "grandchild: SIGHUP\n", 19);
+            _exit(0);
+        }
+        usleep(200000);
+        _exit(0);
+    }
+    close(p2[1]);
+    n = read(m, b, sizeof b);
+    memset(r, 0, sizeof r);
+    n = read(p2[0], r, sizeof r - 1);
+    printf("%s", n > 0 ? r : "grandchild: no SIGHUP\n");
+    waitpid(c, &st, 0);
+    return 0;
+}
+"##;
+
 /// An interactive bash on a pty: `sleep 100`, ^C, `echo after $?`.
 const BASH: &str = r##"
 #define _GNU_SOURCE
@@ -250,6 +325,15 @@ fn pty_openpty_termios_echo_nonblock_hangup() {
 fn pty_forkpty_job_control_sigint_sigwinch() {
     let dir = TempDir::new("pty-jobs");
     let exe = compile_static_c(&dir, "jobs", JOBS);
+    Invocation::new(&[exe.to_str().unwrap()])
+        .timeout(Duration::from_secs(30))
+        .assert_same();
+}
+
+#[test]
+fn pty_hangup_sighup() {
+    let dir = TempDir::new("pty-hangup");
+    let exe = compile_static_c(&dir, "hangup", HANGUP);
     Invocation::new(&[exe.to_str().unwrap()])
         .timeout(Duration::from_secs(30))
         .assert_same();

@@ -56,7 +56,7 @@ int main() {
     n = read(s, b, sizeof b); show("line", b, n);
     write(s, "out\tput\n", 8);
     n = read(m, b, sizeof b); show("output", b, n);
-    write(m, "abc\x15xyz\x04", 8); usleep(50000);
+    write(m, "abc\x15xyz\x04", 8); usleep(100000);
     n = read(s, b, sizeof b); show("kill+eof", b, n);
     write(m, "\x04", 1);
     n = read(s, b, sizeof b); show("eof", b, n);
@@ -65,15 +65,15 @@ int main() {
     n = read(m, b, sizeof b); printf("master nonblock: %s\n", n < 0 ? strerror(errno) : "data");
     fcntl(s, F_SETFL, O_RDWR | O_NONBLOCK);
     n = read(s, b, sizeof b); printf("replica nonblock: %s\n", n < 0 ? strerror(errno) : "data");
-    int q; write(m, "one\ntwo", 7); usleep(50000); ioctl(s, FIONREAD, &q); printf("FIONREAD canon %d\n", q);
+    int q; write(m, "one\ntwo", 7); usleep(100000); ioctl(s, FIONREAD, &q); printf("FIONREAD canon %d\n", q);
     struct pollfd pf = {s, POLLIN, 0}; int pr = poll(&pf, 1, 0); printf("poll replica %d %x\n", pr, pf.revents);
-    usleep(50000); n = read(m, b, sizeof b); show("echo", b, n);
+    usleep(100000); n = read(m, b, sizeof b); show("echo", b, n);
     cfmakeraw(&tio); tio.c_cc[VMIN] = 1; tio.c_cc[VTIME] = 0; tcsetattr(s, TCSANOW, &tio);
     ioctl(s, FIONREAD, &q); printf("FIONREAD raw %d\n", q);
     n = read(s, b, sizeof b); show("raw", b, n);
     tio.c_cc[VMIN] = 0; tcsetattr(s, TCSANOW, &tio);
     n = read(s, b, sizeof b); printf("vmin0: %d\n", n);
-    write(s, "a\nb", 3); usleep(50000); n = read(m, b, sizeof b); show("raw out", b, n);
+    write(s, "a\nb", 3); usleep(100000); n = read(m, b, sizeof b); show("raw out", b, n);
     struct winsize ws = {24, 80, 0, 0}; printf("setwinsz %d\n", ioctl(m, TIOCSWINSZ, &ws));
     struct winsize w2; ioctl(s, TIOCGWINSZ, &w2); printf("winsz %d %d\n", w2.ws_row, w2.ws_col);
     int ptn; printf("TIOCGPTN replica: %s\n", ioctl(s, TIOCGPTN, &ptn) ? strerror(errno) : "ok");
@@ -81,7 +81,7 @@ int main() {
     printf("tcgetsid: %s\n", tcgetsid(s) < 0 ? strerror(errno) : "ok");
     int fd = open("/dev/tty", O_RDWR); printf("/dev/tty: %s\n", fd < 0 ? strerror(errno) : "opened");
     int peer = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY); printf("TIOCGPTPEER %s\n", peer >= 0 ? "ok" : strerror(errno));
-    write(peer, "via peer\n", 9); usleep(50000); n = read(m, b, sizeof b); show("peer", b, n);
+    write(peer, "via peer\n", 9); usleep(100000); n = read(m, b, sizeof b); show("peer", b, n);
     /* Non-blocking writes fill up: replica -> master, then master -> raw replica. */
     fcntl(peer, F_SETFL, O_RDWR | O_NONBLOCK);
     static char big[4096]; memset(big, 'x', sizeof big);
@@ -91,7 +91,7 @@ int main() {
     while (read(m, b, sizeof b) > 0) ;
     while ((n = write(m, big, sizeof big)) > 0) ;
     printf("master write full: %s\n", strerror(errno));
-    tcflush(peer, TCIFLUSH); usleep(50000);
+    tcflush(peer, TCIFLUSH); usleep(100000);
     ioctl(peer, FIONREAD, &q); printf("FIONREAD after tcflush %d\n", q > 0 ? 1 : 0);
     close(peer);
     close(s);
@@ -150,8 +150,8 @@ int main() {
         printf("ready1\n"); fflush(stdout);
         while (got != SIGINT) pause();
         printf("child: got SIGINT\n");
-        printf("ready2\n"); fflush(stdout);
         got = 0;
+        printf("ready2\n"); fflush(stdout);
         while (got != SIGWINCH) pause();
         ioctl(0, TIOCGWINSZ, &w); printf("child: got SIGWINCH %d %d\n", w.ws_row, w.ws_col);
         // A background child: reading the terminal stops it with SIGTTIN.
@@ -273,6 +273,7 @@ const BASH: &str = r##"
 #include <unistd.h>
 #include <poll.h>
 #include <time.h>
+#include <termios.h>
 #include <sys/wait.h>
 static char acc[65536]; static int len;
 static double now() { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
@@ -300,7 +301,14 @@ int main(int argc, char **argv) {
     printf("prompt: %d\n", wait_for(m, "$ ", 10));
     write(m, "sleep 100\n", 10);
     wait_for(m, "sleep 100\r\n", 5);
-    usleep(500000);
+    /* Until bash has made sleep's group the foreground one (TIOCGPGRP on
+       the master), then a little more for the exec. */
+    for (int i = 0; i < 500; i++) {
+        pid_t fg = tcgetpgrp(m);
+        if (fg > 0 && fg != c) break;
+        usleep(10000);
+    }
+    usleep(200000);
     double t0 = now();
     write(m, "\x03", 1);
     write(m, "echo after $?\n", 14);

@@ -327,8 +327,9 @@ pub struct Pty {
     st: Mutex<State>,
     cv: Condvar,
     k: Weak<Kernel>,
-    /// Owner of /dev/pts/N.
-    uid: u32,
+    /// /dev/pts/N: one inode in every pts directory (so a stat through
+    /// any of them matches fstat of an open replica).
+    inode: Arc<Inode>,
 }
 
 impl signals::Wakeable for Pty {
@@ -369,10 +370,10 @@ fn ptmx_inode() -> Arc<Inode> {
     Inode::new(Node::Dev(DevKind::Ptmx), m)
 }
 
-fn replica_inode(p: &Pty) -> Arc<Inode> {
-    let mut m = Meta::new(S_IFCHR | PTS_MODE, DEV_DEV, p.uid, PTS_GID);
-    m.rdev = replica_rdev(p.index);
-    Inode::new(Node::Dev(DevKind::Pts(p.index)), m)
+fn replica_inode(index: u32, uid: u32) -> Arc<Inode> {
+    let mut m = Meta::new(S_IFCHR | PTS_MODE, DEV_DEV, uid, PTS_GID);
+    m.rdev = replica_rdev(index);
+    Inode::new(Node::Dev(DevKind::Pts(index)), m)
 }
 
 /// Fill `dir` as a devpts root: its ptmx node and the live replicas; it
@@ -385,7 +386,7 @@ pub fn register_dir(dir: &Arc<Dentry>) {
         .collect();
     for p in live {
         if lock(&p.st).masters > 0 {
-            dir.add_child(p.index.to_string().as_bytes(), replica_inode(&p));
+            dir.add_child(p.index.to_string().as_bytes(), p.inode.clone());
         }
     }
     let mut dirs = lock(&devpts().dirs);
@@ -515,14 +516,14 @@ fn new_pty(t: &Task) -> KResult<Arc<Pty>> {
             }),
             cv: Condvar::new(),
             k: Arc::downgrade(&t.k),
-            uid: t.creds.fsuid,
+            inode: replica_inode(index, t.creds.fsuid),
         });
         ptys.insert(index, Arc::downgrade(&p));
         p
     };
     let name = p.index.to_string().into_bytes();
     for dir in pts_dirs() {
-        dir.add_child(&name, replica_inode(&p));
+        dir.add_child(&name, p.inode.clone());
     }
     Ok(p)
 }
@@ -609,9 +610,11 @@ impl Pty {
             let name = self.index.to_string().into_bytes();
             for dir in pts_dirs() {
                 let mut ch = lock(&dir.children);
-                let mine = ch.get(&name).cloned().flatten().is_some_and(
-                    |d| matches!(d.inode().node, Node::Dev(DevKind::Pts(n)) if n == self.index),
-                );
+                let mine = ch
+                    .get(&name)
+                    .cloned()
+                    .flatten()
+                    .is_some_and(|d| Arc::ptr_eq(&d.inode(), &self.inode));
                 if mine {
                     ch.remove(&name);
                 }
@@ -1698,7 +1701,7 @@ fn open_peer(t: &Task, p: &Arc<Pty>, flags: i32) -> KResult<u64> {
         master: false,
     });
     let dentry = replica_dentry(p.index)
-        .unwrap_or_else(|| Dentry::new_root(replica_inode(p), FsType::Dev, None));
+        .unwrap_or_else(|| Dentry::new_root(p.inode.clone(), FsType::Dev, None));
     let file = File::new(
         Some(dentry),
         kind,

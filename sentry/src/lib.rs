@@ -274,25 +274,17 @@ fn mount_over_existing(k: &Kernel, root: &Arc<Dentry>, m: &spec::MountSpec, t: &
 }
 
 /// An empty read-only directory for a filesystem the sentry does not
-/// implement yet; devpts gets the ptmx node /dev/ptmx points to (no ptys
-/// yet: ENXIO on open).
+/// implement yet; devpts is the sandbox's devpts instance.
 fn empty_fs(at: &Arc<Dentry>, fstype: &str) -> Arc<Dentry> {
-    let r = Dentry::new_mount_root(
+    if fstype == "devpts" {
+        return fs::pty::build_devpts(at);
+    }
+    Dentry::new_mount_root(
         Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, vfs::MEM_DEV, 0, 0)),
         FsType::Tmpfs,
         Some(at.clone()),
         true,
-    );
-    if fstype == "devpts" {
-        r.add_child(
-            b"ptmx",
-            fs::dev::dev_inode(fs::dev::DevKind::Other {
-                block: false,
-                rdev: (5 << 8) | 2,
-            }),
-        );
-    }
-    r
+    )
 }
 
 /// Build the sandbox's mount table on top of the root.

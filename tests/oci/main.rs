@@ -830,3 +830,41 @@ fn cgroup_filesystem_shows_the_limits() {
         "67108864\n50\n50000 100000\ncpu memory pids\ncgroup.controllers\ncgroup.procs\ncgroup.type\ncpu.max\nmemory.current\nmemory.max\nmemory.peak\npids.current\npids.max\n"
     );
 }
+
+/// A devpts mount: openpty gives /dev/pts/0 (mode 0620, gid 5) and ttyname
+/// finds it through the mount.
+#[test]
+fn devpts_openpty() {
+    let src = TempDir::new("devpts-src");
+    let exe = rvisor_tests::compile_static_c(
+        &src,
+        "openpty",
+        r#"
+#include <pty.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    int m, s; char n[64], t[64];
+    if (openpty(&m, &s, n, 0, 0)) { perror("openpty"); return 1; }
+    if (ttyname_r(s, t, sizeof t)) { perror("ttyname_r"); return 1; }
+    struct stat st; stat(n, &st);
+    printf("%s %s %o %d\n", n, strcmp(n, t) ? t : "same", st.st_mode & 07777, (int)st.st_gid);
+    return 0;
+}
+"#,
+    );
+    same(
+        "devpts",
+        &["/bin/openpty"],
+        |c, b| {
+            std::fs::copy(&exe, b.join("rootfs/bin/openpty")).expect("copy openpty");
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+            }));
+        },
+        Some("/dev/pts/0 same 620 5\n"),
+    );
+}

@@ -11,11 +11,15 @@ pub enum DevKind {
     Full,
     Random,
     Urandom,
-    /// /dev/tty: the controlling terminal (none in the sandbox yet).
+    /// /dev/tty: the controlling terminal (see `fs::pty`).
     Tty,
+    /// /dev/pts/ptmx: opening it creates a pty (see `fs::pty`).
+    Ptmx,
+    /// /dev/pts/N: the replica of pty N.
+    Pts(u32),
     /// A device node the sentry has no driver for (config.json's
-    /// linux.devices, /dev/ptmx until ptys exist): it exists, opening it
-    /// gives ENXIO as a node without a driver does.
+    /// linux.devices): it exists, opening it gives ENXIO as a node
+    /// without a driver does.
     Other {
         block: bool,
         rdev: u64,
@@ -31,6 +35,8 @@ impl DevKind {
             DevKind::Random => (1, 8),
             DevKind::Urandom => (1, 9),
             DevKind::Tty => (5, 0),
+            DevKind::Ptmx => (5, 2),
+            DevKind::Pts(n) => return crate::fs::pty::replica_rdev(n),
             DevKind::Other { rdev, .. } => return rdev,
         };
         (major << 8) | minor
@@ -47,7 +53,7 @@ impl DevKind {
                 fill_random(buf)?;
                 Ok(buf.len())
             }
-            DevKind::Tty => Err(Errno::EIO),
+            DevKind::Tty | DevKind::Ptmx | DevKind::Pts(_) => Err(Errno::EIO),
             DevKind::Other { .. } => Err(Errno::ENXIO),
         }
     }
@@ -61,6 +67,7 @@ impl DevKind {
             (1, 8) => DevKind::Random,
             (1, 9) => DevKind::Urandom,
             (5, 0) => DevKind::Tty,
+            (5, 2) => DevKind::Ptmx,
             _ => return None,
         })
     }
@@ -68,7 +75,7 @@ impl DevKind {
     pub fn write(self, buf: &[u8]) -> KResult<usize> {
         match self {
             DevKind::Full => Err(Errno::ENOSPC),
-            DevKind::Tty => Err(Errno::EIO),
+            DevKind::Tty | DevKind::Ptmx | DevKind::Pts(_) => Err(Errno::EIO),
             DevKind::Other { .. } => Err(Errno::ENXIO),
             _ => Ok(buf.len()),
         }
@@ -150,14 +157,8 @@ pub fn build(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
             Inode::new(Node::MemDir, Meta::new(mode, DEV_DEV, 0, 0)),
         );
         if d == "pts" {
-            // No ptys in the sentry yet: the node exists, opening it is ENXIO.
-            dir.add_child(
-                b"ptmx",
-                dev_inode(DevKind::Other {
-                    block: false,
-                    rdev: (5 << 8) | 2,
-                }),
-            );
+            // The sandbox's devpts instance: ptmx and the live replicas.
+            crate::fs::pty::register_dir(&dir);
         }
     }
     root

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod pidfd;
 pub mod pipe;
 pub mod proc;
+pub mod pty;
 pub mod shm;
 pub mod signalfd;
 pub mod timerfd;

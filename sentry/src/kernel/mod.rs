@@ -267,6 +267,8 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
     }
     // A process's POSIX record locks die with it.
     crate::fs::lock::table().release(crate::fs::lock::Owner::Posix(p.tgid), None);
+    // A session leader's controlling terminal is released.
+    crate::fs::pty::process_exited(k, p);
     if p.tgid == 1 {
         *lock(&k.init_exit) = Some(status);
         k.init_exit_cv.notify_all();

@@ -76,9 +76,12 @@ pub fn open_dentry(t: &Task, d: &Arc<Dentry>, flags: i32) -> KResult<Arc<File>> 
     let kind = match &inode.node {
         Node::Lower(l) => FileKind::Lower { fd: l.fd()? },
         Node::Mem(_) | Node::Shm(_) => FileKind::Mem(inode.clone()),
-        Node::Dev(crate::fs::dev::DevKind::Tty | crate::fs::dev::DevKind::Other { .. }) => {
-            return Err(Errno::ENXIO)
-        }
+        Node::Dev(
+            k @ (crate::fs::dev::DevKind::Tty
+            | crate::fs::dev::DevKind::Ptmx
+            | crate::fs::dev::DevKind::Pts(_)),
+        ) => crate::fs::pty::open(t, *k, flags)?,
+        Node::Dev(crate::fs::dev::DevKind::Other { .. }) => return Err(Errno::ENXIO),
         Node::Dev(k) => FileKind::Dev(*k),
         Node::Proc(ProcNode::File(f)) => FileKind::Synthetic(proc::generate(f, t)?),
         Node::Fifo(pipe) => {
@@ -458,9 +461,10 @@ pub fn sys_close_range(t: &mut Task, a: &Args) -> KResult<u64> {
 
 /// Write `data` to `f`; a broken pipe also raises SIGPIPE.
 pub(crate) fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<usize> {
-    let r = match off {
-        Some(o) => f.pwrite(data, o),
-        None => f.write(data),
+    let r = match (&f.kind, off) {
+        (FileKind::Tty(tf), _) => tf.write(t, f, data),
+        (_, Some(o)) => f.pwrite(data, o),
+        (_, None) => f.write(data),
     };
     if let (Some(d), Ok(1..)) = (&f.dentry, &r) {
         crate::fs::inotify::modified(d);
@@ -507,9 +511,10 @@ fn read_common(t: &mut Task, fd: i32, buf: u64, count: usize, off: Option<u64>) 
         )
     })?;
     let mut data = vec![0u8; n];
-    let got = match off {
-        Some(o) => f.pread(&mut data, o)?,
-        None => f.read(&mut data)?,
+    let got = match (&f.kind, off) {
+        (FileKind::Tty(tf), _) => tf.read(t, &f, &mut data)?,
+        (_, Some(o)) => f.pread(&mut data, o)?,
+        (_, None) => f.read(&mut data)?,
     };
     t.copy_out(buf, &data[..got])?;
     if let (Some(d), true) = (&f.dentry, got > 0) {
@@ -965,6 +970,7 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
         return r;
     }
     match &f.kind {
+        FileKind::Tty(tf) => crate::fs::pty::ioctl(t, &f, tf, req, a.u(2)),
         FileKind::Host {
             fd: hfd, tty: true, ..
         } => {

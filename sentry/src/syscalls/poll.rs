@@ -120,6 +120,7 @@ pub fn readiness_depth(f: &File, depth: u32) -> i16 {
                 p.revents
             }
         }
+        FileKind::Tty(tf) => tf.poll(),
         FileKind::Path => POLLNVAL,
         FileKind::Dev(crate::fs::dev::DevKind::Tty) => POLLERR,
         _ => POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM,

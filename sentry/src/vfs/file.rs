@@ -64,6 +64,8 @@ pub enum FileKind {
         read: bool,
         write: bool,
     },
+    /// A pty master or replica (/dev/ptmx, /dev/pts/N, /dev/tty).
+    Tty(crate::fs::pty::TtyFile),
 }
 
 pub struct File {
@@ -280,6 +282,7 @@ impl File {
             FileKind::Inotify(x) => x.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket(sock) => sock.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Tty(tf) => tf.read_plain(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } | FileKind::Path => Err(Errno::EBADF),
         }
     }
@@ -349,6 +352,7 @@ impl File {
                 Err(Errno::EINVAL)
             }
             FileKind::Socket(sock) => sock.write(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Tty(tf) => tf.write_plain(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } => Err(Errno::EBADF),
             FileKind::Lower { .. } | FileKind::Synthetic(_) => Err(Errno::EBADF),
             FileKind::Dir { .. } => Err(Errno::EISDIR),

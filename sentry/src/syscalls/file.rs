@@ -370,7 +370,7 @@ fn do_open_resolve(
                 if let Node::Mem(data) = &inode.node {
                     lock(data).clear();
                 }
-                if let Node::Shm(f) = &inode.node {
+                if let Some(f) = inode.shm() {
                     f.truncate(0)?;
                 }
                 truncated = true;
@@ -1907,7 +1907,13 @@ fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
             if len > (1 << 40) {
                 return Err(Errno::EFBIG);
             }
-            lock(data).resize(len as usize, 0);
+            let mut g = lock(data);
+            if let Some(f) = inode.shared.get() {
+                drop(g);
+                return f.truncate(len as u64).map(|_| 0);
+            }
+            g.resize(len as usize, 0);
+            drop(g);
             let mut mm = lock(&inode.meta);
             mm.mtime = crate::vfs::now();
             mm.ctime = mm.mtime;

@@ -82,10 +82,11 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
                 ino,
             },
         ),
-        FileKind::Mem(inode) if matches!(inode.node, Node::Shm(_)) => {
-            let Node::Shm(shm) = &inode.node else {
-                return Err(Errno::ENODEV);
-            };
+        // memfd and /dev/shm files, and any in-memory file mapped shared
+        // (its data moves into the memory file first): one set of pages
+        // for every mapping, read and write.
+        FileKind::Mem(inode) if shared || inode.shm().is_some() => {
+            let shm = inode.make_shared(&t.k.mf)?;
             let end = off
                 .checked_add(page_round_up(len).ok_or(Errno::ENOMEM)?)
                 .ok_or(Errno::EINVAL)?;
@@ -163,8 +164,6 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
         FileKind::Dev(crate::fs::dev::DevKind::Zero) => {
             lock(&mm).mmap(addr, len, prot, shared, fixed, noreplace, Backing::Anon)
         }
-        // Shared writable mappings of in-memory files need the page cache
-        // that comes with the full VFS.
         _ => Err(Errno::ENODEV),
     }
 }

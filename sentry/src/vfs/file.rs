@@ -255,6 +255,10 @@ impl File {
                     return Err(Errno::EINVAL);
                 };
                 let data = lock(data);
+                if let Some(f) = inode.shared.get() {
+                    drop(data);
+                    return f.pread(buf, off);
+                }
                 let start = (off as usize).min(data.len());
                 let n = buf.len().min(data.len() - start);
                 buf[..n].copy_from_slice(&data[start..start + n]);
@@ -299,6 +303,14 @@ impl File {
                     return Err(Errno::EINVAL);
                 };
                 let mut data = lock(data);
+                if let Some(f) = inode.shared.get() {
+                    drop(data);
+                    let n = f.pwrite(buf, off, self.flags() & O_APPEND != 0)?.0;
+                    let mut m = lock(&inode.meta);
+                    m.mtime = super::now();
+                    m.ctime = m.mtime;
+                    return Ok(n);
+                }
                 let off = if self.flags() & O_APPEND != 0 {
                     data.len() as u64
                 } else {
@@ -382,10 +394,9 @@ impl File {
                 return Ok(n);
             }
             if let FileKind::Mem(inode) = &self.kind {
-                if let Node::Mem(d) = &inode.node {
-                    *pos = lock(d).len() as u64;
-                    return Ok(n);
-                }
+                // An appending write leaves the position at the end.
+                *pos = inode.meta().size;
+                return Ok(n);
             }
         }
         *pos += n as u64;

@@ -177,6 +177,10 @@ pub struct Inode {
     pub meta: Mutex<Meta>,
     /// Extended attributes kept by the sentry (`fs::xattr`).
     pub xattrs: Mutex<crate::fs::xattr::Xattrs>,
+    /// An in-memory file (`Node::Mem`) that was mapped MAP_SHARED: its
+    /// data moved into the memory file, where every mapping and every
+    /// read and write see the same pages. Set (under the data lock) once.
+    pub shared: OnceLock<crate::fs::shm::ShmFile>,
 }
 
 impl Inode {
@@ -185,12 +189,55 @@ impl Inode {
             node,
             meta: Mutex::new(meta),
             xattrs: Mutex::default(),
+            shared: OnceLock::new(),
         })
     }
+
+    /// The memory-file storage of a regular in-memory file, moving its
+    /// data there first (MAP_SHARED needs it). Files past the shared
+    /// size cap cannot move: ENOMEM, as a failed mapping.
+    pub fn make_shared(
+        &self,
+        mf: &Arc<crate::mm::memfile::MemoryFile>,
+    ) -> KResult<&crate::fs::shm::ShmFile> {
+        if let Node::Shm(f) = &self.node {
+            return Ok(f);
+        }
+        let Node::Mem(d) = &self.node else {
+            return Err(Errno::ENODEV);
+        };
+        let mut data = lock(d);
+        if let Some(f) = self.shared.get() {
+            return Ok(f);
+        }
+        if data.len() as u64 > crate::fs::shm::SHM_CAP {
+            return Err(Errno::ENOMEM);
+        }
+        let f = crate::fs::shm::ShmFile::new(mf, false)?;
+        f.pwrite(&data, 0, false)?;
+        let _ = self.shared.set(f);
+        *data = Vec::new();
+        self.shared.get().ok_or(Errno::EIO)
+    }
+
+    /// The memory-file storage of this file, if it has one (a memfd or
+    /// /dev/shm file, or an in-memory file that was shared-mapped). Take
+    /// the data lock first when it matters that no move is under way.
+    pub fn shm(&self) -> Option<&crate::fs::shm::ShmFile> {
+        match &self.node {
+            Node::Shm(f) => Some(f),
+            _ => self.shared.get(),
+        }
+    }
+
     pub fn meta(&self) -> Meta {
         let mut m = lock(&self.meta).clone();
         if let Node::Mem(d) = &self.node {
-            m.size = lock(d).len() as u64;
+            let g = lock(d);
+            m.size = match self.shared.get() {
+                Some(f) => f.size(),
+                None => g.len() as u64,
+            };
             m.blocks = m.size.div_ceil(512);
         }
         if let Node::Shm(f) = &self.node {

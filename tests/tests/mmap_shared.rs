@@ -1,0 +1,84 @@
+//! MAP_SHARED mappings of regular files the sandbox wrote (in-memory
+//! files): coherent with read/write across processes, growing with
+//! ftruncate, msync; MAP_PRIVATE copies stay private. Differential.
+
+use rvisor_tests::{compile_static_c, Invocation, TempDir};
+
+const MMAP: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/shared.dat", argv[1]);
+    unlink(p);
+    int fd = open(p, O_RDWR | O_CREAT, 0644);
+    write(fd, "initial contents", 16);
+    ftruncate(fd, 4096);
+    char *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    printf("mmap: %s\n", m == MAP_FAILED ? strerror(errno) : "ok");
+    printf("mapped: %.16s\n", m);
+    memcpy(m, "INITIAL", 7);
+    char buf[32] = {0};
+    pread(fd, buf, 16, 0);
+    printf("read after store: %s\n", buf);
+    pwrite(fd, "written", 7, 8);
+    printf("mapping after write: %.16s\n", m);
+    char *priv = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    memcpy(priv, "private", 7);
+    memset(buf, 0, sizeof buf);
+    pread(fd, buf, 16, 0);
+    printf("private store stays private: %s\n", buf);
+    pid_t c = fork();
+    if (c == 0) {
+        int f2 = open(p, O_RDWR);
+        char *m2 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f2, 0);
+        memcpy(m2 + 100, "from the child", 14);
+        msync(m2, 4096, MS_SYNC);
+        _exit(0);
+    }
+    waitpid(c, 0, 0);
+    printf("child's store seen: %.14s\n", m + 100);
+    struct stat st;
+    fstat(fd, &st);
+    printf("size %ld\n", (long)st.st_size);
+    ftruncate(fd, 6000);
+    m[5999] = 'Z';
+    memset(buf, 0, sizeof buf);
+    pread(fd, buf, 1, 5999);
+    printf("after grow: %s\n", buf);
+    printf("msync: %d\n", msync(m, 8192, MS_SYNC));
+    munmap(m, 8192);
+    close(fd);
+    fd = open(p, O_RDONLY);
+    memset(buf, 0, sizeof buf);
+    read(fd, buf, 16);
+    printf("after munmap and close: %s\n", buf);
+    fstat(fd, &st);
+    printf("size %ld\n", (long)st.st_size);
+    char *ro = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    printf("read-only shared map: %.7s\n", ro == MAP_FAILED ? "failed" : ro);
+    char *bad = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    printf("writable map of O_RDONLY fd: %s\n", bad == MAP_FAILED ? strerror(errno) : "mapped");
+    unlink(p);
+    return 0;
+}
+"#;
+
+#[test]
+fn shared_file_mappings_are_coherent() {
+    let dir = TempDir::new("mmap-shared");
+    let exe = compile_static_c(&dir, "mmapshared", MMAP);
+    let work = dir.join("work");
+    std::fs::create_dir(&work).expect("mkdir work");
+    let (native, _) =
+        Invocation::new(&[exe.to_str().unwrap(), work.to_str().unwrap()]).assert_same();
+    let out = native.stdout_str();
+    assert!(out.contains("child's store seen: from the child"), "{out}");
+}

@@ -26,3 +26,10 @@ RVISOR_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/rvisor" \
 if [ "${RVISOR_SKIP_CLIENTS:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
     ./scripts/client-tests.sh
 fi
+
+# Real programs (tar, git, sqlite3 WAL, make+gcc, find, sed -i, venv+pip) in a
+# Debian rootfs, natively and under rvisor (about 2 minutes; builds the
+# rootfs with mmdebstrap the first time). Skip with RVISOR_SKIP_PROGRAMS=1.
+if [ "${RVISOR_SKIP_PROGRAMS:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
+    ./scripts/programs-tests.sh
+fi

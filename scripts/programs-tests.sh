@@ -161,7 +161,7 @@ for s in "$@"; do
         st=0
         "run_$rt" sh -c "$cmd" </dev/null >"$OUT/$s.$rt.out" 2>"$OUT/$s.$rt.err" || st=$?
         end=$(date +%s.%N)
-        row="$row | exit $st, $(echo "$end - $start" | bc | xargs printf '%.1f') s"
+        row="$row | exit $st, $(awk "BEGIN { printf \"%.1f\", $end - $start }") s"
         eval "st_$rt=$st"
     done
     if [ "$st_native" = 0 ] && [ "$st_rvisor" = 0 ] && cmp -s "$OUT/$s.native.out" "$OUT/$s.rvisor.out"; then

@@ -216,6 +216,47 @@ impl Client {
         })
     }
 
+    pub fn symlink(&self, dir: NodeId, name: &[u8], target: &[u8]) -> Result<(NodeId, Stat), i32> {
+        let req = Request::Symlink {
+            dir,
+            name: name.to_vec(),
+            target: target.to_vec(),
+        };
+        self.call_plain(req, |r| match r {
+            Reply::Node { node, stat } => Some((node, stat)),
+            _ => None,
+        })
+    }
+
+    pub fn link(
+        &self,
+        node: NodeId,
+        new_dir: NodeId,
+        new_name: &[u8],
+    ) -> Result<(NodeId, Stat), i32> {
+        let req = Request::Link {
+            node,
+            new_dir,
+            new_name: new_name.to_vec(),
+        };
+        self.call_plain(req, |r| match r {
+            Reply::Node { node, stat } => Some((node, stat)),
+            _ => None,
+        })
+    }
+
+    pub fn mknod(&self, dir: NodeId, name: &[u8], mode: u32) -> Result<(NodeId, Stat), i32> {
+        let req = Request::Mknod {
+            dir,
+            name: name.to_vec(),
+            mode,
+        };
+        self.call_plain(req, |r| match r {
+            Reply::Node { node, stat } => Some((node, stat)),
+            _ => None,
+        })
+    }
+
     pub fn unlink(&self, dir: NodeId, name: &[u8], dir_entry: bool) -> Result<(), i32> {
         let req = Request::Unlink {
             dir,
@@ -231,12 +272,14 @@ impl Client {
         name: &[u8],
         new_dir: NodeId,
         new_name: &[u8],
+        flags: u32,
     ) -> Result<(), i32> {
         let req = Request::Rename {
             dir,
             name: name.to_vec(),
             new_dir,
             new_name: new_name.to_vec(),
+            flags,
         };
         self.call_plain(req, |r| matches!(r, Reply::Ok).then_some(()))
     }

@@ -64,7 +64,22 @@ pub fn allow_list() -> Vec<(i64, &'static str)> {
             "mkdir in writable bind mounts (beneath a served root)",
         ),
         (SYS_unlinkat, "unlink/rmdir in writable bind mounts"),
-        (SYS_renameat2, "rename within one writable bind mount"),
+        (
+            SYS_renameat2,
+            "rename (NOREPLACE/EXCHANGE) within one writable bind mount",
+        ),
+        (
+            SYS_symlinkat,
+            "symlinks made in writable bind mounts (never followed here)",
+        ),
+        (
+            SYS_linkat,
+            "hard links within one writable bind mount (AT_EMPTY_PATH on a node fd)",
+        ),
+        (
+            SYS_mknodat,
+            "FIFOs and empty files in writable bind mounts (type checked first)",
+        ),
         (
             SYS_fchmod,
             "chmod in writable bind mounts (on a reopened fd)",

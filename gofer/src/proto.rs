@@ -102,11 +102,34 @@ pub enum Request {
         name: Vec<u8>,
         dir_entry: bool,
     },
+    /// renameat2 with RENAME_NOREPLACE / RENAME_EXCHANGE `flags`.
     Rename {
         dir: NodeId,
         name: Vec<u8>,
         new_dir: NodeId,
         new_name: Vec<u8>,
+        flags: u32,
+    },
+    /// A symlink `name` in `dir` holding `target` (never followed by the
+    /// gofer). Returns `Reply::Node`.
+    Symlink {
+        dir: NodeId,
+        name: Vec<u8>,
+        target: Vec<u8>,
+    },
+    /// A hard link `new_name` in `new_dir` to the non-directory `node` (same
+    /// served root). Returns `Reply::Node`.
+    Link {
+        node: NodeId,
+        new_dir: NodeId,
+        new_name: Vec<u8>,
+    },
+    /// mknod of a FIFO or an empty regular file (no devices, no sockets).
+    /// Returns `Reply::Node`.
+    Mknod {
+        dir: NodeId,
+        name: Vec<u8>,
+        mode: u32,
     },
     /// Change a regular file's or directory's attributes (writable roots).
     SetAttr { node: NodeId, attr: SetAttr },

@@ -294,7 +294,15 @@ impl Server {
                 name,
                 new_dir,
                 new_name,
-            } => self.rename(dir, name, new_dir, new_name),
+                flags,
+            } => self.rename(dir, name, new_dir, new_name, flags),
+            Request::Symlink { dir, name, target } => self.symlink(dir, name, target),
+            Request::Link {
+                node,
+                new_dir,
+                new_name,
+            } => self.link(node, new_dir, new_name),
+            Request::Mknod { dir, name, mode } => self.mknod(dir, name, mode),
             Request::SetAttr { node, attr } => self.setattr(node, attr),
             Request::Close { node } => {
                 self.nodes.remove(&node).ok_or(Errno::EBADF)?;
@@ -497,7 +505,13 @@ impl Server {
         name: Vec<u8>,
         new_dir: NodeId,
         new_name: Vec<u8>,
+        flags: u32,
     ) -> Handled {
+        const RENAME_NOREPLACE: u32 = 1;
+        const RENAME_EXCHANGE: u32 = 2;
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 {
+            return Err(Errno::EINVAL);
+        }
         let (ofd, oroot, oname) = self.writable_dir(dir, name)?;
         let (nfd, nroot, nname) = self.writable_dir(new_dir, new_name)?;
         if oroot != nroot {
@@ -511,13 +525,69 @@ impl Server {
                 oname.as_ptr(),
                 nfd.as_raw_fd(),
                 nname.as_ptr(),
-                0,
+                flags,
             )
         };
         if r != 0 {
             return Err(Errno::last());
         }
         Ok((Reply::Ok, None))
+    }
+
+    fn symlink(&mut self, dir: NodeId, name: Vec<u8>, target: Vec<u8>) -> Handled {
+        let (dfd, root, cname) = self.writable_dir(dir, name)?;
+        if target.is_empty() || target.len() >= 4096 {
+            return Err(Errno::EINVAL);
+        }
+        let ctarget = CString::new(target).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: a valid dir fd and C strings.
+        if unsafe { libc::symlinkat(ctarget.as_ptr(), dfd.as_raw_fd(), cname.as_ptr()) } != 0 {
+            return Err(Errno::last());
+        }
+        let (node, stat) = self.new_child(dfd, root, cname)?;
+        Ok((Reply::Node { node, stat }, None))
+    }
+
+    fn link(&mut self, id: NodeId, new_dir: NodeId, new_name: Vec<u8>) -> Handled {
+        let node = self.node(id)?;
+        let (src_fd, src_root) = (node.fd.clone(), node.root);
+        let (dfd, root, cname) = self.writable_dir(new_dir, new_name)?;
+        if src_root != root {
+            return Err(Errno::EXDEV);
+        }
+        if file_type(fd_stat(src_fd.as_fd())?.st_mode) == libc::S_IFDIR {
+            return Err(Errno::EPERM);
+        }
+        // The node's own O_PATH fd names the file: no path is resolved.
+        // SAFETY: valid fds and C strings.
+        let r = unsafe {
+            libc::linkat(
+                src_fd.as_raw_fd(),
+                c"".as_ptr(),
+                dfd.as_raw_fd(),
+                cname.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if r != 0 {
+            return Err(Errno::last());
+        }
+        let (node, stat) = self.new_child(dfd, root, cname)?;
+        Ok((Reply::Node { node, stat }, None))
+    }
+
+    fn mknod(&mut self, dir: NodeId, name: Vec<u8>, mode: u32) -> Handled {
+        let (dfd, root, cname) = self.writable_dir(dir, name)?;
+        let ty = mode & libc::S_IFMT;
+        if ty != libc::S_IFIFO && ty != libc::S_IFREG {
+            return Err(Errno::EPERM);
+        }
+        // SAFETY: a valid dir fd and C string.
+        if unsafe { libc::mknodat(dfd.as_raw_fd(), cname.as_ptr(), ty | (mode & 0o7777), 0) } != 0 {
+            return Err(Errno::last());
+        }
+        let (node, stat) = self.new_child(dfd, root, cname)?;
+        Ok((Reply::Node { node, stat }, None))
     }
 
     fn setattr(&mut self, id: NodeId, a: SetAttr) -> Handled {

@@ -602,7 +602,7 @@ fn create_mkdir_unlink_rename_on_writable_root() {
     assert_eq!(kind(&dst), libc::S_IFDIR);
     assert!(base.join("d").is_dir());
     f.client
-        .rename(root, b"new.txt", dnode, b"moved.txt")
+        .rename(root, b"new.txt", dnode, b"moved.txt", 0)
         .unwrap();
     assert_eq!(fs::read(base.join("d/moved.txt")).unwrap(), b"written");
     assert_eq!(f.client.unlink(dnode, b"d", true).err(), Some(libc::ENOENT));
@@ -625,9 +625,36 @@ fn create_mkdir_unlink_rename_on_writable_root() {
         Some(libc::EROFS)
     );
     assert_eq!(
-        f.client.rename(ro, b"file.txt", root, b"y").err(),
+        f.client.rename(ro, b"file.txt", root, b"y", 0).err(),
         Some(libc::EROFS)
     );
     assert!(base.join("file.txt").exists());
+    // Symlinks, hard links and FIFOs in the writable root only; a link
+    // never leaves its root, mknod makes no devices.
+    let (_, st) = f.client.symlink(root, b"sl", b"/etc/passwd").unwrap();
+    assert_eq!(kind(&st), libc::S_IFLNK);
+    assert_eq!(
+        fs::read_link(base.join("sl")).unwrap().to_str(),
+        Some("/etc/passwd")
+    );
+    assert_eq!(f.client.symlink(ro, b"sl", b"x").err(), Some(libc::EROFS));
+    let (fnode, _) = f.client.walk(root, &[b"file.txt"]).unwrap().0[0];
+    let (_, st) = f.client.link(fnode, root, b"hard").unwrap();
+    assert_eq!(st.nlink, 2);
+    let (ronode, _) = f.client.walk(ro, &[b"file.txt"]).unwrap().0[0];
+    assert_eq!(
+        f.client.link(ronode, root, b"cross").err(),
+        Some(libc::EXDEV)
+    );
+    let (_, st) = f
+        .client
+        .mknod(root, b"newfifo", libc::S_IFIFO | 0o600)
+        .unwrap();
+    assert_eq!(kind(&st), libc::S_IFIFO);
+    assert_eq!(
+        f.client.mknod(root, b"dev", libc::S_IFCHR | 0o600).err(),
+        Some(libc::EPERM)
+    );
+    assert!(!base.join("dev").exists());
     f.finish();
 }

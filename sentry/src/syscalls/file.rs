@@ -1301,6 +1301,22 @@ fn mknod_at(t: &Task, dirfd: i32, path: &[u8], mode: u32, dev: u64) -> KResult<u
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
     }
+    if dir.fs == FsType::Bind && matches!(ty, S_IFIFO | S_IFREG) {
+        // The host gets the node; a FIFO's pipe is the sentry's (host
+        // processes opening it do not meet the sandbox's).
+        let (dnode, g) = bind_dir(t, &dir)?;
+        let (child, st) = g
+            .mknod(dnode, &name, ty | (mode & 0o7777 & !t.umask()))
+            .map_err(Errno)?;
+        let d = bind_child(&dir, &name, &g, child, &st);
+        if let Node::Fifo(_) = &node {
+            let inode = Inode::new(node, Meta::from_gofer(&st));
+            let fd = Dentry::new_child(&dir, &name, inode);
+            lock(&dir.children).insert(name.to_vec(), Some(fd));
+        }
+        let _ = d;
+        return Ok(0);
+    }
     let d = create_child(t, &dir, &name, node, ty | (mode & 0o7777 & !t.umask()))?;
     if matches!(ty, S_IFCHR | S_IFBLK) {
         let inode = d.inode();
@@ -1503,6 +1519,12 @@ fn symlink_at(t: &Task, target: &[u8], dirfd: i32, path: &[u8]) -> KResult<u64> 
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
     }
+    if dir.fs == FsType::Bind {
+        let (dnode, g) = bind_dir(t, &dir)?;
+        let (child, st) = g.symlink(dnode, &name, target).map_err(Errno)?;
+        bind_child(&dir, &name, &g, child, &st);
+        return Ok(0);
+    }
     create_child(
         t,
         &dir,
@@ -1534,8 +1556,11 @@ fn rename_at(
     flags: u32,
 ) -> KResult<u64> {
     const RENAME_NOREPLACE: u32 = 1;
-    if flags & !RENAME_NOREPLACE != 0 {
-        // RENAME_EXCHANGE and RENAME_WHITEOUT land with the full VFS.
+    const RENAME_EXCHANGE: u32 = 2;
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+        || flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+    {
+        // RENAME_WHITEOUT is overlayfs's own business.
         return Err(Errno::EINVAL);
     }
     let ob = base_dir(t, olddir, old)?;
@@ -1559,11 +1584,15 @@ fn rename_at(
         if flags & RENAME_NOREPLACE != 0 && nd.lookup(&nname, t).is_ok() {
             return Err(Errno::EEXIST);
         }
-        g.rename(onode, &oname, nnode, &nname).map_err(Errno)?;
+        g.rename(onode, &oname, nnode, &nname, flags)
+            .map_err(Errno)?;
         lock(&od.children).remove(&oname);
         lock(&nd.children).remove(&nname);
         crate::fs::inotify::moved(&od, &oname, &nd, &nname, &src.inode(), None);
         return Ok(0);
+    }
+    if flags & RENAME_EXCHANGE != 0 {
+        return exchange(t, &od, &oname, &src, &nd, &nname);
     }
     let sm = src.meta();
     if sm.is_dir() {
@@ -1632,6 +1661,53 @@ fn rename_at(
     if let Some(i) = src_inode {
         crate::fs::inotify::moved(&od, &oname, &nd, &nname, &i, replaced.as_ref());
     }
+    Ok(0)
+}
+
+/// RENAME_EXCHANGE in the sandbox's own tree: both names exist and swap
+/// their files.
+fn exchange(
+    t: &Task,
+    od: &Arc<Dentry>,
+    oname: &[u8],
+    a: &Arc<Dentry>,
+    nd: &Arc<Dentry>,
+    nname: &[u8],
+) -> KResult<u64> {
+    let b = nd.lookup(nname, t)?;
+    if Arc::ptr_eq(a, &b) {
+        return Ok(0);
+    }
+    for (x, other_dir) in [(a, nd), (&b, od)] {
+        if x.meta().is_dir() {
+            if matches!(x.inode().node, Node::Lower(_)) {
+                return Err(Errno::EXDEV);
+            }
+            // Neither directory may end up below itself.
+            let mut p = Some(other_dir.clone());
+            while let Some(d) = p {
+                if Arc::ptr_eq(&d, x) {
+                    return Err(Errno::EINVAL);
+                }
+                p = d.parent.clone();
+            }
+        }
+    }
+    let up = |d: &Arc<Dentry>| -> KResult<Arc<Inode>> {
+        let m = d.meta();
+        if m.is_reg() || m.is_lnk() {
+            d.copy_up()
+        } else {
+            Ok(d.inode())
+        }
+    };
+    let (ia, ib) = (up(a)?, up(&b)?);
+    let na = Dentry::new_child(nd, nname, ia);
+    let nb = Dentry::new_child(od, oname, ib);
+    *lock(&na.children) = std::mem::take(&mut *lock(&a.children));
+    *lock(&nb.children) = std::mem::take(&mut *lock(&b.children));
+    lock(&nd.children).insert(nname.to_vec(), Some(na));
+    lock(&od.children).insert(oname.to_vec(), Some(nb));
     Ok(0)
 }
 
@@ -2163,6 +2239,19 @@ fn link_at(t: &Task, olddir: i32, old: &[u8], newdir: i32, new: &[u8], flags: i3
         return Err(Errno::EXDEV);
     }
     t.may_access(&dir.meta(), 2 | 1)?;
+    if dir.fs == FsType::Bind {
+        let (dnode, g) = bind_dir(t, &dir)?;
+        let Node::Lower(l) = &src.inode().node else {
+            return Err(Errno::EXDEV);
+        };
+        let (child, st) = g.link(l.node, dnode, &name).map_err(Errno)?;
+        bind_child(&dir, &name, &g, child, &st);
+        // The source's link count changed on the host.
+        if let Ok(st) = l.gofer.stat(l.node) {
+            *lock(&src.inode().meta) = Meta::from_gofer(&st);
+        }
+        return Ok(0);
+    }
     // A file with no name left can get one back only if O_TMPFILE made
     // it without O_EXCL, and only once.
     if src.meta().nlink == 0 {

@@ -4,7 +4,8 @@
 //! times its operations itself; macro jobs are timed from the outside.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::bundle::{Bundles, Root, C_LINES, SQLITE_ROWS};
 use crate::procs;
-use crate::runtime::{run_timed, Runtime};
+use crate::runtime::{last_line, run_timed, Runtime};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
@@ -525,40 +526,46 @@ fn cold_start(job: &Job, rt: &Runtime, ctx: &Ctx) -> Result<Samples> {
     result
 }
 
-/// Creates and starts a sandbox running `sleep` (stdio /dev/null).
-fn start_sleeper(rt: &Runtime, bundle: &str, id: &str, timeout: Duration) -> Result<()> {
-    for args in [
-        vec!["create", "--bundle", bundle, id],
-        vec!["start", id],
-    ] {
+/// Creates and starts a sandbox running `sleep`. Its stdio is /dev/null and
+/// the runtime's stderr a file: a pipe would stay open in the sandbox.
+fn start_sleeper(rt: &Runtime, bundle: &str, id: &str, ctx: &Ctx) -> Result<()> {
+    let err_path = ctx.scratch.join(format!("{id}.stderr"));
+    for args in [vec!["create", "--bundle", bundle, id], vec!["start", id]] {
         let mut cmd = rt.oci(&args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let child = cmd.spawn().with_context(|| format!("cannot start {}", rt.name()))?;
-        let out = wait_output(child, timeout)?;
-        if !out.status.success() {
-            bail!(
-                "{}: {}: {}",
-                args[0],
-                out.status,
-                crate::runtime::last_line(&String::from_utf8_lossy(&out.stderr))
-            );
+        let err = std::fs::File::create(&err_path)?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", rt.name()))?;
+        let status = wait_status(child, ctx.timeout)?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+            let _ = std::fs::remove_file(&err_path);
+            bail!("{}: {status}: {}", args[0], last_line(&text));
         }
     }
+    let _ = std::fs::remove_file(&err_path);
     Ok(())
 }
 
-fn wait_output(child: std::process::Child, timeout: Duration) -> Result<std::process::Output> {
+/// Waits for the child, killing it after `timeout`.
+fn wait_status(mut child: std::process::Child, timeout: Duration) -> Result<ExitStatus> {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let dog = std::thread::spawn(move || {
-        if rx.recv_timeout(timeout).is_err() {
+        if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            true
+        } else {
+            false
         }
     });
-    let out = child.wait_with_output();
+    let status = child.wait();
     let _ = tx.send(());
-    let _ = dog.join();
-    Ok(out?)
+    if dog.join().unwrap_or(false) {
+        bail!("timed out after {}s", timeout.as_secs());
+    }
+    Ok(status?)
 }
 
 fn sleep_args() -> Vec<String> {
@@ -581,7 +588,7 @@ fn idle(job: &Job, rt: &Runtime, ctx: &Ctx) -> Result<(Samples, Notes)> {
     }
     let bundle = ctx.bundles.bundle(&job.id.replace('/', "-"), Root::Small, &args)?;
     let id = container_id();
-    let res = start_sleeper(rt, &bundle.to_string_lossy(), &id, ctx.timeout).map(|()| {
+    let res = start_sleeper(rt, &bundle.to_string_lossy(), &id, ctx).map(|()| {
         std::thread::sleep(ctx.settle);
         procs::pss_mib(&procs::descendants())
     });
@@ -622,7 +629,7 @@ fn many(job: &Job, n: usize, rt: &Runtime, ctx: &Ctx) -> Result<(Samples, Notes)
             .iter()
             .map(|id| {
                 let bundle_s = &bundle_s;
-                s.spawn(move || start_sleeper(rt, bundle_s, id, ctx.timeout))
+                s.spawn(move || start_sleeper(rt, bundle_s, id, ctx))
             })
             .collect();
         handles

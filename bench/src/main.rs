@@ -84,7 +84,6 @@ fn main() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("[bench] not root: the sandboxes will most likely fail to start");
     }
-    procs::become_subreaper()?;
 
     let rvisor_bin = args.rvisor_bin.clone().unwrap_or_else(default_rvisor_bin);
     let mut notes = Vec::new();

@@ -1,20 +1,100 @@
-//! Host processes the runtimes leave behind: bench is their subreaper, so a
-//! sandbox's processes (runsc's sandbox and gofer, rvisor's supervisor,
-//! runc's container init) become bench's descendants once the runtime's
-//! command exits. Their memory is summed from `smaps_rollup`, and leftovers
-//! are killed and reaped between measurements.
+//! Host processes the runtimes leave behind. While the density group runs,
+//! bench is their subreaper, so a sandbox's processes (runsc's sandbox and
+//! gofer, rvisor's supervisor, runc's container init) become bench's
+//! descendants once the runtime's command exits; their memory is summed
+//! from `smaps_rollup`. A reaper thread collects them when they exit (the
+//! runtimes' `delete` waits for that), never touching a child bench waits
+//! for itself: every command is spawned through [`spawn`], which records it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io;
 use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-/// Makes bench the reaper of every orphan its runtimes leave.
-pub fn become_subreaper() -> Result<()> {
-    nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")
+/// Children bench waits for itself (by `Child::wait`).
+static DIRECT: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+fn direct() -> MutexGuard<'static, Option<HashSet<i32>>> {
+    DIRECT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Spawns `cmd` and records the child as bench's own (the reaper leaves it
+/// alone). Call [`done`] once it has been waited for.
+pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
+    let mut g = direct();
+    let child = cmd.spawn()?;
+    g.get_or_insert_with(HashSet::new).insert(child.id() as i32);
+    Ok(child)
+}
+
+pub fn done(child: &Child) {
+    if let Some(set) = direct().as_mut() {
+        set.remove(&(child.id() as i32));
+    }
+}
+
+/// `Command::status` through [`spawn`].
+pub fn status(cmd: &mut Command) -> io::Result<ExitStatus> {
+    let mut child = spawn(cmd)?;
+    let st = child.wait();
+    done(&child);
+    st
+}
+
+/// `Command::output` through [`spawn`].
+pub fn output(cmd: &mut Command) -> io::Result<Output> {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = spawn(cmd)?;
+    let pid = child.id() as i32;
+    let out = child.wait_with_output();
+    if let Some(set) = direct().as_mut() {
+        set.remove(&pid);
+    }
+    out
+}
+
+/// Bench is the subreaper of the runtimes' orphans while this lives.
+pub struct Subreaper {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Subreaper {
+    pub fn start() -> Result<Subreaper> {
+        nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                reap_orphans();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Ok(Subreaper {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Subreaper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = nix::sys::prctl::set_child_subreaper(false);
+        reap_orphans();
+    }
 }
 
 /// Every live descendant of bench (zombies excluded), by pid.
@@ -78,13 +158,24 @@ pub fn pss_mib(pids: &[i32]) -> (f64, usize) {
     (kib as f64 / 1024.0, pids.len())
 }
 
-/// Reaps every exited orphan. Call only when bench has no `Child` of its
-/// own still running, or its status could be taken from it.
+/// Reaps every exited child that bench does not wait for itself.
 pub fn reap_orphans() {
-    loop {
-        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(_) => break,
-            Ok(_) => continue,
+    let me = std::process::id() as i32;
+    let g = direct();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if g.as_ref().is_some_and(|set| set.contains(&pid)) {
+            continue;
+        }
+        if let Some((ppid, 'Z')) = stat_of(pid) {
+            if ppid == me {
+                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+            }
         }
     }
 }

@@ -14,6 +14,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
+use crate::procs;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Rvisor,
@@ -149,21 +151,17 @@ impl Runtime {
 
     /// `delete --force ID`, ignoring the outcome (cleanup).
     pub fn force_delete(&self, id: &str) {
-        let _ = self
-            .oci(&["delete", "--force", id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = procs::status(
+            self.oci(&["delete", "--force", id])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
     }
 
     /// The container's status from `state ID` ("created", "running", "stopped").
     pub fn status(&self, id: &str) -> Result<String> {
-        let out = self
-            .oci(&["state", id])
-            .stdin(Stdio::null())
-            .output()
-            .context("state")?;
+        let out = procs::output(self.oci(&["state", id]).stdin(Stdio::null())).context("state")?;
         if !out.status.success() {
             bail!("state: {}", last_line(&String::from_utf8_lossy(&out.stderr)));
         }
@@ -197,9 +195,8 @@ pub fn run_timed(mut cmd: Command, scratch: &Path, timeout: Duration) -> Result<
         .stdout(File::create(&out_path).context("create stdout file")?)
         .stderr(File::create(&err_path).context("create stderr file")?);
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let mut child =
+        procs::spawn(&mut cmd).with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
     // Block in wait (no polling on this 2-core machine); a watchdog thread
     // kills the command if it outlives the timeout.
     let pid = Pid::from_raw(child.id() as i32);
@@ -212,7 +209,9 @@ pub fn run_timed(mut cmd: Command, scratch: &Path, timeout: Duration) -> Result<
             false
         }
     });
-    let status: ExitStatus = child.wait().context("wait")?;
+    let status = child.wait();
+    procs::done(&child);
+    let status: ExitStatus = status.context("wait")?;
     let wall = start.elapsed();
     let _ = done_tx.send(());
     if watchdog.join().unwrap_or(false) {
@@ -233,7 +232,7 @@ pub fn run_timed(mut cmd: Command, scratch: &Path, timeout: Duration) -> Result<
 }
 
 fn version_of(bin: &Path) -> Option<String> {
-    let out = Command::new(bin).arg("--version").output().ok()?;
+    let out = procs::output(Command::new(bin).arg("--version")).ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     (!lines.is_empty()).then(|| lines.join("; "))

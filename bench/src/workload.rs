@@ -96,7 +96,7 @@ pub struct Scale {
 impl Scale {
     fn ops(self, full: u64) -> u64 {
         if self.quick {
-            (full / 10).max(2)
+            (full / 5).max(2)
         } else {
             full
         }
@@ -136,7 +136,7 @@ const FS_DIRS: &[(&str, &str)] = &[("root", "/bench/fs"), ("bind", "/bind")];
 /// rvbench modes of a group in one sandbox per iteration.
 pub fn jobs(groups: &[Group], scale: Scale) -> Vec<Job> {
     let mut out = Vec::new();
-    let prog_iters = if scale.quick { 2 } else { 5 };
+    let prog_iters = if scale.quick { 3 } else { 5 };
     let prog = |group: Group, specs: Vec<(Spec, Metric)>, out: &mut Vec<Job>| {
         if scale.quick {
             out.push(Job {
@@ -365,6 +365,14 @@ pub fn measure(job: &Job, rt: &Runtime, ctx: &Ctx) -> (Samples, Notes) {
         let why = format!("{e:#}");
         job.metrics.iter().map(|_| Err(why.clone())).collect()
     };
+    // Only the density rows need the runtimes' orphans as descendants.
+    let subreaper = match job.kind {
+        Kind::Idle | Kind::Many(_) => match procs::Subreaper::start() {
+            Ok(s) => Some(s),
+            Err(e) => return (all_failed(e), Value::Null),
+        },
+        _ => None,
+    };
     let result = match &job.kind {
         Kind::Prog(specs) => prog(job, specs, rt, ctx).map(|s| (s, Value::Null)),
         Kind::Wall { root, args } => wall(job, *root, args, rt, ctx)
@@ -376,6 +384,7 @@ pub fn measure(job: &Job, rt: &Runtime, ctx: &Ctx) -> (Samples, Notes) {
     // Whatever a runtime left running (a failed delete, a timed-out run) is
     // killed here, so that it does not weigh on the next measurement.
     let left = procs::kill_leftovers();
+    drop(subreaper);
     match result {
         Ok((samples, notes)) if left == 0 => (samples, notes),
         Ok((samples, notes)) => (samples, json!({"leftover_processes_killed": left, "notes": notes})),
@@ -513,17 +522,21 @@ fn cold_start(job: &Job, rt: &Runtime, ctx: &Ctx) -> Result<Samples> {
     let bundle_s = bundle.to_string_lossy().into_owned();
     let id = container_id();
     let step = |a: &[&str]| run_timed(rt.oci(a), ctx.scratch, ctx.timeout).map(|o| ms(o.wall));
-    let result = (|| -> Result<Samples> {
+    let lifecycle = (|| -> Result<[f64; 3]> {
         let create = step(&["create", "--bundle", &bundle_s, &id]).context("create")?;
         let start = step(&["start", &id]).context("start")?;
         rt.wait_stopped(&id, ctx.timeout)?;
         let delete = step(&["delete", &id]).context("delete")?;
-        Ok(vec![Ok(run), Ok(create), Ok(start), Ok(delete)])
+        Ok([create, start, delete])
     })();
-    if result.is_err() {
-        rt.force_delete(&id);
+    match lifecycle {
+        Ok(t) => Ok(vec![Ok(run), Ok(t[0]), Ok(t[1]), Ok(t[2])]),
+        Err(e) => {
+            rt.force_delete(&id);
+            let why = format!("{e:#}");
+            Ok(vec![Ok(run), Err(why.clone()), Err(why.clone()), Err(why)])
+        }
     }
-    result
 }
 
 /// Creates and starts a sandbox running `sleep`. Its stdio is /dev/null and
@@ -534,9 +547,8 @@ fn start_sleeper(rt: &Runtime, bundle: &str, id: &str, ctx: &Ctx) -> Result<()> 
         let mut cmd = rt.oci(&args);
         let err = std::fs::File::create(&err_path)?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", rt.name()))?;
+        let child =
+            procs::spawn(&mut cmd).with_context(|| format!("cannot start {}", rt.name()))?;
         let status = wait_status(child, ctx.timeout)?;
         if !status.success() {
             let text = std::fs::read_to_string(&err_path).unwrap_or_default();
@@ -561,6 +573,7 @@ fn wait_status(mut child: std::process::Child, timeout: Duration) -> Result<Exit
         }
     });
     let status = child.wait();
+    procs::done(&child);
     let _ = tx.send(());
     if dog.join().unwrap_or(false) {
         bail!("timed out after {}s", timeout.as_secs());
@@ -575,15 +588,17 @@ fn sleep_args() -> Vec<String> {
 fn idle(job: &Job, rt: &Runtime, ctx: &Ctx) -> Result<(Samples, Notes)> {
     let args = sleep_args();
     if !rt.is_oci() {
-        let mut child = native_command(ctx.bundles, Root::Small, &args)?
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let mut child = procs::spawn(
+            native_command(ctx.bundles, Root::Small, &args)?
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
         std::thread::sleep(ctx.settle);
         let (mib, n) = procs::pss_mib(&procs::descendants());
         let _ = child.kill();
         let _ = child.wait();
+        procs::done(&child);
         return Ok((vec![Ok(mib)], json!({"processes": n})));
     }
     let bundle = ctx.bundles.bundle(&job.id.replace('/', "-"), Root::Small, &args)?;
@@ -603,13 +618,12 @@ fn many(job: &Job, n: usize, rt: &Runtime, ctx: &Ctx) -> Result<(Samples, Notes)
         let start = Instant::now();
         let mut children = Vec::new();
         for _ in 0..n {
-            children.push(
+            children.push(procs::spawn(
                 native_command(ctx.bundles, Root::Small, &args)?
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?,
-            );
+                    .stderr(Stdio::null()),
+            )?);
         }
         let took = ms(start.elapsed());
         std::thread::sleep(ctx.settle);
@@ -617,6 +631,7 @@ fn many(job: &Job, n: usize, rt: &Runtime, ctx: &Ctx) -> Result<(Samples, Notes)
         for mut c in children {
             let _ = c.kill();
             let _ = c.wait();
+            procs::done(&c);
         }
         return Ok((vec![Ok(took), Ok(mib)], json!({"processes": count})));
     }

@@ -40,7 +40,11 @@ use workload::{Ctx, Group, Scale};
 )]
 struct Args {
     /// Runtimes to compare, in column order: rvisor, runsc, runc, native.
-    #[arg(long, value_delimiter = ',', default_value = "rvisor,runsc,runc,native")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "rvisor,runsc,runc,native"
+    )]
     runtimes: Vec<String>,
     /// Small sizes and few iterations (a smoke test; under 3 minutes).
     #[arg(long)]
@@ -134,8 +138,19 @@ fn main() -> Result<()> {
             .progress_chars("=> "),
     );
 
+    // Without a terminal (CI logs) the bar is hidden: one line per job instead.
+    let log_jobs = bar.is_hidden();
     let mut rows = Vec::new();
-    for job in &jobs {
+    for (n, job) in jobs.iter().enumerate() {
+        if log_jobs {
+            eprintln!(
+                "[bench] {}/{} {} ({:.0} s)",
+                n + 1,
+                jobs.len(),
+                job.id,
+                started.elapsed().as_secs_f64()
+            );
+        }
         // cells[metric][runtime]
         let mut cells: Vec<Vec<Cell>> = job
             .metrics
@@ -179,7 +194,11 @@ fn main() -> Result<()> {
             for (rt, c) in runtimes.iter().zip(&cells) {
                 if let Some(e) = &c.error {
                     if !e.starts_with("n/a") {
-                        bar.println(format!("[bench] {} / {}: failed: {e}", metric.id, rt.name()));
+                        bar.println(format!(
+                            "[bench] {} / {}: failed: {e}",
+                            metric.id,
+                            rt.name()
+                        ));
                     }
                 }
             }
@@ -210,7 +229,11 @@ fn main() -> Result<()> {
         meta,
     };
 
-    let md = format!("{}{}", header(&report, &runtimes, &notes), report.markdown());
+    let md = format!(
+        "{}{}",
+        header(&report, &runtimes, &notes),
+        report.markdown()
+    );
     print!("{md}");
     std::fs::write(out.join("results.md"), &md)?;
     let json_path = out.join("results.json");
@@ -224,10 +247,7 @@ fn main() -> Result<()> {
         }
         Err(e) => eprintln!("[bench] no charts: {e:#}"),
     }
-    eprintln!(
-        "[bench] done in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("[bench] done in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -240,7 +260,9 @@ fn parse_groups(only: &[String]) -> Result<Vec<Group>> {
         let g = Group::ALL
             .into_iter()
             .find(|g| g.name() == name.trim())
-            .with_context(|| format!("unknown group {name:?} (known: micro, fs, macro, density)"))?;
+            .with_context(|| {
+                format!("unknown group {name:?} (known: micro, fs, macro, density)")
+            })?;
         if !groups.contains(&g) {
             groups.push(g);
         }

@@ -118,7 +118,10 @@ fn chart(report: &Report, g: Group, rows: &[usize], base: &str, path: &Path) -> 
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     chart
-        .draw_series(std::iter::once(PathElement::new(vec![(1.0, 0.0), (1.0, n as f64)], BLACK)))
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, 0.0), (1.0, n as f64)],
+            BLACK,
+        )))
         .map_err(|e| anyhow!("{e}"))?;
     chart
         .configure_series_labels()

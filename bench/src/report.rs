@@ -260,8 +260,16 @@ mod tests {
             meta: Value::Null,
         };
         let md = report.markdown();
-        assert!(md.contains("| rvisor ÷ runc | runsc ÷ runc | rvisor ÷ runsc |"), "{md}");
-        assert!(md.contains("| x | µs | 3.00 (2.00–4.00) | failed: boom \\| bang | 1.50 | 2.00× | – | – |"), "{md}");
+        assert!(
+            md.contains("| rvisor ÷ runc | runsc ÷ runc | rvisor ÷ runsc |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| x | µs | 3.00 (2.00–4.00) | failed: boom \\| bang | 1.50 | 2.00× | – | – |"
+            ),
+            "{md}"
+        );
         let j = report.json();
         assert_eq!(j["rows"][0]["cells"][0]["ratio_to_runc"], 2.0);
     }

@@ -163,7 +163,10 @@ impl Runtime {
     pub fn status(&self, id: &str) -> Result<String> {
         let out = procs::output(self.oci(&["state", id]).stdin(Stdio::null())).context("state")?;
         if !out.status.success() {
-            bail!("state: {}", last_line(&String::from_utf8_lossy(&out.stderr)));
+            bail!(
+                "state: {}",
+                last_line(&String::from_utf8_lossy(&out.stderr))
+            );
         }
         let v: Value = serde_json::from_slice(&out.stdout).context("state: not JSON")?;
         Ok(v["status"].as_str().unwrap_or("").to_owned())

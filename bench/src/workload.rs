@@ -5,8 +5,8 @@
 
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -105,7 +105,12 @@ impl Scale {
 
 const MICRO: &[(&str, &str, u64, &str)] = &[
     ("getppid", "getppid", 20_000, ""),
-    ("clock_gettime", "clock_gettime(CLOCK_MONOTONIC)", 20_000, ""),
+    (
+        "clock_gettime",
+        "clock_gettime(CLOCK_MONOTONIC)",
+        20_000,
+        "",
+    ),
     ("open_close", "open + close", 5_000, "/bench/fs"),
     ("stat", "stat", 5_000, "/bench/fs"),
     ("pread", "4 KiB pread", 5_000, "/bench/fs"),
@@ -291,7 +296,7 @@ fn macro_jobs(scale: Scale) -> Vec<Job> {
 }
 
 fn size_name(mib: u64) -> String {
-    if mib >= 1024 && mib % 1024 == 0 {
+    if mib >= 1024 && mib.is_multiple_of(1024) {
         format!("{} GiB file", mib / 1024)
     } else {
         format!("{mib} MiB file")
@@ -375,8 +380,9 @@ pub fn measure(job: &Job, rt: &Runtime, ctx: &Ctx) -> (Samples, Notes) {
     };
     let result = match &job.kind {
         Kind::Prog(specs) => prog(job, specs, rt, ctx).map(|s| (s, Value::Null)),
-        Kind::Wall { root, args } => wall(job, *root, args, rt, ctx)
-            .map(|ms| (vec![Ok(ms)], Value::Null)),
+        Kind::Wall { root, args } => {
+            wall(job, *root, args, rt, ctx).map(|ms| (vec![Ok(ms)], Value::Null))
+        }
         Kind::ColdStart => cold_start(job, rt, ctx).map(|s| (s, Value::Null)),
         Kind::Idle => idle(job, rt, ctx),
         Kind::Many(n) => many(job, *n, rt, ctx),
@@ -387,14 +393,23 @@ pub fn measure(job: &Job, rt: &Runtime, ctx: &Ctx) -> (Samples, Notes) {
     drop(subreaper);
     match result {
         Ok((samples, notes)) if left == 0 => (samples, notes),
-        Ok((samples, notes)) => (samples, json!({"leftover_processes_killed": left, "notes": notes})),
+        Ok((samples, notes)) => (
+            samples,
+            json!({"leftover_processes_killed": left, "notes": notes}),
+        ),
         Err(e) => (all_failed(e), Value::Null),
     }
 }
 
 /// Runs `args` in the job's bundle under the runtime: `run --bundle` for
 /// the sandboxes, the same program on the host for native.
-fn run_in(job: &Job, root: Root, args: &[String], rt: &Runtime, ctx: &Ctx) -> Result<crate::runtime::Outcome> {
+fn run_in(
+    job: &Job,
+    root: Root,
+    args: &[String],
+    rt: &Runtime,
+    ctx: &Ctx,
+) -> Result<crate::runtime::Outcome> {
     let b = ctx.bundles;
     if !rt.is_oci() {
         return run_timed(native_command(b, root, args)?, ctx.scratch, ctx.timeout);
@@ -429,7 +444,10 @@ fn native_command(b: &Bundles, root: Root, args: &[String]) -> Result<Command> {
         }
     };
     cmd.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("HOME", "/root")
         .env("LANG", "C.UTF-8")
         .current_dir("/");
@@ -601,7 +619,9 @@ fn idle(job: &Job, rt: &Runtime, ctx: &Ctx) -> Result<(Samples, Notes)> {
         procs::done(&child);
         return Ok((vec![Ok(mib)], json!({"processes": n})));
     }
-    let bundle = ctx.bundles.bundle(&job.id.replace('/', "-"), Root::Small, &args)?;
+    let bundle = ctx
+        .bundles
+        .bundle(&job.id.replace('/', "-"), Root::Small, &args)?;
     let id = container_id();
     let res = start_sleeper(rt, &bundle.to_string_lossy(), &id, ctx).map(|()| {
         std::thread::sleep(ctx.settle);
@@ -635,7 +655,9 @@ fn many(job: &Job, n: usize, rt: &Runtime, ctx: &Ctx) -> Result<(Samples, Notes)
         }
         return Ok((vec![Ok(took), Ok(mib)], json!({"processes": count})));
     }
-    let bundle = ctx.bundles.bundle(&job.id.replace('/', "-"), Root::Small, &args)?;
+    let bundle = ctx
+        .bundles
+        .bundle(&job.id.replace('/', "-"), Root::Small, &args)?;
     let bundle_s = bundle.to_string_lossy().into_owned();
     let ids: Vec<String> = (0..n).map(|_| container_id()).collect();
     let start = Instant::now();
@@ -685,8 +707,8 @@ mod tests {
     #[test]
     fn prog_output_maps_lines_to_specs() {
         let specs = [spec("getppid"), spec("stat"), spec("fork")];
-        let s = parse_prog_output("ok getppid 1500.0\nfail stat stat: No such file\n", &specs)
-            .unwrap();
+        let s =
+            parse_prog_output("ok getppid 1500.0\nfail stat stat: No such file\n", &specs).unwrap();
         assert_eq!(s[0], Ok(1.5));
         assert_eq!(s[1], Err("stat: No such file".to_owned()));
         assert!(s[2].as_ref().unwrap_err().contains("stopped after 2 of 3"));

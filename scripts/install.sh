@@ -31,10 +31,12 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Required: compiler and static libc (tests and bench build small static C
-# programs), static busybox and python3 (differential tests).
-required=(build-essential busybox-static python3 ca-certificates runc)
-# runc: tests/oci compares rvisor with it. Optional: runsc (benchmarks).
-optional=(runsc)
+# programs), static busybox and python3 (differential tests), the DejaVu
+# font (bench draws its charts with it).
+required=(build-essential busybox-static python3 ca-certificates runc fonts-dejavu-core)
+# runc: tests/oci and bench compare rvisor with it. Optional: runsc
+# (benchmarks), mmdebstrap (bench's Debian rootfs for the macro rows).
+optional=(runsc mmdebstrap)
 
 missing() {
     local p

@@ -21,6 +21,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 RVISOR_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/rvisor" \
     cargo test --workspace --release --no-fail-fast
 
+# Benchmark smoke test (about a minute): every runtime, small sizes. No
+# thresholds: numbers are for people; only a crash of bench fails here.
+bench_out=$(mktemp -d)
+cargo run -p bench --release -- --quick --out "$bench_out"
+rm -rf "$bench_out"
+
 # docker, containerd and podman driving rvisor (about 30 s; installs the
 # clients when missing). Skip with RVISOR_SKIP_CLIENTS=1.
 if [ "${RVISOR_SKIP_CLIENTS:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then

@@ -1,33 +1,20 @@
-//! Statistics, the Markdown table and results.json.
-
-use std::path::Path;
+//! Statistics, ratios, the Markdown tables and results.json.
 
 use serde_json::{json, Value};
 
-use crate::runtime::Runtime;
-use crate::workload::Workload;
+use crate::workload::{Group, Metric};
 
-/// Samples (or the failure) of one workload under one runtime.
+/// Samples (or the failure) of one metric under one runtime.
+#[derive(Clone, Debug, Default)]
 pub struct Cell {
-    pub runtime: String,
-    pub label: String,
-    pub command: String,
     pub samples: Vec<f64>,
     pub error: Option<String>,
+    /// Extra facts per sample (process counts), for results.json.
+    pub notes: Vec<Value>,
 }
 
 impl Cell {
-    pub fn new(rt: &Runtime, command: String) -> Cell {
-        Cell {
-            runtime: rt.name().to_owned(),
-            label: rt.label(),
-            command,
-            samples: Vec::new(),
-            error: None,
-        }
-    }
-
-    fn stats(&self) -> Option<Stats> {
+    pub fn stats(&self) -> Option<Stats> {
         if self.error.is_some() {
             None
         } else {
@@ -36,7 +23,7 @@ impl Cell {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stats {
     pub median: f64,
     pub min: f64,
@@ -64,142 +51,155 @@ impl Stats {
     }
 }
 
-struct Row {
-    id: String,
-    title: String,
-    unit: String,
-    cells: Vec<Cell>,
+/// One metric with a cell per runtime (in the order of `Report::runtimes`).
+pub struct Row {
+    pub group: Group,
+    pub metric: Metric,
+    pub cells: Vec<Cell>,
 }
 
 pub struct Report {
-    meta: Value,
-    rows: Vec<Row>,
+    pub runtimes: Vec<String>,
+    pub rows: Vec<Row>,
+    pub meta: Value,
 }
 
 impl Report {
-    pub fn new(runtimes: &[Runtime], iters: usize, out_dir: &Path) -> Report {
-        let uname = std::process::Command::new("uname")
-            .arg("-srm")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        let unix_time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let runtimes: Vec<Value> = runtimes
-            .iter()
-            .map(|rt| json!({ "runtime": rt, "label": rt.label(), "version": rt.version() }))
-            .collect();
-        Report {
-            meta: json!({
-                "unix_time": unix_time,
-                "host": uname,
-                "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-                "iters": iters,
-                "out_dir": out_dir,
-                "runtimes": runtimes,
-            }),
-            rows: Vec::new(),
+    fn index(&self, name: &str) -> Option<usize> {
+        self.runtimes.iter().position(|r| r == name)
+    }
+
+    /// median(runtime) / median(base) for a row, when both have numbers.
+    pub fn ratio(&self, row: &Row, runtime: usize, base: &str) -> Option<f64> {
+        let b = row.cells[self.index(base)?].stats()?.median;
+        let v = row.cells[runtime].stats()?.median;
+        (b > 0.0).then(|| v / b)
+    }
+
+    /// The ratio columns: every sandbox to runc, then rvisor (and any other
+    /// runtime that is neither runsc nor runc) to runsc.
+    fn ratio_columns(&self) -> Vec<(usize, &'static str)> {
+        let mut cols = Vec::new();
+        if self.index("runc").is_some() {
+            for (i, r) in self.runtimes.iter().enumerate() {
+                if r != "runc" && r != "native" {
+                    cols.push((i, "runc"));
+                }
+            }
         }
+        if self.index("runsc").is_some() {
+            for (i, r) in self.runtimes.iter().enumerate() {
+                if r != "runc" && r != "runsc" && r != "native" {
+                    cols.push((i, "runsc"));
+                }
+            }
+        }
+        cols
     }
 
-    pub fn add(&mut self, w: &dyn Workload, cells: Vec<Cell>) {
-        self.rows.push(Row {
-            id: w.id().to_owned(),
-            title: w.title(),
-            unit: w.unit().to_owned(),
-            cells,
-        });
-    }
-
-    fn runsc_median(row: &Row) -> Option<f64> {
-        row.cells
-            .iter()
-            .find(|c| c.runtime == "runsc")
-            .and_then(Cell::stats)
-            .map(|s| s.median)
-    }
-
+    /// One table per group: a column per runtime (median and min–max), then
+    /// the ratios of medians.
     pub fn markdown(&self) -> String {
+        let cols = self.ratio_columns();
         let mut s = String::new();
-        s.push_str("| workload | runtime | median | min–max | vs runsc |\n");
-        s.push_str("|---|---|---:|---:|---:|\n");
-        for row in &self.rows {
-            let runsc = Self::runsc_median(row);
-            for c in &row.cells {
-                let (median, range, ratio) = match (&c.error, c.stats()) {
-                    (Some(e), _) => (
-                        format!("failed: {}", one_line(e)),
-                        "–".to_owned(),
-                        "–".to_owned(),
-                    ),
-                    (None, None) => (
-                        "failed: no samples".to_owned(),
-                        "–".to_owned(),
-                        "–".to_owned(),
-                    ),
-                    (None, Some(st)) => (
-                        format!("{} {}", fmt_num(st.median), row.unit),
-                        format!("{}–{}", fmt_num(st.min), fmt_num(st.max)),
-                        match runsc {
-                            Some(r) if r > 0.0 => fmt_ratio(st.median / r),
-                            _ => "–".to_owned(),
-                        },
-                    ),
-                };
-                s.push_str(&format!(
-                    "| {} | {} | {median} | {range} | {ratio} |\n",
-                    row.title, c.label
-                ));
+        for g in Group::ALL {
+            let rows: Vec<&Row> = self.rows.iter().filter(|r| r.group == g).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            s.push_str(&format!("\n#### {}\n\n| workload | unit |", g.title()));
+            for r in &self.runtimes {
+                s.push_str(&format!(" {r} |"));
+            }
+            for (i, base) in &cols {
+                s.push_str(&format!(" {} ÷ {base} |", self.runtimes[*i]));
+            }
+            s.push_str("\n|---|---|");
+            for _ in 0..self.runtimes.len() + cols.len() {
+                s.push_str("---:|");
+            }
+            s.push('\n');
+            for row in rows {
+                s.push_str(&format!("| {} | {} |", row.metric.title, row.metric.unit));
+                for c in &row.cells {
+                    s.push_str(&format!(" {} |", cell_text(c)));
+                }
+                for (i, base) in &cols {
+                    let r = self.ratio(row, *i, base);
+                    s.push_str(&format!(" {} |", r.map(fmt_ratio).unwrap_or("–".into())));
+                }
+                s.push('\n');
             }
         }
         s
     }
 
     pub fn json(&self) -> Value {
-        let results: Vec<Value> = self
+        let rows: Vec<Value> = self
             .rows
             .iter()
-            .flat_map(|row| {
-                let runsc = Self::runsc_median(row);
-                row.cells.iter().map(move |c| {
-                    let st = c.stats();
-                    json!({
-                        "workload": row.id,
-                        "title": row.title,
-                        "unit": row.unit,
-                        "runtime": c.runtime,
-                        "label": c.label,
-                        "command": c.command,
-                        "samples": c.samples,
-                        "median": st.map(|s| s.median),
-                        "min": st.map(|s| s.min),
-                        "max": st.map(|s| s.max),
-                        "ratio_to_runsc": match (st, runsc) {
-                            (Some(s), Some(r)) if r > 0.0 => Some(s.median / r),
-                            _ => None,
-                        },
-                        "error": c.error,
+            .map(|row| {
+                let cells: Vec<Value> = self
+                    .runtimes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        let c = &row.cells[i];
+                        let st = c.stats();
+                        json!({
+                            "runtime": name,
+                            "samples": c.samples,
+                            "median": st.map(|s| s.median),
+                            "min": st.map(|s| s.min),
+                            "max": st.map(|s| s.max),
+                            "ratio_to_runc": self.ratio(row, i, "runc"),
+                            "ratio_to_runsc": self.ratio(row, i, "runsc"),
+                            "error": c.error,
+                            "notes": c.notes,
+                        })
                     })
+                    .collect();
+                json!({
+                    "group": row.group.name(),
+                    "id": row.metric.id,
+                    "title": row.metric.title,
+                    "unit": row.metric.unit,
+                    "cells": cells,
                 })
             })
             .collect();
-        json!({ "meta": self.meta, "results": results })
+        json!({ "meta": self.meta, "rows": rows })
     }
 }
 
-fn fmt_num(v: f64) -> String {
+fn cell_text(c: &Cell) -> String {
+    match (&c.error, c.stats()) {
+        (Some(e), _) if e.starts_with("n/a") => "n/a".to_owned(),
+        (Some(e), _) => format!("failed: {}", one_line(e)),
+        (None, None) => "failed: no samples".to_owned(),
+        (None, Some(st)) if c.samples.len() == 1 => fmt_num(st.median),
+        (None, Some(st)) => format!(
+            "{} ({}–{})",
+            fmt_num(st.median),
+            fmt_num(st.min),
+            fmt_num(st.max)
+        ),
+    }
+}
+
+pub fn fmt_num(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
-    } else {
+    } else if v >= 1.0 {
         format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
     }
 }
 
-fn fmt_ratio(r: f64) -> String {
+pub fn fmt_ratio(r: f64) -> String {
     if r >= 10.0 {
         format!("{r:.0}×")
     } else if r >= 0.1 {
@@ -211,9 +211,66 @@ fn fmt_ratio(r: f64) -> String {
 
 fn one_line(s: &str) -> String {
     let line = s.replace('\n', " ").replace('|', "\\|");
-    if line.chars().count() > 120 {
-        line.chars().take(117).collect::<String>() + "..."
+    if line.chars().count() > 100 {
+        line.chars().take(97).collect::<String>() + "..."
     } else {
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(samples: &[f64]) -> Cell {
+        Cell {
+            samples: samples.to_vec(),
+            ..Cell::default()
+        }
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(Stats::of(&[3.0, 1.0, 2.0]).unwrap().median, 2.0);
+        let s = Stats::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        assert!(Stats::of(&[]).is_none());
+    }
+
+    #[test]
+    fn table_shows_failures_and_ratios() {
+        let report = Report {
+            runtimes: vec!["rvisor".into(), "runsc".into(), "runc".into()],
+            rows: vec![Row {
+                group: Group::Micro,
+                metric: Metric {
+                    id: "micro/x".into(),
+                    title: "x".into(),
+                    unit: "µs",
+                },
+                cells: vec![
+                    cell(&[2.0, 4.0, 3.0]),
+                    Cell {
+                        error: Some("boom | bang".into()),
+                        ..Cell::default()
+                    },
+                    cell(&[1.5]),
+                ],
+            }],
+            meta: Value::Null,
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains("| rvisor ÷ runc | runsc ÷ runc | rvisor ÷ runsc |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| x | µs | 3.00 (2.00–4.00) | failed: boom \\| bang | 1.50 | 2.00× | – | – |"
+            ),
+            "{md}"
+        );
+        let j = report.json();
+        assert_eq!(j["rows"][0]["cells"][0]["ratio_to_runc"], 2.0);
     }
 }

@@ -518,3 +518,44 @@ fn spawn_sentry(exe: &std::fs::File, argv: &[Vec<u8>], keep: &[RawFd]) -> Result
     nix::unistd::write(&wr, b"x").context("releasing the sentry")?;
     Ok(pid)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GoferIds;
+
+    #[test]
+    fn gofer_idmap_parses_and_round_trips() {
+        assert_eq!(GoferIds::parse("identity").ok(), Some(GoferIds::IDENTITY));
+        assert_eq!(GoferIds::parse("host").ok(), Some(GoferIds::Host));
+        assert_eq!(
+            GoferIds::parse("100000:65536").ok(),
+            Some(GoferIds::Map {
+                host: 100000,
+                count: 65536
+            })
+        );
+        assert_eq!(
+            GoferIds::parse("0:4294967295").ok(),
+            Some(GoferIds::IDENTITY)
+        );
+        for bad in [
+            "",
+            "0:0",
+            "4294967295:1",
+            "1:4294967295",
+            "x:1",
+            "1",
+            "1:2:3",
+            "-1:2",
+        ] {
+            assert!(GoferIds::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        for g in [
+            GoferIds::IDENTITY,
+            GoferIds::Host,
+            GoferIds::Map { host: 7, count: 9 },
+        ] {
+            assert_eq!(GoferIds::parse(&g.to_arg()).ok(), Some(g));
+        }
+    }
+}

@@ -6,9 +6,9 @@
 //! `/` served as a rootfs brings neither host /proc, /sys nor /dev. It also
 //! sets no_new_privs and RLIMIT_CORE 0.
 //!
-//! Dropping capabilities and installing the gofer's seccomp filter belong
-//! right after `confine` and before `serve` in [`crate::run`]; they will be
-//! added there, once the set of syscalls the server needs is pinned down.
+//! [`enter_user_namespace`] then moves it into a user namespace of its own
+//! (when the runtime asked for one), and [`crate::run`] drops capabilities
+//! and installs the seccomp filter (`filter.rs`) before serving.
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -325,6 +325,50 @@ pub fn confine(mounts: &[MountSpec]) -> Result<Vec<ServedRoot>, Error> {
         }
     }
     Ok(roots)
+}
+
+/// Moves the confined gofer into a user namespace of its own, created
+/// last so that the mount, network, IPC and UTS namespaces made by
+/// [`confine`] (and the pid namespace the runtime cloned it into) stay
+/// owned by the host's user namespace: nothing the gofer holds afterwards
+/// counts over them, so it cannot mount, unmount or remount anything (not
+/// even turn a read-only bind writable) nor configure its network.
+///
+/// Only a process holding CAP_SETUID in the parent namespace may write a
+/// map of more than one id, so the runtime writes them: this sends one
+/// byte on `sync` once the namespace exists and waits for one byte back
+/// (the maps are written), then becomes uid/gid 0 of the namespace with no
+/// supplementary groups. The capabilities left are all the namespace's own,
+/// which the caller narrows with [`crate::filter::drop_capabilities`].
+/// They act on a file only if its owner and group are mapped.
+pub fn enter_user_namespace(sync: OwnedFd) -> Result<(), Error> {
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| Error::sys("unshare(CLONE_NEWUSER)", e))?;
+    nix::unistd::write(&sync, b"u").map_err(|e| Error::sys("asking for the id maps", e))?;
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(sync.as_raw_fd(), &mut b) {
+            Ok(1) if b[0] == b'm' => break,
+            Ok(_) => {
+                return Err(Error::sys(
+                    "the runtime did not write the id maps",
+                    Errno::EPIPE,
+                ))
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("waiting for the id maps", e)),
+        }
+    }
+    drop(sync);
+    nix::unistd::setgroups(&[]).map_err(|e| Error::sys("setgroups", e))?;
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(|e| Error::sys("setresgid", e))?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(|e| Error::sys("setresuid", e))?;
+    // A credential change clears the parent-death signal: set it again (the
+    // gofer also exits when the sentry's end of its socket closes).
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    Ok(())
 }
 
 #[cfg(test)]

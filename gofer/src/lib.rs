@@ -46,11 +46,20 @@ impl Error {
 /// mount number used by `Attach`, 0 = rootfs), then serve `sock` until the
 /// sentry closes it.
 ///
-/// Must run as root on the host (it creates namespaces and mounts), in a
+/// Must start as root on the host (it creates namespaces and mounts), in a
 /// process that holds no other host fds (the runtime spawns it with only
-/// stdio and `sock` open) and has no other threads.
-pub fn run(sock: OwnedFd, mounts: Vec<confine::MountSpec>) -> Result<(), Error> {
+/// stdio, `sock` and `userns` open) and has no other threads. With
+/// `userns`, it leaves the host's user namespace once its mounts are set up
+/// ([`confine::enter_user_namespace`]; the runtime writes the id maps).
+pub fn run(
+    sock: OwnedFd,
+    mounts: Vec<confine::MountSpec>,
+    userns: Option<OwnedFd>,
+) -> Result<(), Error> {
     let roots = confine::confine(&mounts)?;
+    if let Some(sync) = userns {
+        confine::enter_user_namespace(sync)?;
+    }
     filter::drop_capabilities().map_err(|e| Error::Protocol(e.to_string()))?;
     filter::install().map_err(|e| Error::Protocol(e.to_string()))?;
     server::serve(sock, roots)

@@ -22,6 +22,8 @@ pub struct Ctx {
     pub debug: bool,
     /// Where root filesystem writes go: "memory" or "none" (the host).
     pub overlay: String,
+    /// The gofer's user namespace (`--gofer-idmap`).
+    pub gofer_ids: sandbox::GoferIds,
 }
 
 fn ctl_path(store: &Store, id: &str) -> PathBuf {
@@ -165,6 +167,8 @@ fn create_reserved(ctx: &Ctx, o: &CreateOpts, bundle: &oci::bundle::Bundle) -> R
         .arg(&ctx.store.root)
         .arg("--overlay")
         .arg(&ctx.overlay)
+        .arg("--gofer-idmap")
+        .arg(ctx.gofer_ids.to_arg())
         .arg("supervise")
         .arg("--id")
         .arg(&o.id)
@@ -695,6 +699,7 @@ fn supervise_inner(
         control: Some(sentry_end),
         log_file: None,
         debug: ctx.debug,
+        gofer_ids: ctx.gofer_ids,
     })?;
     let mut gofer = launched.gofer;
     let sentry_pid = launched.sentry;

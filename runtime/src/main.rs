@@ -45,6 +45,12 @@ struct Cli {
     /// discarded at exit) or none (written through to the host rootfs).
     #[arg(long, global = true, default_value = "memory")]
     overlay: String,
+    /// The gofer's user namespace: identity (every host uid/gid mapped to
+    /// itself; the default), HOSTID:COUNT (ids 0..COUNT are host ids
+    /// HOSTID.., for a rootfs owned by such a range) or host (no user
+    /// namespace: host root).
+    #[arg(long, global = true, default_value = "identity")]
+    gofer_idmap: String,
     /// Network: none (the sandbox has no network stack yet).
     #[arg(long, global = true, default_value = "none")]
     network: String,
@@ -288,6 +294,10 @@ pub struct GoferArgs {
     /// HOSTPATH[:ro|:rw] (repeatable; the first is the root).
     #[arg(long = "mount")]
     mounts: Vec<String>,
+    /// Enter a user namespace once confined; the runtime writes its id
+    /// maps when asked on this socket.
+    #[arg(long)]
+    userns_fd: Option<i32>,
 }
 
 fn init_logging(debug: bool, log_fd: Option<i32>) {
@@ -351,6 +361,7 @@ const LONG_FLAGS: &[&str] = &[
     "no-subreaper",
     "platform",
     "overlay",
+    "gofer-idmap",
     "network",
     "memory",
     "pids-limit",
@@ -557,11 +568,12 @@ fn run(cli: Cli) -> Result<i32> {
         store: oci::state::Store::new(&cli.root),
         debug: cli.debug,
         overlay: cli.overlay.clone(),
+        gofer_ids: sandbox::GoferIds::parse(&cli.gofer_idmap)?,
     };
     match cli.cmd {
         Cmd::Do(args) => {
             init_logging(cli.debug, None);
-            sandbox::run_do(args, cli.debug)
+            sandbox::run_do(args, cli.debug, ctx.gofer_ids)
         }
         Cmd::Boot(args) => {
             init_logging(cli.debug, args.log_fd);
@@ -719,6 +731,10 @@ fn gofer_main(args: GoferArgs) -> Result<i32> {
     }
     // SAFETY: the runtime passed us this socket to own.
     let sock = unsafe { std::os::fd::OwnedFd::from_raw_fd(args.sock_fd) };
-    gofer::run(sock, mounts).context("gofer failed")?;
+    // SAFETY: likewise the id-map socket, when given.
+    let userns = args
+        .userns_fd
+        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    gofer::run(sock, mounts, userns).context("gofer failed")?;
     Ok(0)
 }

@@ -1,24 +1,64 @@
-//! Starting a sandbox: the gofer process, and the sentry in fresh
+//! Starting a sandbox: the gofer, in its own pid namespace and (by default)
+//! a user namespace of its own, and the sentry in fresh
 //! user/pid/mount/ipc/uts/net namespaces mapped to an unprivileged host uid.
 
 use crate::DoArgs;
 use anyhow::{bail, Context, Result};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
 
 /// Host uid/gid the sentry runs as (outside its user namespace).
 const SANDBOX_HOST_ID: u32 = 65534;
 
-fn clear_cloexec(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: fcntl on an fd we own.
-    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
+/// The gofer's user namespace (`--gofer-idmap`): which host uids and gids
+/// its ids 0.. stand for. Its capabilities act only on files whose owner
+/// and group are mapped, so the map must cover the owners of the files it
+/// serves (see docs/SECURITY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoferIds {
+    /// No user namespace: the gofer stays host root in the host's user
+    /// namespace (still in its own pid, mount, net, IPC, UTS namespaces).
+    Host,
+    /// A user namespace whose ids `0..count` are host ids `host..host+count`
+    /// (uids and gids alike); the gofer is its uid/gid 0.
+    Map { host: u32, count: u32 },
+}
+
+impl GoferIds {
+    /// The default: every host id mapped to itself (what `/proc/1/uid_map`
+    /// shows for the host), so any owner of a served file is mapped.
+    pub const IDENTITY: GoferIds = GoferIds::Map {
+        host: 0,
+        count: u32::MAX,
+    };
+
+    /// `identity`, `host` or `HOSTID:COUNT`.
+    pub fn parse(s: &str) -> Result<GoferIds> {
+        match s {
+            "identity" => return Ok(Self::IDENTITY),
+            "host" => return Ok(GoferIds::Host),
+            _ => {}
+        }
+        let bad = || format!("--gofer-idmap {s:?}: expected identity, host or HOSTID:COUNT");
+        let (h, c) = s.split_once(':').with_context(bad)?;
+        let host: u32 = h.parse().with_context(bad)?;
+        let count: u32 = c.parse().with_context(bad)?;
+        // Ids run up to u32::MAX - 1 (u32::MAX is the invalid id -1).
+        if count == 0 || host.checked_add(count).is_none() {
+            bail!("--gofer-idmap {s:?}: the range must be non-empty and end below 2^32 - 1");
+        }
+        Ok(GoferIds::Map { host, count })
     }
-    Ok(())
+
+    /// The text [`GoferIds::parse`] reads back (for the supervisor).
+    pub fn to_arg(self) -> String {
+        match self {
+            GoferIds::Host => "host".into(),
+            g if g == Self::IDENTITY => "identity".into(),
+            GoferIds::Map { host, count } => format!("{host}:{count}"),
+        }
+    }
 }
 
 pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd)> {
@@ -62,11 +102,31 @@ pub struct Launch {
     pub control: Option<OwnedFd>,
     pub log_file: Option<std::fs::File>,
     pub debug: bool,
+    /// The gofer's user namespace.
+    pub gofer_ids: GoferIds,
 }
 
 pub struct Launched {
     pub sentry: nix::unistd::Pid,
-    pub gofer: std::process::Child,
+    pub gofer: GoferChild,
+}
+
+/// The gofer process (a child of the runtime, pid 1 of its own pid
+/// namespace).
+pub struct GoferChild(pub nix::unistd::Pid);
+
+impl GoferChild {
+    /// Waits for the gofer to exit and reaps it.
+    pub fn wait(&mut self) -> Result<()> {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        loop {
+            match waitpid(self.0, None) {
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return Ok(()),
+                Ok(_) | Err(nix::Error::EINTR) => continue,
+                Err(e) => bail!("waiting for the gofer: {e}"),
+            }
+        }
+    }
 }
 
 /// A sealed-size memfd holding `data`, readable from offset 0.
@@ -84,33 +144,7 @@ fn data_fd(name: &std::ffi::CStr, data: &[u8]) -> Result<OwnedFd> {
 pub fn launch(l: Launch) -> Result<Launched> {
     let exe = std::fs::File::open("/proc/self/exe").context("opening /proc/self/exe")?;
     let (sentry_end, gofer_end) = seqpacket_pair()?;
-    let gofer_fd = gofer_end.as_raw_fd();
-    let mut gofer = Command::new("/proc/self/exe");
-    gofer
-        .arg0("rvisor-gofer")
-        .args(if l.debug { vec!["--debug"] } else { vec![] })
-        .arg("gofer")
-        .arg("--sock-fd")
-        .arg(gofer_fd.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
-    for (path, ro) in &l.gofer_mounts {
-        gofer.arg("--mount").arg(format!(
-            "{}:{}",
-            path.display(),
-            if *ro { "ro" } else { "rw" }
-        ));
-    }
-    // SAFETY: pre_exec runs in the forked child; fcntl and prctl are
-    // async-signal-safe.
-    unsafe {
-        gofer.pre_exec(move || {
-            // The gofer dies with whoever started the sandbox.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            clear_cloexec(gofer_fd)
-        });
-    }
-    let gofer_child = gofer.spawn().context("starting the gofer")?;
+    let gofer_child = spawn_gofer(&exe, &l, &gofer_end)?;
     drop(gofer_end);
 
     let spec_json = serde_json::to_vec(&l.spec).context("encoding the sandbox spec")?;
@@ -142,7 +176,15 @@ pub fn launch(l: Launch) -> Result<Launched> {
         keep.push(f.as_raw_fd());
         keep.push(log_dup.as_raw_fd());
     }
-    let pid = spawn_sentry(&exe, &argv, &keep)?;
+    let pid = match spawn_sentry(&exe, &argv, &keep) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let mut g = gofer_child;
+            let _ = nix::sys::signal::kill(g.0, nix::sys::signal::Signal::SIGKILL);
+            let _ = g.wait();
+            return Err(e);
+        }
+    };
     Ok(Launched {
         sentry: pid,
         gofer: gofer_child,
@@ -177,7 +219,7 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
     ]
 }
 
-pub fn run_do(args: DoArgs, debug: bool) -> Result<i32> {
+pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds) -> Result<i32> {
     let rootfs = std::fs::canonicalize(&args.rootfs)
         .with_context(|| format!("rootfs {}", args.rootfs.display()))?;
     if !rootfs.is_dir() {
@@ -228,6 +270,7 @@ pub fn run_do(args: DoArgs, debug: bool) -> Result<i32> {
         control: None,
         log_file,
         debug,
+        gofer_ids,
     })?;
     let mut gofer = l.gofer;
     let status = wait_exit(l.sentry);
@@ -249,58 +292,75 @@ pub fn wait_exit(pid: nix::unistd::Pid) -> Result<i32> {
     }
 }
 
-/// Clone the sentry into new namespaces; it execs `rvisor boot` once the
-/// parent has written its uid/gid maps.
-fn spawn_sentry(exe: &std::fs::File, argv: &[Vec<u8>], keep: &[RawFd]) -> Result<nix::unistd::Pid> {
-    use nix::sched::CloneFlags;
-    let (rd, wr) = nix::unistd::pipe().context("pipe")?;
+/// RVISOR_LOG (a tracing filter) is the only variable passed to the gofer
+/// and the sentry.
+fn child_env() -> Vec<std::ffi::CString> {
+    std::env::var("RVISOR_LOG")
+        .ok()
+        .and_then(|v| std::ffi::CString::new(format!("RVISOR_LOG={v}")).ok())
+        .into_iter()
+        .collect()
+}
+
+/// What the cloned child does before it execs the runtime binary.
+struct ChildSetup {
+    /// Wait for one byte on this fd (the parent has written the id maps),
+    /// then become uid/gid 0 of the new user namespace.
+    release: Option<RawFd>,
+    /// Make this fd (/dev/null) the child's stdin and stdout.
+    null_stdio: Option<RawFd>,
+    /// Fds the child keeps across exec (close-on-exec cleared).
+    keep: Vec<RawFd>,
+}
+
+/// Clones a child into the namespaces in `flags` and execs the runtime
+/// binary (`exe`, an fd on /proc/self/exe) with `argv` and an environment
+/// holding only RVISOR_LOG. The child dies with its parent (PDEATHSIG).
+fn clone_exec(
+    exe: &std::fs::File,
+    argv: &[Vec<u8>],
+    flags: nix::sched::CloneFlags,
+    setup: ChildSetup,
+) -> Result<nix::unistd::Pid> {
     let cargs: Vec<std::ffi::CString> = argv
         .iter()
         .map(|a| std::ffi::CString::new(a.clone()))
         .collect::<std::result::Result<_, _>>()
         .context("argument contains a NUL byte")?;
-    // RVISOR_LOG (a tracing filter) is the only variable passed through.
-    let log_env: Vec<std::ffi::CString> = std::env::var("RVISOR_LOG")
-        .ok()
-        .and_then(|v| std::ffi::CString::new(format!("RVISOR_LOG={v}")).ok())
-        .into_iter()
-        .collect();
+    let env = child_env();
     let exe_fd = exe.as_raw_fd();
-    let rd_fd = rd.as_raw_fd();
-    let keep = keep.to_vec();
-    let flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWNET;
     let mut stack = vec![0u8; 256 * 1024];
     let child = move || -> isize {
-        // Wait for the uid/gid maps.
-        let mut b = [0u8; 1];
-        // SAFETY: reading one byte from our pipe.
-        if unsafe { libc::read(rd_fd, b.as_mut_ptr() as *mut libc::c_void, 1) } != 1 {
-            return 1;
-        }
         // SAFETY: plain syscalls in the cloned child before exec.
         unsafe {
-            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-                return 1;
+            if let Some(rd) = setup.release {
+                // Wait for the uid/gid maps.
+                let mut b = [0u8; 1];
+                if libc::read(rd, b.as_mut_ptr() as *mut libc::c_void, 1) != 1 {
+                    return 1;
+                }
+                if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                    return 1;
+                }
             }
-            // The sandbox dies with the runtime that started it (set after
-            // the credential change, which would clear it).
+            // The child dies with the runtime that started it (set after
+            // the credential change, which would clear it). In a new pid
+            // namespace getppid() shows 0, so a parent already gone cannot
+            // be told apart here; the gofer and sentry also stop when their
+            // sockets close.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            if libc::getppid() == 0 {
-                // The runtime is already gone (we are in a new pid namespace,
-                // so the parent shows as 0): nothing to run for.
+            if let Some(n) = setup.null_stdio {
+                if libc::dup2(n, 0) < 0 || libc::dup2(n, 1) < 0 {
+                    return 1;
+                }
             }
-            for &fd in &keep {
+            for &fd in &setup.keep {
                 libc::fcntl(fd, libc::F_SETFD, 0);
             }
         }
         let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
         ptrs.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = log_env.iter().map(|c| c.as_ptr()).collect();
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
         envp.push(std::ptr::null());
         // SAFETY: argv/envp are NUL-terminated arrays of C strings that live
         // until exec; exe_fd is open.
@@ -319,20 +379,183 @@ fn spawn_sentry(exe: &std::fs::File, argv: &[Vec<u8>], keep: &[RawFd]) -> Result
     // SAFETY: the runtime is single-threaded here; the child only runs the
     // closure above (no locks shared with other threads).
     let pid = unsafe { nix::sched::clone(Box::new(child), &mut stack, flags, Some(libc::SIGCHLD)) }
-        .context("clone of the sentry into new namespaces")?;
-    drop(rd);
-    let id = SANDBOX_HOST_ID;
-    let maps = (|| -> Result<()> {
+        .context("clone into new namespaces")?;
+    Ok(pid)
+}
+
+/// Writes the uid/gid maps of `pid`'s user namespace: `inside 0..count` =
+/// `host..host+count`. `deny_setgroups` for a one-id map (the sentry);
+/// a privileged writer may leave setgroups allowed (the gofer clears its
+/// supplementary groups itself).
+fn write_id_maps(pid: nix::unistd::Pid, host: u32, count: u32, deny_setgroups: bool) -> Result<()> {
+    if deny_setgroups {
         write_file(&format!("/proc/{pid}/setgroups"), "deny")?;
-        write_file(&format!("/proc/{pid}/uid_map"), &format!("0 {id} 1\n"))?;
-        write_file(&format!("/proc/{pid}/gid_map"), &format!("0 {id} 1\n"))?;
+    }
+    write_file(
+        &format!("/proc/{pid}/uid_map"),
+        &format!("0 {host} {count}\n"),
+    )?;
+    write_file(
+        &format!("/proc/{pid}/gid_map"),
+        &format!("0 {host} {count}\n"),
+    )?;
+    Ok(())
+}
+
+/// Kills and reaps a child that failed to start.
+fn abandon(pid: nix::unistd::Pid) {
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+}
+
+/// Starts the gofer serving `l.gofer_mounts` on `sock`: cloned into a new
+/// pid namespace (pid 1 there, it can neither see nor signal host
+/// processes), it makes its own mount/net/IPC/UTS namespaces as host root,
+/// then (unless `GoferIds::Host`) unshares a user namespace and asks, on a
+/// second socket, for the id maps this function writes.
+fn spawn_gofer(exe: &std::fs::File, l: &Launch, sock: &OwnedFd) -> Result<GoferChild> {
+    let mut argv: Vec<Vec<u8>> = vec![b"rvisor-gofer".to_vec()];
+    if l.debug {
+        argv.push(b"--debug".to_vec());
+    }
+    argv.push(b"gofer".to_vec());
+    argv.push(b"--sock-fd".to_vec());
+    argv.push(sock.as_raw_fd().to_string().into_bytes());
+    for (path, ro) in &l.gofer_mounts {
+        argv.push(b"--mount".to_vec());
+        let mut m = path.as_os_str().as_bytes().to_vec();
+        m.extend_from_slice(if *ro { b":ro" } else { b":rw" });
+        argv.push(m);
+    }
+    let mut keep = vec![sock.as_raw_fd()];
+    let sync = match l.gofer_ids {
+        GoferIds::Host => None,
+        GoferIds::Map { .. } => {
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            let (ours, theirs) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .context("socketpair for the gofer's id maps")?;
+            argv.push(b"--userns-fd".to_vec());
+            argv.push(theirs.as_raw_fd().to_string().into_bytes());
+            keep.push(theirs.as_raw_fd());
+            Some((ours, theirs))
+        }
+    };
+    let devnull = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    let pid = clone_exec(
+        exe,
+        &argv,
+        nix::sched::CloneFlags::CLONE_NEWPID,
+        ChildSetup {
+            release: None,
+            null_stdio: Some(devnull.as_raw_fd()),
+            keep,
+        },
+    )
+    .context("starting the gofer")?;
+    let (GoferIds::Map { host, count }, Some((ours, theirs))) = (l.gofer_ids, sync) else {
+        return Ok(GoferChild(pid));
+    };
+    drop(theirs);
+    let maps = (|| -> Result<()> {
+        // The gofer sends one byte once it has confined itself and unshared
+        // its user namespace; EOF means it failed (its error is on stderr).
+        let mut b = [0u8; 1];
+        loop {
+            match nix::unistd::read(ours.as_raw_fd(), &mut b) {
+                Ok(1) if b[0] == b'u' => break,
+                Ok(_) => bail!("the gofer failed to start"),
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => bail!("waiting for the gofer: {e}"),
+            }
+        }
+        write_id_maps(pid, host, count, false)?;
+        nix::unistd::write(&ours, b"m").context("releasing the gofer")?;
         Ok(())
     })();
     if let Err(e) = maps {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
+        abandon(pid);
+        return Err(e);
+    }
+    Ok(GoferChild(pid))
+}
+
+/// Clone the sentry into new namespaces; it execs `rvisor boot` once the
+/// parent has written its uid/gid maps.
+fn spawn_sentry(exe: &std::fs::File, argv: &[Vec<u8>], keep: &[RawFd]) -> Result<nix::unistd::Pid> {
+    use nix::sched::CloneFlags;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWNET;
+    let pid = clone_exec(
+        exe,
+        argv,
+        flags,
+        ChildSetup {
+            release: Some(rd.as_raw_fd()),
+            null_stdio: None,
+            keep: keep.to_vec(),
+        },
+    )
+    .context("starting the sentry")?;
+    drop(rd);
+    if let Err(e) = write_id_maps(pid, SANDBOX_HOST_ID, 1, true) {
+        abandon(pid);
         return Err(e);
     }
     nix::unistd::write(&wr, b"x").context("releasing the sentry")?;
     Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GoferIds;
+
+    #[test]
+    fn gofer_idmap_parses_and_round_trips() {
+        assert_eq!(GoferIds::parse("identity").ok(), Some(GoferIds::IDENTITY));
+        assert_eq!(GoferIds::parse("host").ok(), Some(GoferIds::Host));
+        assert_eq!(
+            GoferIds::parse("100000:65536").ok(),
+            Some(GoferIds::Map {
+                host: 100000,
+                count: 65536
+            })
+        );
+        assert_eq!(
+            GoferIds::parse("0:4294967295").ok(),
+            Some(GoferIds::IDENTITY)
+        );
+        for bad in [
+            "",
+            "0:0",
+            "4294967295:1",
+            "1:4294967295",
+            "x:1",
+            "1",
+            "1:2:3",
+            "-1:2",
+        ] {
+            assert!(GoferIds::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        for g in [
+            GoferIds::IDENTITY,
+            GoferIds::Host,
+            GoferIds::Map { host: 7, count: 9 },
+        ] {
+            assert_eq!(GoferIds::parse(&g.to_arg()).ok(), Some(g));
+        }
+    }
 }

@@ -789,3 +789,136 @@ fn shell_words(argv: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The gofer processes (cmdline `rvisor-gofer ...`) whose parent is `parent`.
+pub fn gofers_of(parent: i32) -> Vec<ProcInfo> {
+    live_processes(|p| p.ppid == parent && p.cmdline.starts_with("rvisor-gofer "))
+}
+
+/// The capability mask the gofer keeps (`gofer::filter::KEPT`): CAP_CHOWN,
+/// CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID.
+pub const GOFER_CAPS: u64 = 0x1f;
+
+fn ns_inode(path: &str) -> Result<u64, String> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path)
+        .map(|m| m.ino())
+        .map_err(|e| format!("stat {path}: {e}"))
+}
+
+/// Inode of the user namespace that owns the namespace file `path`
+/// (ioctl NS_GET_USERNS).
+fn ns_owner(path: &str) -> Result<u64, String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    let f = fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
+    // SAFETY: the ioctl takes no argument and returns a new fd or -1.
+    let fd = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_USERNS) };
+    if fd < 0 {
+        return Err(format!(
+            "NS_GET_USERNS {path}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: a fresh fd the kernel just gave us.
+    let owner = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    owner
+        .metadata()
+        .map(|m| m.ino())
+        .map_err(|e| format!("fstat owner of {path}: {e}"))
+}
+
+fn status_field(status: &str, key: &str) -> Option<String> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Checks, from the host, how a running gofer is confined (docs/SECURITY.md):
+/// its own pid, mount, net, IPC and UTS namespaces, those owned by the host's
+/// user namespace; with `uid_map` = `Some("0 H N")` a user namespace of its
+/// own with that uid and gid map, uid/gid 0 in it (host `H`), no groups;
+/// with `None` the host's user namespace. Either way CapEff/CapPrm/CapBnd
+/// are exactly [`GOFER_CAPS`], no_new_privs and a seccomp filter are on.
+pub fn check_gofer_confinement(pid: i32, uid_map: Option<&str>) -> Result<(), String> {
+    let mut errs = Vec::new();
+    let host_user = ns_inode("/proc/self/ns/user")?;
+    let user = ns_inode(&format!("/proc/{pid}/ns/user"))?;
+    match uid_map {
+        Some(want) => {
+            if user == host_user {
+                errs.push("the gofer is in the host's user namespace".to_owned());
+            }
+            for file in ["uid_map", "gid_map"] {
+                let got = fs::read_to_string(format!("/proc/{pid}/{file}"))
+                    .map_err(|e| format!("read {file}: {e}"))?;
+                let got = got.split_whitespace().collect::<Vec<_>>().join(" ");
+                if got != want {
+                    errs.push(format!("{file} is {got:?}, expected {want:?}"));
+                }
+            }
+        }
+        None if user != host_user => errs.push("the gofer has a user namespace".to_owned()),
+        None => {}
+    }
+    for ns in ["pid", "mnt", "net", "ipc", "uts"] {
+        let path = format!("/proc/{pid}/ns/{ns}");
+        if ns_inode(&path)? == ns_inode(&format!("/proc/self/ns/{ns}"))? {
+            errs.push(format!("the gofer shares the host's {ns} namespace"));
+        }
+        // Created before its user namespace: the gofer's capabilities do
+        // not reach them (it cannot mount or configure its network).
+        if ns_owner(&path)? != host_user {
+            errs.push(format!(
+                "the gofer's {ns} namespace is not owned by the host's user namespace"
+            ));
+        }
+    }
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
+    let want_id = uid_map
+        .and_then(|m| m.split_whitespace().nth(1))
+        .unwrap_or("0");
+    let ids = [want_id; 4].join(" ");
+    for key in ["Uid", "Gid"] {
+        let got = status_field(&status, key).unwrap_or_default();
+        if got != ids {
+            errs.push(format!("{key}: {got:?}, expected {ids:?}"));
+        }
+    }
+    if uid_map.is_some() && status_field(&status, "Groups").as_deref() != Some("") {
+        errs.push(format!("Groups: {:?}", status_field(&status, "Groups")));
+    }
+    for key in ["CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"] {
+        let want = if matches!(key, "CapInh" | "CapAmb") {
+            0
+        } else {
+            GOFER_CAPS
+        };
+        let got = status_field(&status, key)
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .ok_or_else(|| format!("no {key} in status"))?;
+        if got != want {
+            errs.push(format!("{key}: {got:#x}, expected {want:#x}"));
+        }
+    }
+    // Pid 1 of a pid namespace of its own, below the host's.
+    let nspid = status_field(&status, "NSpid").unwrap_or_default();
+    let levels: Vec<&str> = nspid.split(' ').collect();
+    if levels.len() < 2 || levels.last() != Some(&"1") || levels[0] != pid.to_string() {
+        errs.push(format!("NSpid: {nspid:?}, expected \"{pid} 1\""));
+    }
+    for (key, want) in [("NoNewPrivs", "1"), ("Seccomp", "2")] {
+        let got = status_field(&status, key).unwrap_or_default();
+        if got != want {
+            errs.push(format!("{key}: {got:?}, expected {want}"));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("gofer pid {pid}:\n{}\n{status}", errs.join("\n")))
+    }
+}

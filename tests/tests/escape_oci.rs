@@ -16,7 +16,7 @@ fn bundle(dir: &TempDir, script: &str, edit: impl FnOnce(&mut serde_json::Value)
     std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static");
     for c in [
         "sh", "cat", "echo", "ln", "mv", "rm", "mkdir", "ls", "seq", "sleep", "head", "tr", "true",
-        "grep",
+        "grep", "chown", "chmod", "stat", "touch",
     ] {
         let _ = std::os::unix::fs::symlink("busybox", bin.join(c));
     }
@@ -184,5 +184,91 @@ fn pids_limit_stops_a_fork_bomb() {
     assert!(
         (10..=20).contains(&n),
         "{n} processes under a pids limit of 20: {out}"
+    );
+}
+
+/// While a container with a writable bind mount runs, its gofer (seen from
+/// the host) is in user and pid namespaces of its own with the identity id
+/// map and only its five capabilities; through it the container's root still
+/// reads a host file of another owner with mode 0600, and chown, chmod
+/// (setgid kept), mkdir and rename land on the host with the sandbox's ids.
+#[test]
+fn gofer_in_its_own_namespaces_serves_a_writable_bind() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new("escape-gofer-ns");
+    let shared = dir.join("shared");
+    std::fs::create_dir_all(&shared).expect("mkdir");
+    let planted = shared.join("hostfile");
+    std::fs::write(&planted, "owned by 4321\n").expect("write");
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::chown(&planted, Some(4321), Some(4321)).expect("chown");
+    let script = r#"
+        echo hi > /data/f && chown 1234:5678 /data/f && chmod 2750 /data/f || echo FAILED-f
+        mkdir /data/d && chown 7:8 /data/d || echo FAILED-d
+        touch /data/ready
+        read go
+        cat /data/hostfile
+        mv /data/f /data/d/g && stat -c 'g %u %g %a' /data/d/g
+        echo end
+    "#;
+    let sp = shared.clone();
+    let b = bundle(&dir, script, move |c| {
+        c["mounts"].as_array_mut().expect("mounts").push(
+            json!({"destination": "/data", "type": "bind", "source": sp, "options": ["rbind", "rw"]}),
+        );
+    });
+    let state = dir.join("state");
+    let mut child = Command::new(rvisor_bin())
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .arg(format!("gns-{}", std::process::id()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rvisor run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !shared.join("ready").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let state_s = state.display().to_string();
+    let sups = rvisor_tests::live_processes(|p| {
+        p.cmdline.starts_with("rvisor-supervisor ") && p.cmdline.contains(&state_s)
+    });
+    let gofers: Vec<_> = sups
+        .iter()
+        .flat_map(|s| rvisor_tests::gofers_of(s.pid))
+        .collect();
+    let checked = match gofers.as_slice() {
+        [g] => rvisor_tests::check_gofer_confinement(g.pid, Some("0 0 4294967295")),
+        _ => Err(format!(
+            "expected one gofer, found {gofers:?} under {sups:?}"
+        )),
+    };
+    // The sentry caches what it looked up, so a file made by the host is
+    // not a reliable signal: the container's stdin is.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = std::io::Write::write_all(&mut stdin, b"go\n");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    checked.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("FAILED"), "{text}");
+    assert!(text.contains("owned by 4321\n"), "{text}");
+    assert!(text.contains("g 1234 5678 2750\n"), "{text}");
+    assert!(text.contains("end"), "{text}");
+    let g = std::fs::metadata(shared.join("d/g")).expect("d/g on the host");
+    assert_eq!((g.uid(), g.gid(), g.mode() & 0o7777), (1234, 5678, 0o2750));
+    let d = std::fs::metadata(shared.join("d")).expect("d on the host");
+    assert_eq!((d.uid(), d.gid()), (7, 8));
+    assert_eq!(
+        std::fs::metadata(&planted)
+            .map(|m| (m.uid(), m.mode() & 0o7777))
+            .ok(),
+        Some((4321, 0o600))
     );
 }

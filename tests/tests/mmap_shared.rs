@@ -66,6 +66,24 @@ int main(int argc, char **argv) {
     printf("read-only shared map: %.7s\n", ro == MAP_FAILED ? "failed" : ro);
     char *bad = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     printf("writable map of O_RDONLY fd: %s\n", bad == MAP_FAILED ? strerror(errno) : "mapped");
+    /* mremap of shared mappings: shrink, grow, move keep the same pages */
+    int rw = open(p, O_RDWR);
+    ftruncate(rw, 3 * 4096);
+    char *a = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+    char *g = mremap(a, 4096, 3 * 4096, MREMAP_MAYMOVE);
+    printf("grow: %s\n", g == MAP_FAILED ? strerror(errno) : "ok");
+    g[2 * 4096 + 1] = 'G';
+    memset(buf, 0, sizeof buf);
+    pread(rw, buf, 1, 2 * 4096 + 1);
+    printf("store in grown part reaches the file: %s\n", buf);
+    char *s2 = mremap(g, 3 * 4096, 4096, 0);
+    printf("shrink in place: %d\n", s2 == g);
+    char *mv = mremap(s2, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, (char *)g + 16 * 4096);
+    printf("move: %d first bytes %.7s\n", mv == (char *)g + 16 * 4096, mv);
+    char *anon = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    anon[0] = 'q';
+    char *as = mremap(anon, 8192, 4096, 0);
+    printf("shared anon shrink: %d %c\n", as == anon, as[0]);
     unlink(p);
     return 0;
 }

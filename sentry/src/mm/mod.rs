@@ -501,7 +501,7 @@ impl MemoryManager {
             _ => return Err(Errno::EFAULT),
         };
         if v.shared {
-            return Err(Errno::EINVAL);
+            return self.mremap_shared(&v, old, old_len, new_len, flags, new_addr);
         }
         if flags & MREMAP_FIXED == 0 {
             if new_len <= old_len {
@@ -576,6 +576,96 @@ impl MemoryManager {
             kind,
             owner: None,
             bus_from,
+        });
+        Ok(dest)
+    }
+
+    /// mremap of a shared mapping: the same pages of its shared range,
+    /// shrunk, grown in place or moved; growth stops where the range ends
+    /// (a memfd or shared file maps up to its cap, anonymous shared memory
+    /// only what was mapped: ENOMEM past that).
+    fn mremap_shared(
+        &mut self,
+        v: &Vma,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+        new_addr: u64,
+    ) -> KResult<u64> {
+        const MREMAP_MAYMOVE: u32 = 1;
+        const MREMAP_FIXED: u32 = 2;
+        let Some(owner) = v.owner.clone() else {
+            return Err(Errno::EINVAL);
+        };
+        let old_end = old + old_len;
+        if flags & MREMAP_FIXED == 0 && new_len <= old_len {
+            self.unmap_range(old + new_len, old_end);
+            return Ok(old);
+        }
+        let first = v.off + (old - v.start);
+        if first + new_len > owner.off + owner.len {
+            return Err(Errno::ENOMEM);
+        }
+        let kind_at = |delta: u64| match &v.kind {
+            VmaKind::File {
+                path,
+                dev,
+                ino,
+                file_off,
+            } => VmaKind::File {
+                path: path.clone(),
+                dev: *dev,
+                ino: *ino,
+                file_off: file_off + delta,
+            },
+            k => k.clone(),
+        };
+        let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+        if flags & MREMAP_FIXED == 0
+            && old_end == v.end
+            && grow_end <= USER_END
+            && self.is_free(old_end, grow_end)
+        {
+            self.insert(Vma {
+                start: old_end,
+                end: grow_end,
+                prot: v.prot,
+                shared: true,
+                off: first + old_len,
+                kind: kind_at(old_end - v.start),
+                owner: Some(owner),
+                bus_from: NO_BUS,
+            });
+            return Ok(old);
+        }
+        if flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = if flags & MREMAP_FIXED != 0 {
+            if !new_addr.is_multiple_of(PAGE_SIZE) {
+                return Err(Errno::EINVAL);
+            }
+            let e = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
+            if e > USER_END || new_addr < MMAP_MIN || (new_addr < old_end && old < e) {
+                return Err(Errno::EINVAL);
+            }
+            new_addr
+        } else {
+            self.find_free(new_len).ok_or(Errno::ENOMEM)?
+        };
+        let kind = kind_at(old - v.start);
+        self.unmap_range(old, old_end);
+        self.unmap_range(dest, dest + new_len);
+        self.insert(Vma {
+            start: dest,
+            end: dest + new_len,
+            prot: v.prot,
+            shared: true,
+            off: first,
+            kind,
+            owner: Some(owner),
+            bus_from: NO_BUS,
         });
         Ok(dest)
     }

@@ -73,8 +73,10 @@ impl Client {
 
     /// Marks the client failed and returns EIO.
     fn fail(&self, why: &str) -> i32 {
-        tracing::debug!("gofer client: connection failed: {why}");
-        self.lock().sock = None;
+        // Said once, when the connection is lost; every later call is EIO.
+        if self.lock().sock.take().is_some() {
+            tracing::error!("lost the gofer ({why}): file operations now fail with EIO");
+        }
         EIO
     }
 
@@ -92,14 +94,17 @@ impl Client {
         let (frame, fds) = match result {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!("gofer client: transport failure: {e}");
                 inner.sock = None;
+                tracing::error!("lost the gofer ({e}): file operations now fail with EIO");
                 return Err(EIO);
             }
         };
         if frame.tag != tag {
-            tracing::debug!("gofer client: reply tag {} for request {tag}", frame.tag);
             inner.sock = None;
+            tracing::error!(
+                "lost the gofer (reply tag {} for request {tag}): file operations now fail with EIO",
+                frame.tag
+            );
             return Err(EIO);
         }
         match frame.body {
@@ -107,8 +112,10 @@ impl Client {
                 if valid_errno(errno) && fds.is_empty() {
                     Err(errno)
                 } else {
-                    tracing::debug!("gofer client: bad error reply {errno}");
                     inner.sock = None;
+                    tracing::error!(
+                        "lost the gofer (bad error reply {errno}): file operations now fail with EIO"
+                    );
                     Err(EIO)
                 }
             }

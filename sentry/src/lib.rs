@@ -502,6 +502,13 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         if REPORTED.set(()).is_err() {
             return;
         }
+        if k.gofer.is_failed() {
+            // The sandbox ran on without its files: say so, whatever the
+            // log settings.
+            eprintln!(
+                "rvisor: the connection to the gofer was lost; file operations failed with EIO"
+            );
+        }
         let lines = k.unimplemented_report();
         if let Some(fd) = cfg.report_fd {
             // SAFETY: an inherited fd the runtime opened for this report.

@@ -177,6 +177,10 @@ pub struct Inode {
     pub meta: Mutex<Meta>,
     /// Extended attributes kept by the sentry (`fs::xattr`).
     pub xattrs: Mutex<crate::fs::xattr::Xattrs>,
+    /// A read-only lower directory's gofer listing, fetched once: the
+    /// overlay's lower layer does not change under a running sandbox (as
+    /// runsc assumes of its rootfs), so later readdirs cost no round trip.
+    pub lower_listing: OnceLock<Vec<(Vec<u8>, u64, u8)>>,
     /// An in-memory file (`Node::Mem`) that was mapped MAP_SHARED: its
     /// data moved into the memory file, where every mapping and every
     /// read and write see the same pages. Set (under the data lock) once.
@@ -189,6 +193,7 @@ impl Inode {
             node,
             meta: Mutex::new(meta),
             xattrs: Mutex::default(),
+            lower_listing: OnceLock::new(),
             shared: OnceLock::new(),
         })
     }
@@ -445,11 +450,36 @@ impl Dentry {
         let mut out: Vec<(Vec<u8>, u64, u8)> = Vec::new();
         let children = lock(&self.children);
         if let Node::Lower(l) = &inode.node {
-            for e in l.gofer.getdents(l.node).map_err(Errno)? {
-                match children.get(&e.name) {
-                    Some(None) => continue,
-                    Some(Some(_)) => continue, // listed from the cache below
-                    None => out.push((e.name, e.ino, e.kind)),
+            let fetch = || -> KResult<Vec<(Vec<u8>, u64, u8)>> {
+                Ok(l.gofer
+                    .getdents(l.node)
+                    .map_err(Errno)?
+                    .into_iter()
+                    .map(|e| (e.name, e.ino, e.kind))
+                    .collect())
+            };
+            let fresh;
+            // Only the rootfs: a bind mount's host directory (read-only to
+            // the sandbox or not) may change under it.
+            let mut top: &Arc<Dentry> = self;
+            while let Some(p) = &top.parent {
+                top = p;
+            }
+            let rootfs = self.fs == FsType::Overlay && top.mountpoint.is_none();
+            let lower: &[(Vec<u8>, u64, u8)] = if rootfs {
+                if inode.lower_listing.get().is_none() {
+                    let _ = inode.lower_listing.set(fetch()?);
+                }
+                inode.lower_listing.get().map_or(&[], |v| v.as_slice())
+            } else {
+                fresh = fetch()?;
+                &fresh
+            };
+            for (name, ino, kind) in lower {
+                // Names in the cache (entries made, replaced or deleted in
+                // the upper layer) are listed from it below.
+                if !children.contains_key(name) {
+                    out.push((name.clone(), *ino, *kind));
                 }
             }
         }

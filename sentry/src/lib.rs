@@ -310,6 +310,7 @@ fn setup_mounts(
         let dev = ensure_dir(root, b"dev", t);
         mount(&dev, fs::dev::build(&dev));
         k.record_mount(b"/dev", "tmpfs", "tmpfs", false);
+        k.record_mount(b"/dev/mqueue", "mqueue", "mqueue", false);
     }
     for m in mounts {
         match &m.kind {
@@ -339,6 +340,9 @@ fn setup_mounts(
                     MountKind::Sysfs => (fs::proc::build_sys(&at), "sysfs"),
                     MountKind::Empty { fstype } if fstype == "cgroup" || fstype == "cgroup2" => {
                         (fs::proc::build_cgroup(&at), fstype.as_str())
+                    }
+                    MountKind::Empty { fstype } if fstype == "mqueue" => {
+                        (fs::mqueue::mount_root(&at, m.readonly), "mqueue")
                     }
                     MountKind::Empty { fstype } => (empty_fs(&at, fstype), fstype.as_str()),
                     // Devfs (the remaining kind).

@@ -294,8 +294,12 @@ impl Queue {
     }
 }
 
+/// Queue inodes by name, with their creation order.
+type Queues = BTreeMap<Vec<u8>, (u64, Arc<Inode>)>;
+
 struct Registry {
-    queues: Mutex<BTreeMap<Vec<u8>, Arc<Inode>>>,
+    queues: Mutex<Queues>,
+    created: std::sync::atomic::AtomicU64,
     /// The directory every mqueue mount shows.
     root: Arc<Inode>,
     /// Parent of mq_open's dentries: mounted nowhere.
@@ -312,6 +316,7 @@ fn reg() -> &'static Registry {
         let root = Inode::new(Node::MqDir, m);
         Registry {
             queues: Mutex::new(BTreeMap::new()),
+            created: std::sync::atomic::AtomicU64::new(0),
             internal: Dentry::new_root(root.clone(), FsType::Mqueue, None),
             root,
             charged: Mutex::new(HashMap::new()),
@@ -326,18 +331,20 @@ pub fn mount_root(at: &Arc<Dentry>, readonly: bool) -> Arc<Dentry> {
 
 /// Look a queue up in a mqueue directory.
 pub fn lookup(dir: &Arc<Dentry>, name: &[u8]) -> KResult<Arc<Dentry>> {
-    let inode = lock(&reg().queues).get(name).cloned();
+    let inode = lock(&reg().queues).get(name).map(|(_, i)| i.clone());
     inode
         .map(|i| Dentry::new_child(dir, name, i))
         .ok_or(Errno::ENOENT)
 }
 
-/// The directory's entries.
+/// The directory's entries, newest first as Linux lists them.
 pub fn list() -> Vec<DirEntry> {
-    lock(&reg().queues)
+    let mut v: Vec<_> = lock(&reg().queues)
         .iter()
-        .map(|(n, i)| (n.clone(), lock(&i.meta).ino, DT_REG))
-        .collect()
+        .map(|(n, (seq, i))| (*seq, n.clone(), lock(&i.meta).ino))
+        .collect();
+    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.into_iter().map(|(_, n, ino)| (n, ino, DT_REG)).collect()
 }
 
 fn queue_of(inode: &Inode) -> KResult<Arc<Queue>> {
@@ -374,7 +381,7 @@ fn attr_ok(t: &Task, maxmsg: i64, msgsize: i64) -> KResult<()> {
 /// `mode` (umask applied here) and attributes (defaults if `None`).
 fn create_locked(
     t: &Task,
-    queues: &mut BTreeMap<Vec<u8>, Arc<Inode>>,
+    queues: &mut Queues,
     name: &[u8],
     mode: u32,
     attr: Option<(i64, i64)>,
@@ -419,7 +426,10 @@ fn create_locked(
     );
     m.size = FILENT_SIZE;
     let inode = Inode::new(Node::Mqueue(q), m);
-    queues.insert(name.to_vec(), inode.clone());
+    let seq = reg()
+        .created
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    queues.insert(name.to_vec(), (seq, inode.clone()));
     dir_changed(DIRENT_SIZE as i64);
     Ok(inode)
 }
@@ -441,7 +451,7 @@ pub fn create_file(t: &Task, dir: &Arc<Dentry>, name: &[u8], mode: u32) -> KResu
 /// Remove a queue's name (mq_unlink, unlink(2) in an mqueue directory;
 /// permissions checked by the caller). The queue lives on while open.
 pub fn remove(name: &[u8]) -> KResult<()> {
-    let inode = lock(&reg().queues).remove(name).ok_or(Errno::ENOENT)?;
+    let (_, inode) = lock(&reg().queues).remove(name).ok_or(Errno::ENOENT)?;
     {
         let mut m = lock(&inode.meta);
         m.nlink = 0;
@@ -476,7 +486,7 @@ pub fn open(
     check_name(name)?;
     let mut queues = lock(&reg().queues);
     let inode = match queues.get(name) {
-        Some(i) => {
+        Some((_, i)) => {
             if oflag & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
                 return Err(Errno::EEXIST);
             }
@@ -505,7 +515,10 @@ pub fn open(
 /// mq_unlink.
 pub fn unlink(t: &Task, name: &[u8]) -> KResult<()> {
     check_name(name)?;
-    let inode = lock(&reg().queues).get(name).cloned().ok_or(Errno::ENOENT)?;
+    let inode = lock(&reg().queues)
+        .get(name)
+        .map(|(_, i)| i.clone())
+        .ok_or(Errno::ENOENT)?;
     let dir = reg().root.meta();
     t.may_access(&dir, 2 | 1)?;
     let c = t.creds();

@@ -350,6 +350,12 @@ fn setup_mounts(
                 };
                 mount(&at, r);
                 record(k, m, ty, ty);
+                // devfs carries an mqueue mount unless one is configured.
+                if matches!(kind, MountKind::Devfs)
+                    && !mounts.iter().any(|x| x.dest == b"/dev/mqueue")
+                {
+                    k.record_mount(b"/dev/mqueue", "mqueue", "mqueue", false);
+                }
             }
         }
     }

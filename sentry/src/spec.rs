@@ -61,8 +61,9 @@ pub enum MountKind {
     Sysfs,
     /// The sandbox's devfs.
     Devfs,
-    /// Filesystems the sentry does not implement yet (devpts, mqueue,
-    /// cgroup): an empty directory, so paths exist as in a container.
+    /// Filesystems without a spec of their own: mqueue (the sentry's
+    /// mqueue filesystem), cgroup (a read-only view of the limits), and
+    /// devpts (not implemented yet: an empty directory).
     Empty { fstype: String },
     /// linux.maskedPaths: an existing directory is covered by an empty
     /// read-only one, a file by /dev/null; a missing path is left alone.

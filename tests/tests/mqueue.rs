@@ -507,8 +507,8 @@ fn mqueue_filesystem_and_limits() {
         eprintln!("skipping: cannot mount an mqueue filesystem natively (needs root)");
         return;
     }
-    let native = Invocation::new(&[exe.as_str(), mnt.path().to_str().expect("utf-8 path")])
-        .run_native();
+    let native =
+        Invocation::new(&[exe.as_str(), mnt.path().to_str().expect("utf-8 path")]).run_native();
     let _ = Command::new("umount").arg(mnt.path()).status();
     let sandboxed = Invocation::new(&[exe.as_str(), "/dev/mqueue"]).run_rvisor();
     assert_outputs_equal(&native, &sandboxed);

@@ -236,11 +236,7 @@ impl Queue {
 
     /// mq_notify: register (`Some`) or remove (`None`) `owner`'s
     /// notification. A registration whose owner has exited is gone.
-    pub fn set_notify(
-        &self,
-        t: &Task,
-        n: Option<Notification>,
-    ) -> KResult<()> {
+    pub fn set_notify(&self, t: &Task, n: Option<Notification>) -> KResult<()> {
         let mut st = lock(&self.st);
         if let Some(cur) = st.notify {
             if t.k.process(cur.owner).is_none() {
@@ -326,7 +322,12 @@ fn reg() -> &'static Registry {
 
 /// A mount of the mqueue filesystem on `at`.
 pub fn mount_root(at: &Arc<Dentry>, readonly: bool) -> Arc<Dentry> {
-    Dentry::new_mount_root(reg().root.clone(), FsType::Mqueue, Some(at.clone()), readonly)
+    Dentry::new_mount_root(
+        reg().root.clone(),
+        FsType::Mqueue,
+        Some(at.clone()),
+        readonly,
+    )
 }
 
 /// Look a queue up in a mqueue directory.
@@ -343,7 +344,7 @@ pub fn list() -> Vec<DirEntry> {
         .iter()
         .map(|(n, (seq, i))| (*seq, n.clone(), lock(&i.meta).ino))
         .collect();
-    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.sort_by_key(|e| std::cmp::Reverse(e.0));
     v.into_iter().map(|(_, n, ino)| (n, ino, DT_REG)).collect()
 }
 

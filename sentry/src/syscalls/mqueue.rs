@@ -59,7 +59,11 @@ fn deadline(t: &Task, addr: u64) -> KResult<Option<Instant>> {
         return Ok(Some(start));
     }
     let left = Duration::from_nanos(left.min(u64::MAX as i128) as u64);
-    Ok(Some(start.checked_add(left).unwrap_or(start + Duration::from_secs(1 << 32))))
+    Ok(Some(
+        start
+            .checked_add(left)
+            .unwrap_or(start + Duration::from_secs(1 << 32)),
+    ))
 }
 
 pub fn sys_mq_open(t: &mut Task, a: &Args) -> KResult<u64> {

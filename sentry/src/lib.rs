@@ -310,7 +310,6 @@ fn setup_mounts(
         let dev = ensure_dir(root, b"dev", t);
         mount(&dev, fs::dev::build(&dev));
         k.record_mount(b"/dev", "tmpfs", "tmpfs", false);
-        k.record_mount(b"/dev/mqueue", "mqueue", "mqueue", false);
     }
     for m in mounts {
         match &m.kind {
@@ -350,12 +349,6 @@ fn setup_mounts(
                 };
                 mount(&at, r);
                 record(k, m, ty, ty);
-                // devfs carries an mqueue mount unless one is configured.
-                if matches!(kind, MountKind::Devfs)
-                    && !mounts.iter().any(|x| x.dest == b"/dev/mqueue")
-                {
-                    k.record_mount(b"/dev/mqueue", "mqueue", "mqueue", false);
-                }
             }
         }
     }

@@ -202,6 +202,16 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
             fstype: String::new(),
             source: String::new(),
         },
+        // devfs's /dev/mqueue, listed in the mount table as on a host.
+        MountSpec {
+            dest: b"/dev/mqueue".to_vec(),
+            kind: MountKind::Empty {
+                fstype: "mqueue".into(),
+            },
+            readonly: false,
+            fstype: String::new(),
+            source: String::new(),
+        },
         MountSpec {
             dest: b"/proc".to_vec(),
             kind: MountKind::Proc,

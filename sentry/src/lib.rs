@@ -332,6 +332,9 @@ fn setup_mounts(
                     MountKind::Empty { fstype } if fstype == "cgroup" || fstype == "cgroup2" => {
                         (fs::proc::build_cgroup(&at), fstype.as_str())
                     }
+                    MountKind::Empty { fstype } if fstype == "mqueue" => {
+                        (fs::mqueue::mount_root(&at, m.readonly), "mqueue")
+                    }
                     MountKind::Empty { fstype } => (empty_fs(&at, fstype), fstype.as_str()),
                     // Devfs (the remaining kind).
                     _ => (fs::dev::build(&at), "tmpfs"),

@@ -62,7 +62,7 @@ pub enum MountKind {
     /// The sandbox's devfs.
     Devfs,
     /// Filesystems mounted by type with no source: devpts (the sandbox's
-    /// pty instance), mqueue (an empty directory for now) and cgroup (a
+    /// pty instance), mqueue (the sentry's mqueue filesystem) and cgroup (a
     /// read-only view of the limits), so paths exist as in a container.
     Empty { fstype: String },
     /// linux.maskedPaths: an existing directory is covered by an empty

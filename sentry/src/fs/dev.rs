@@ -146,7 +146,12 @@ pub fn build(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
     root.add_child(b"stdin", symlink(b"/proc/self/fd/0"));
     root.add_child(b"stdout", symlink(b"/proc/self/fd/1"));
     root.add_child(b"stderr", symlink(b"/proc/self/fd/2"));
-    for d in ["shm", "pts", "mqueue"] {
+    let mq = root.add_child(
+        b"mqueue",
+        Inode::new(Node::MemDir, Meta::new(S_IFDIR | 0o755, DEV_DEV, 0, 0)),
+    );
+    *crate::vfs::lock(&mq.mounted) = Some(crate::fs::mqueue::mount_root(&mq, false));
+    for d in ["shm", "pts"] {
         let mode = if d == "shm" {
             S_IFDIR | 0o1777
         } else {

@@ -6,6 +6,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod inotify;
 pub mod lock;
+pub mod mqueue;
 pub mod pidfd;
 pub mod pipe;
 pub mod proc;
@@ -35,6 +36,7 @@ pub fn anon_poll(k: &FileKind) -> Option<i16> {
         FileKind::TimerFd(x) => Some(x.poll()),
         FileKind::SignalFd(x) => Some(x.poll()),
         FileKind::Inotify(x) => Some(x.poll()),
+        FileKind::Mqueue(q) => Some(q.poll()),
         _ => None,
     }
 }
@@ -56,9 +58,10 @@ pub fn anon_ioctl(
         FileKind::Inotify(x) if req == FIONREAD => {
             Some(t.write_obj(arg, &(x.pending_bytes() as i32)).map(|_| 0))
         }
-        FileKind::TimerFd(_) | FileKind::SignalFd(_) | FileKind::Inotify(_) => {
-            Some(Err(crate::abi::Errno::ENOTTY))
-        }
+        FileKind::TimerFd(_)
+        | FileKind::SignalFd(_)
+        | FileKind::Inotify(_)
+        | FileKind::Mqueue(_) => Some(Err(crate::abi::Errno::ENOTTY)),
         _ => None,
     }
 }

@@ -154,6 +154,7 @@ pub fn build_cgroup(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
 fn sys_dirs(path: &str) -> &'static [(&'static str, &'static str)] {
     match path {
         "sys" => &[("kernel", "sys/kernel"), ("vm", "sys/vm"), ("fs", "sys/fs")],
+        "sys/fs" => &[("mqueue", "sys/fs/mqueue")],
         _ => &[],
     }
 }
@@ -174,6 +175,14 @@ fn sys_files(path: &str) -> &'static [(&'static str, &'static str)] {
         "sys/fs" => &[
             ("nr_open", "1048576\n"),
             ("file-max", "9223372036854775807\n"),
+        ],
+        // POSIX message queue limits (fs::mqueue).
+        "sys/fs/mqueue" => &[
+            ("msg_default", "10\n"),
+            ("msg_max", "10\n"),
+            ("msgsize_default", "8192\n"),
+            ("msgsize_max", "8192\n"),
+            ("queues_max", "256\n"),
         ],
         _ => &[],
     }

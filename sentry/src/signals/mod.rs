@@ -67,9 +67,9 @@ impl SigInfo {
             4 | 5 | 7 | 8 | 11 if self.code > 0 => {
                 b[16..24].copy_from_slice(&self.addr.to_le_bytes())
             }
-            // SI_QUEUE (pid, uid, sigval) and SI_TIMER (timer id, overrun,
-            // sigval) carry a full 64-bit value.
-            _ if self.code == -1 || self.code == -2 => {
+            // SI_QUEUE and SI_MESGQ (pid, uid, sigval) and SI_TIMER (timer
+            // id, overrun, sigval) carry a full 64-bit value.
+            _ if matches!(self.code, -3..=-1) => {
                 b[16..20].copy_from_slice(&self.pid.to_le_bytes());
                 b[20..24].copy_from_slice(&self.uid.to_le_bytes());
                 b[24..32].copy_from_slice(&self.addr.to_le_bytes());

@@ -45,7 +45,7 @@ fn writable_fs(d: &Arc<Dentry>) -> KResult<()> {
         return Err(Errno::EROFS);
     }
     match d.fs {
-        FsType::Overlay | FsType::Bind | FsType::Tmpfs | FsType::Dev => Ok(()),
+        FsType::Overlay | FsType::Bind | FsType::Tmpfs | FsType::Dev | FsType::Mqueue => Ok(()),
         FsType::Proc | FsType::Sys => Err(Errno::EACCES),
     }
 }
@@ -83,6 +83,7 @@ pub fn open_dentry(t: &Task, d: &Arc<Dentry>, flags: i32) -> KResult<Arc<File>> 
         ) => crate::fs::pty::open(t, *k, flags)?,
         Node::Dev(crate::fs::dev::DevKind::Other { .. }) => return Err(Errno::ENXIO),
         Node::Dev(k) => FileKind::Dev(*k),
+        Node::Mqueue(q) => FileKind::Mqueue(q.clone()),
         Node::Proc(ProcNode::File(f)) => FileKind::Synthetic(proc::generate(f, t)?),
         Node::Fifo(pipe) => {
             let acc = flags & O_ACCMODE;
@@ -115,6 +116,10 @@ fn access_mask(flags: i32) -> u32 {
 /// directory's group when it is setgid.
 fn new_meta(t: &Task, dir: &Arc<Dentry>, node: &Node, mode: u32) -> KResult<Meta> {
     writable_fs(dir)?;
+    if dir.fs == FsType::Mqueue {
+        // Only queues live there (open O_CREAT makes one).
+        return Err(Errno::EPERM);
+    }
     t.may_access(&dir.meta(), 2 | 1)?;
     let c = t.creds();
     let mut m = Meta::new(mode, MEM_DEV, c.fsuid, c.fsgid);
@@ -309,6 +314,11 @@ fn do_open_resolve(
                     existing
                 }
             }
+            Err(Errno::ENOENT) if dir.fs == FsType::Mqueue => {
+                let d = crate::fs::mqueue::create_file(t, &dir, &name, mode)?;
+                let f = open_dentry(t, &d, flags)?;
+                return install(t, f, flags & O_CLOEXEC != 0);
+            }
             Err(Errno::ENOENT) if dir.fs == FsType::Bind => {
                 let mode = mode & 0o7777 & !t.umask();
                 let f = bind_create(t, &dir, &name, flags, mode)?;
@@ -441,6 +451,7 @@ pub fn sys_openat2(t: &mut Task, a: &Args) -> KResult<u64> {
 
 pub fn sys_close(t: &mut Task, a: &Args) -> KResult<u64> {
     let e = lock(&t.fds()).remove(a.int(0))?;
+    super::mqueue::closed(t, &e.file);
     // Closing any fd of a file drops the process's POSIX locks on it.
     if let Ok(key) = lock_key(&e.file) {
         crate::fs::lock::table().release(crate::fs::lock::Owner::Posix(t.tgid), Some(key));
@@ -866,7 +877,8 @@ pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
         F_SETFD => lock(&fds).set_cloexec(fd, a.u(2) & 1 != 0).map(|_| 0),
         F_GETFL => {
             let f = lock(&fds).get(fd)?;
-            Ok((f.flags() | 0o100000) as u64) // O_LARGEFILE, as Linux reports
+            // O_LARGEFILE, as Linux reports for open(2)'s files.
+            Ok((f.flags() | crate::fs::mqueue::largefile(&f)) as u64)
         }
         F_SETFL => {
             let f = lock(&fds).get(fd)?;
@@ -1465,6 +1477,9 @@ fn unlink_at(t: &Task, dirfd: i32, path: &[u8], rmdir: bool) -> KResult<u64> {
     } else if path.ends_with(b"/") {
         return Err(Errno::ENOTDIR);
     }
+    if dir.fs == FsType::Mqueue {
+        return crate::fs::mqueue::remove(&name).map(|_| 0);
+    }
     if dir.fs == FsType::Bind {
         let (node, g) = bind_dir(t, &dir)?;
         g.unlink(node, &name, rmdir).map_err(Errno)?;
@@ -1573,6 +1588,9 @@ fn rename_at(
     let src = od.lookup(&oname, t)?;
     writable_fs(&od)?;
     writable_fs(&nd)?;
+    if od.fs == FsType::Mqueue {
+        return Err(Errno::EPERM);
+    }
     if od.fs != nd.fs || !Arc::ptr_eq(&od.follow_mounts(), &od) && od.fs != FsType::Overlay {
         return Err(Errno::EXDEV);
     }
@@ -2067,6 +2085,7 @@ fn statfs_d(t: &Task, d: &Arc<Dentry>, buf: u64) -> KResult<u64> {
                 FsType::Sys => 0x6265_6572,
                 FsType::Dev | FsType::Tmpfs => 0x0102_1994,
                 FsType::Overlay | FsType::Bind => 0x794c_7630,
+                FsType::Mqueue => crate::fs::mqueue::MQUEUE_MAGIC,
             };
             words[1] = 4096;
             words[8] = 255;

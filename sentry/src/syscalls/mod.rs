@@ -7,6 +7,7 @@ pub mod futex;
 pub mod info;
 pub mod mm;
 pub mod mount;
+pub mod mqueue;
 pub mod names;
 pub mod poll;
 pub mod process;
@@ -262,6 +263,13 @@ pub static SYSCALLS: &[Syscall] = table! {
     SYS_pidfd_send_signal => signal::sys_pidfd_send_signal,
     SYS_openat2 => file::sys_openat2,
     SYS_faccessat2 => file::sys_faccessat2,
+    // POSIX message queues.
+    SYS_mq_open => mqueue::sys_mq_open,
+    SYS_mq_unlink => mqueue::sys_mq_unlink,
+    SYS_mq_timedsend => mqueue::sys_mq_timedsend,
+    SYS_mq_timedreceive => mqueue::sys_mq_timedreceive,
+    SYS_mq_notify => mqueue::sys_mq_notify,
+    SYS_mq_getsetattr => mqueue::sys_mq_getsetattr,
     // timerfd, signalfd, inotify, xattrs (fs/).
     SYS_timerfd_create => crate::fs::timerfd::sys_timerfd_create,
     SYS_timerfd_settime => crate::fs::timerfd::sys_timerfd_settime,

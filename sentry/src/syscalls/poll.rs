@@ -102,9 +102,10 @@ pub fn readiness_depth(f: &File, depth: u32) -> i16 {
         }
         FileKind::EventFd(e) => e.poll(),
         FileKind::PidFd(p) => p.poll(),
-        k @ (FileKind::TimerFd(_) | FileKind::SignalFd(_) | FileKind::Inotify(_)) => {
-            crate::fs::anon_poll(k).unwrap_or(0)
-        }
+        k @ (FileKind::TimerFd(_)
+        | FileKind::SignalFd(_)
+        | FileKind::Inotify(_)
+        | FileKind::Mqueue(_)) => crate::fs::anon_poll(k).unwrap_or(0),
         FileKind::Socket(sock) => sock.poll(),
         FileKind::Host { fd, .. } => {
             let mut p = libc::pollfd {

@@ -53,6 +53,8 @@ pub enum FileKind {
     SignalFd(Arc<crate::fs::signalfd::SignalFd>),
     /// inotify_init(2).
     Inotify(Arc<crate::fs::inotify::Inotify>),
+    /// A POSIX message queue (mq_open, or open(2) in an mqueue mount).
+    Mqueue(Arc<crate::fs::mqueue::Queue>),
     /// One end of a pipe.
     Pipe {
         pipe: Arc<crate::fs::pipe::Pipe>,
@@ -145,6 +147,7 @@ impl File {
                 | FileKind::Mem(_)
                 | FileKind::Dir { .. }
                 | FileKind::Synthetic(_)
+                | FileKind::Mqueue(_)
         ) || matches!(self.kind, FileKind::Dev(d) if d != DevKind::Tty)
     }
 
@@ -284,6 +287,7 @@ impl File {
             FileKind::TimerFd(x) => x.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::SignalFd(x) => x.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Inotify(x) => x.read(buf, self.flags() & O_NONBLOCK != 0),
+            FileKind::Mqueue(q) => q.read_status(buf, off),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
             FileKind::Socket(sock) => sock.read(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Tty(tf) => tf.read_plain(buf, self.flags() & O_NONBLOCK != 0),
@@ -360,9 +364,10 @@ impl File {
             FileKind::Fifo { .. } => Err(Errno::EBADF),
             FileKind::EventFd(e) => e.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Epoll(_) | FileKind::PidFd(_) => Err(Errno::EINVAL),
-            FileKind::TimerFd(_) | FileKind::SignalFd(_) | FileKind::Inotify(_) => {
-                Err(Errno::EINVAL)
-            }
+            FileKind::TimerFd(_)
+            | FileKind::SignalFd(_)
+            | FileKind::Inotify(_)
+            | FileKind::Mqueue(_) => Err(Errno::EINVAL),
             FileKind::Socket(sock) => sock.write(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Tty(tf) => tf.write_plain(buf, self.flags() & O_NONBLOCK != 0),
             FileKind::Pipe { .. } => Err(Errno::EBADF),

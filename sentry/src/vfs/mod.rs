@@ -170,6 +170,11 @@ pub enum Node {
     /// A socket inode: bind(2) of an AF_UNIX socket to a path made it
     /// (mknod S_IFSOCK makes one nobody listens on).
     Socket(std::sync::Weak<crate::fs::unix::UnixSocket>),
+    /// A POSIX message queue (a file of the mqueue filesystem).
+    Mqueue(Arc<crate::fs::mqueue::Queue>),
+    /// The mqueue filesystem's directory: its entries are the sandbox's
+    /// queues (`fs::mqueue`).
+    MqDir,
 }
 
 pub struct Inode {
@@ -263,6 +268,7 @@ pub enum FsType {
     Proc,
     Sys,
     Dev,
+    Mqueue,
 }
 
 pub struct Dentry {
@@ -407,6 +413,12 @@ impl Dentry {
             let child = crate::fs::proc::lookup(p, name, t)?;
             return Ok(Dentry::new_child(self, name, child));
         }
+        if let Node::MqDir = &inode.node {
+            if let Some(Some(d)) = lock(&self.children).get(name) {
+                return Ok(d.clone());
+            }
+            return crate::fs::mqueue::lookup(self, name);
+        }
         let mut children = lock(&self.children);
         if let Some(c) = children.get(name) {
             return c.clone().ok_or(Errno::ENOENT);
@@ -446,6 +458,9 @@ impl Dentry {
         let inode = self.inode();
         if let Node::Proc(p) = &inode.node {
             return crate::fs::proc::list(p, t);
+        }
+        if let Node::MqDir = &inode.node {
+            return Ok(crate::fs::mqueue::list());
         }
         let mut out: Vec<(Vec<u8>, u64, u8)> = Vec::new();
         let children = lock(&self.children);

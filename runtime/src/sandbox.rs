@@ -229,7 +229,7 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
     ]
 }
 
-pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds) -> Result<i32> {
+pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds, overlay: &str) -> Result<i32> {
     let rootfs = std::fs::canonicalize(&args.rootfs)
         .with_context(|| format!("rootfs {}", args.rootfs.display()))?;
     if !rootfs.is_dir() {
@@ -272,10 +272,12 @@ pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds) -> Result<i32> {
         hostname: args.hostname.clone(),
         mounts: default_mounts(),
         pids_limit: args.pids_limit,
+        // --overlay none: the rootfs is written through to the host.
+        root_passthrough: overlay == "none",
         ..Default::default()
     };
     let l = launch(Launch {
-        gofer_mounts: vec![(rootfs, true)],
+        gofer_mounts: vec![(rootfs, overlay != "none")],
         spec,
         control: None,
         log_file,

@@ -440,7 +440,10 @@ impl Dentry {
                     Ok(d)
                 } else {
                     let e = Errno(err.unwrap_or(Errno::ENOENT.0));
-                    if e == Errno::ENOENT {
+                    // A miss is remembered only in the rootfs, whose lower
+                    // layer does not change; a bind mount's host directory
+                    // may gain the name later.
+                    if e == Errno::ENOENT && self.in_rootfs() {
                         children.insert(name.to_vec(), None);
                     }
                     Err(e)
@@ -448,6 +451,16 @@ impl Dentry {
             }
             _ => Err(Errno::ENOENT),
         }
+    }
+
+    /// Whether this dentry belongs to the overlay rootfs (whose lower layer
+    /// is taken not to change while the sandbox runs), not to a bind mount.
+    pub fn in_rootfs(&self) -> bool {
+        let mut top = self;
+        while let Some(p) = &top.parent {
+            top = p;
+        }
+        self.fs == FsType::Overlay && top.mountpoint.is_none()
     }
 
     /// Merged directory listing: (name, ino, DT_*).
@@ -476,12 +489,7 @@ impl Dentry {
             let fresh;
             // Only the rootfs: a bind mount's host directory (read-only to
             // the sandbox or not) may change under it.
-            let mut top: &Arc<Dentry> = self;
-            while let Some(p) = &top.parent {
-                top = p;
-            }
-            let rootfs = self.fs == FsType::Overlay && top.mountpoint.is_none();
-            let lower: &[(Vec<u8>, u64, u8)] = if rootfs {
+            let lower: &[(Vec<u8>, u64, u8)] = if self.in_rootfs() {
                 if inode.lower_listing.get().is_none() {
                     let _ = inode.lower_listing.set(fetch()?);
                 }

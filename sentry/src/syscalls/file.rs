@@ -2006,7 +2006,7 @@ fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
                 drop(g);
                 return f.truncate(len as u64).map(|_| 0);
             }
-            g.resize(len as usize, 0);
+            crate::vfs::resize_mem(&mut g, len as u64, Errno::EFBIG)?;
             drop(g);
             let mut mm = lock(&inode.meta);
             mm.mtime = crate::vfs::now();

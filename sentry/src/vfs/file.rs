@@ -324,8 +324,8 @@ impl File {
                 if end > (1 << 40) {
                     return Err(Errno::EFBIG);
                 }
-                if data.len() < end as usize {
-                    data.resize(end as usize, 0);
+                if (data.len() as u64) < end {
+                    super::resize_mem(&mut data, end, Errno::ENOSPC)?;
                 }
                 data[off as usize..end as usize].copy_from_slice(buf);
                 drop(data);

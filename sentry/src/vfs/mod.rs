@@ -177,6 +177,29 @@ pub enum Node {
     MqDir,
 }
 
+/// The most bytes one in-memory file may hold: the sandbox's memory (set
+/// at boot), so a file cannot take the host's memory or abort the sentry.
+static MEM_FILE_CAP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+
+pub fn set_mem_file_cap(bytes: u64) {
+    MEM_FILE_CAP.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Resize an in-memory file's data to `len` bytes (new bytes zero). Past
+/// the cap, or when the memory is not there, `err` (ENOSPC for a write,
+/// EFBIG for a truncate), never an abort.
+pub fn resize_mem(data: &mut Vec<u8>, len: u64, err: Errno) -> KResult<()> {
+    if len > MEM_FILE_CAP.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(err);
+    }
+    let len = usize::try_from(len).map_err(|_| err)?;
+    if len > data.len() {
+        data.try_reserve_exact(len - data.len()).map_err(|_| err)?;
+    }
+    data.resize(len, 0);
+    Ok(())
+}
+
 pub struct Inode {
     pub node: Node,
     pub meta: Mutex<Meta>,
@@ -533,7 +556,8 @@ impl Dentry {
         let meta = inode.meta();
         let new_node = if meta.is_reg() {
             let fd = l.fd()?;
-            let mut data = vec![0u8; meta.size as usize];
+            let mut data = Vec::new();
+            resize_mem(&mut data, meta.size, Errno::ENOSPC)?;
             let mut done = 0usize;
             while done < data.len() {
                 let n = nix::sys::uio::pread(&*fd, &mut data[done..], done as i64)

@@ -543,7 +543,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     if spec.memory_limit.is_some() {
         kernel::start_memory_monitor(k.clone());
     }
-    let mut init = match start_init(&k, &root, spec, cfg.debug) {
+    let (mut init, console) = match start_init(&k, &root, spec, cfg.debug) {
         Ok(t) => t,
         Err((m, c)) => return fail(&k, m, c),
     };
@@ -578,6 +578,9 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         g.unwrap_or(kernel::task::ExitStatus::Signaled(9))
     };
     tracing::debug!(?status, "init exited");
+    if let Some(c) = console {
+        c.finish();
+    }
     report(&k);
     Ok(status.shell_code())
 }
@@ -589,7 +592,7 @@ fn start_init(
     root: &Arc<Dentry>,
     spec: &spec::SandboxSpec,
     debug: bool,
-) -> Result<Task, (String, i32)> {
+) -> Result<(Task, Option<fs::console::Console>), (String, i32)> {
     let mut t = new_process(k, &spec.process, stdio_table(spec.preserve_fds), debug)?;
     setup_mounts(k, root, &spec.mounts, &t).map_err(|e| (format!("mounts: {e}"), 125))?;
     for d in &spec.devices {
@@ -616,6 +619,8 @@ fn start_init(
         }
         dir.add_child(name, inode);
     }
+    // A host terminal on stdio becomes a pty of the sandbox's own.
+    let console = fs::console::bridge(&t);
     load_program(k, &mut t, &spec.process)?;
-    Ok(t)
+    Ok((t, console))
 }

@@ -1,6 +1,7 @@
 //! Filesystem implementations: devfs, procfs/sysfs, and the tree setup of
 //! the sandbox's mounts.
 
+pub mod console;
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;

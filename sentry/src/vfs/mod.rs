@@ -182,6 +182,9 @@ pub struct Inode {
     pub meta: Mutex<Meta>,
     /// Extended attributes kept by the sentry (`fs::xattr`).
     pub xattrs: Mutex<crate::fs::xattr::Xattrs>,
+    /// Set once a lower inode's host attributes were read into `xattrs`
+    /// (`fs::xattr::seed`).
+    pub xattrs_seeded: OnceLock<()>,
     /// A read-only lower directory's gofer listing, fetched once: the
     /// overlay's lower layer does not change under a running sandbox (as
     /// runsc assumes of its rootfs), so later readdirs cost no round trip.
@@ -198,6 +201,7 @@ impl Inode {
             node,
             meta: Mutex::new(meta),
             xattrs: Mutex::default(),
+            xattrs_seeded: OnceLock::new(),
             lower_listing: OnceLock::new(),
             shared: OnceLock::new(),
         })
@@ -545,6 +549,8 @@ impl Dentry {
         let mut m = meta;
         m.dev = MEM_DEV;
         let up = Inode::new(new_node, m);
+        // The host file's attributes come along.
+        crate::fs::xattr::seed(&inode)?;
         *lock(&up.xattrs) = lock(&inode.xattrs).clone();
         *slot = up.clone();
         crate::fs::inotify::inode_replaced(&inode, &up);

@@ -185,6 +185,8 @@ pub struct Inode {
     /// Set once a lower inode's host attributes were read into `xattrs`
     /// (`fs::xattr::seed`).
     pub xattrs_seeded: OnceLock<()>,
+    /// What this inode holds of a sized tmpfs (`fs::tmpfs`), freed with it.
+    pub charge: OnceLock<crate::fs::tmpfs::Charge>,
     /// A read-only lower directory's gofer listing, fetched once: the
     /// overlay's lower layer does not change under a running sandbox (as
     /// runsc assumes of its rootfs), so later readdirs cost no round trip.
@@ -202,6 +204,7 @@ impl Inode {
             meta: Mutex::new(meta),
             xattrs: Mutex::default(),
             xattrs_seeded: OnceLock::new(),
+            charge: OnceLock::new(),
             lower_listing: OnceLock::new(),
             shared: OnceLock::new(),
         })

@@ -86,8 +86,8 @@ int main(int argc, char **argv) {
 fn tmpfs_size_is_enforced() {
     let dir = TempDir::new("tmpfs-size");
     let exe = compile_static_c(&dir, "tmpfs_size", TMPFS);
-    let (native, _) = Invocation::new(&[exe.to_str().unwrap(), dir.path().to_str().unwrap()])
-        .assert_same();
+    let (native, _) =
+        Invocation::new(&[exe.to_str().unwrap(), dir.path().to_str().unwrap()]).assert_same();
     let out = native.stdout_str();
     assert!(out.contains("write 100000: 55536"), "{out}");
     assert!(out.contains("write when full: -1 ENOSPC"), "{out}");

@@ -315,8 +315,12 @@ fn setup_mounts(
             kind => {
                 let at = ensure_path(root, &m.dest, true, t);
                 let (r, ty) = match kind {
-                    MountKind::Tmpfs { mode } => (
-                        Dentry::new_mount_root(
+                    MountKind::Tmpfs {
+                        mode,
+                        size,
+                        nr_inodes,
+                    } => {
+                        let root = Dentry::new_mount_root(
                             Inode::new(
                                 Node::MemDir,
                                 Meta::new(S_IFDIR | (mode & 0o7777), vfs::MEM_DEV, 0, 0),
@@ -324,9 +328,11 @@ fn setup_mounts(
                             FsType::Tmpfs,
                             Some(at.clone()),
                             m.readonly,
-                        ),
-                        "tmpfs",
-                    ),
+                        );
+                        let mem = k.memory_limit.load(std::sync::atomic::Ordering::Relaxed);
+                        fs::tmpfs::register(&root, *size, *nr_inodes, mem);
+                        (root, "tmpfs")
+                    }
                     MountKind::Proc => (fs::proc::build_proc(&at), "proc"),
                     MountKind::Sysfs => (fs::proc::build_sys(&at), "sysfs"),
                     MountKind::Empty { fstype } if fstype == "cgroup" || fstype == "cgroup2" => {

@@ -241,6 +241,20 @@ fn mounts_in_order_with_options() {
 }
 
 #[test]
+fn tmpfs_size_option() {
+    // size= of an OCI tmpfs mount: df reports it and writes past it fail.
+    same(
+        "tmpfs-size",
+        &["sh", "-c", "df -k /s | tail -n 1 | awk '{print $2}'; head -c 100000 /dev/zero > /s/f 2>/dev/null || echo full; wc -c < /s/f"],
+        |c, _| {
+            let m = c["mounts"].as_array_mut().expect("mounts");
+            m.push(json!({"destination": "/s", "type": "tmpfs", "source": "tmpfs", "options": ["size=64k", "nr_inodes=100"]}));
+        },
+        Some("64\nfull\n65536\n"),
+    );
+}
+
+#[test]
 fn exit_status_and_signals() {
     same("exit", &["sh", "-c", "exit 42"], |_, _| {}, Some(""));
     let dir = TempDir::new("oci-kill");

@@ -46,7 +46,13 @@ fn interactive_bash_on_the_host_terminal() {
         .expect("run python3");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/0"), "no sandbox pty:\n{text}");
-    assert!(text.contains("after 130"), "^C did not interrupt sleep:\n{text}");
+    assert!(
+        text.contains("after 130"),
+        "^C did not interrupt sleep:\n{text}"
+    );
     assert!(!text.contains("no job control"), "no job control:\n{text}");
-    assert!(text.contains("status 3"), "exit status not passed on:\n{text}");
+    assert!(
+        text.contains("status 3"),
+        "exit status not passed on:\n{text}"
+    );
 }

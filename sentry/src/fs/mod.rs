@@ -15,6 +15,7 @@ pub mod pty;
 pub mod shm;
 pub mod signalfd;
 pub mod timerfd;
+pub mod tmpfs;
 pub mod unix;
 pub mod xattr;
 

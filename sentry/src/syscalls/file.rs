@@ -186,7 +186,11 @@ fn create_child(
     mode: u32,
 ) -> KResult<Arc<Dentry>> {
     let m = new_meta(t, dir, &node, mode)?;
+    let charge = crate::fs::tmpfs::new_inode(dir)?;
     let inode = Inode::new(node, m);
+    if let Some(c) = charge {
+        let _ = inode.charge.set(c);
+    }
     let d = Dentry::new_child(dir, name, inode.clone());
     lock(&dir.children).insert(name.to_vec(), Some(d.clone()));
     crate::fs::inotify::created(dir, name, &inode);
@@ -379,6 +383,7 @@ fn do_open_resolve(
             if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY {
                 if let Node::Mem(data) = &inode.node {
                     lock(data).clear();
+                    crate::fs::tmpfs::truncated(&inode, 0);
                 }
                 if let Some(f) = inode.shm() {
                     f.truncate(0)?;
@@ -1375,6 +1380,13 @@ pub fn sys_fallocate(t: &mut Task, a: &Args) -> KResult<u64> {
     }
     match mode {
         0 | KEEP_SIZE => {
+            // A sized tmpfs charges the range's pages first (ENOSPC).
+            if d.fs == FsType::Tmpfs {
+                let inode = d.inode();
+                if matches!(inode.node, Node::Mem(_)) {
+                    crate::fs::tmpfs::charge_alloc(&d, &inode, off as u64, end)?;
+                }
+            }
             if mode == 0 && end > d.meta().size {
                 truncate_d(t, &d, end as i64)?;
             }
@@ -2007,6 +2019,7 @@ fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
                 return f.truncate(len as u64).map(|_| 0);
             }
             crate::vfs::resize_mem(&mut g, len as u64, Errno::EFBIG)?;
+            crate::fs::tmpfs::truncated(&inode, len as u64);
             drop(g);
             let mut mm = lock(&inode.meta);
             mm.mtime = crate::vfs::now();
@@ -2090,7 +2103,10 @@ fn statfs_d(t: &Task, d: &Arc<Dentry>, buf: u64) -> KResult<u64> {
             words[1] = 4096;
             words[8] = 255;
             words[9] = 4096;
-            if matches!(fs, FsType::Dev | FsType::Tmpfs) {
+            if let Some(w) = crate::fs::tmpfs::statfs(d) {
+                // A tmpfs with size=: its own numbers.
+                words[2..7].copy_from_slice(&w);
+            } else if matches!(fs, FsType::Dev | FsType::Tmpfs) {
                 // Memory-backed, sized like a default tmpfs: half of the
                 // sandbox's memory, less what the memory file holds. (Python's
                 // multiprocessing puts its shared heap in /dev/shm only if

@@ -324,15 +324,18 @@ impl File {
                 if end > (1 << 40) {
                     return Err(Errno::EFBIG);
                 }
+                // A sized tmpfs may take only part of it (ENOSPC: none).
+                let end = crate::fs::tmpfs::charge_write(self.dentry.as_ref(), inode, off, end)?;
+                let n = (end - off) as usize;
                 if (data.len() as u64) < end {
                     super::resize_mem(&mut data, end, Errno::ENOSPC)?;
                 }
-                data[off as usize..end as usize].copy_from_slice(buf);
+                data[off as usize..end as usize].copy_from_slice(&buf[..n]);
                 drop(data);
                 let mut m = lock(&inode.meta);
                 m.mtime = super::now();
                 m.ctime = m.mtime;
-                Ok(buf.len())
+                Ok(n)
             }
             FileKind::Passthrough { fd } => {
                 let off = if self.flags() & O_APPEND != 0 {

@@ -205,6 +205,11 @@ pub struct Inode {
     pub meta: Mutex<Meta>,
     /// Extended attributes kept by the sentry (`fs::xattr`).
     pub xattrs: Mutex<crate::fs::xattr::Xattrs>,
+    /// Set once a lower inode's host attributes were read into `xattrs`
+    /// (`fs::xattr::seed`).
+    pub xattrs_seeded: OnceLock<()>,
+    /// What this inode holds of a sized tmpfs (`fs::tmpfs`), freed with it.
+    pub charge: OnceLock<crate::fs::tmpfs::Charge>,
     /// A read-only lower directory's gofer listing, fetched once: the
     /// overlay's lower layer does not change under a running sandbox (as
     /// runsc assumes of its rootfs), so later readdirs cost no round trip.
@@ -221,6 +226,8 @@ impl Inode {
             node,
             meta: Mutex::new(meta),
             xattrs: Mutex::default(),
+            xattrs_seeded: OnceLock::new(),
+            charge: OnceLock::new(),
             lower_listing: OnceLock::new(),
             shared: OnceLock::new(),
         })
@@ -577,6 +584,8 @@ impl Dentry {
         let mut m = meta;
         m.dev = MEM_DEV;
         let up = Inode::new(new_node, m);
+        // The host file's attributes come along.
+        crate::fs::xattr::seed(&inode)?;
         *lock(&up.xattrs) = lock(&inode.xattrs).clone();
         *slot = up.clone();
         crate::fs::inotify::inode_replaced(&inode, &up);

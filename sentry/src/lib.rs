@@ -362,7 +362,17 @@ pub fn start_process(
     debug: bool,
 ) -> Result<Task, (String, i32)> {
     let mut t = new_process(k, p, fds, debug)?;
-    load_program(k, &mut t, p)?;
+    // `exec --tty`: the host terminal becomes a sandbox pty for it too.
+    let console = fs::console::bridge(&t);
+    if let Err(e) = load_program(k, &mut t, p) {
+        if let Some(c) = console {
+            c.finish();
+        }
+        return Err(e);
+    }
+    if let Some(c) = console {
+        fs::console::keep(t.tgid, c);
+    }
     Ok(t)
 }
 

@@ -228,3 +228,23 @@ impl Console {
         }
     }
 }
+
+/// Bridges of processes started by `exec` with a terminal, by tgid.
+fn exec_consoles() -> &'static std::sync::Mutex<std::collections::HashMap<i32, Console>> {
+    static C: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<i32, Console>>> =
+        std::sync::OnceLock::new();
+    C.get_or_init(Default::default)
+}
+
+/// Keep an exec'd process's bridge until it exits.
+pub fn keep(tgid: i32, c: Console) {
+    crate::vfs::lock(exec_consoles()).insert(tgid, c);
+}
+
+/// The exec'd process `tgid` exited: flush and release its terminal.
+pub fn finish_for(tgid: i32) {
+    let c = crate::vfs::lock(exec_consoles()).remove(&tgid);
+    if let Some(c) = c {
+        c.finish();
+    }
+}

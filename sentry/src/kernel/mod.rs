@@ -375,6 +375,8 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
         None => {
             k.remove_process(p.tgid);
             if let Some(sock) = lock(&k.exec_waiters).remove(&p.tgid) {
+                // Its terminal output reaches the host before its status.
+                crate::fs::console::finish_for(p.tgid);
                 crate::control::exec_exited(&sock, process::wait_status(status));
             }
         }

@@ -497,7 +497,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         // sysinfo and /proc/meminfo show the limit as the machine's memory.
         kern.mem_limit = kern.mem_limit.min(m);
     }
-    vfs::set_mem_file_cap(kern.mem_limit);
+    vfs::set_mem_file_cap(kern.mem_limit, spec.memory_limit);
     kern.pids_limit
         .store(spec.pids_limit.max(1), std::sync::atomic::Ordering::Relaxed);
     if let Some(m) = spec.memory_limit {

@@ -397,7 +397,8 @@ pub fn start_memory_monitor(k: Arc<Kernel>) {
         .stack_size(64 * 1024)
         .spawn(move || loop {
             let limit = k.memory_limit.load(Ordering::Relaxed);
-            let used = k.mf.resident();
+            // In-memory files (heap) count as a memory cgroup counts tmpfs.
+            let used = k.mf.resident() + crate::vfs::mem_file_bytes();
             if limit == 0 || used < limit / 2 {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 continue;
@@ -431,7 +432,7 @@ pub fn start_memory_monitor(k: Arc<Kernel>) {
                     std::thread::sleep(std::time::Duration::from_millis(2));
                 }
                 for _ in 0..500 {
-                    if k.mf.resident() <= limit {
+                    if k.mf.resident() + crate::vfs::mem_file_bytes() <= limit {
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(2));

@@ -382,7 +382,7 @@ fn do_open_resolve(
             let inode = d.copy_up()?;
             if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY {
                 if let Node::Mem(data) = &inode.node {
-                    lock(data).clear();
+                    crate::vfs::resize_mem(&mut lock(data), 0, Errno::EFBIG)?;
                     crate::fs::tmpfs::truncated(&inode, 0);
                 }
                 if let Some(f) = inode.shm() {

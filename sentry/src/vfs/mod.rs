@@ -181,23 +181,72 @@ pub enum Node {
 /// at boot), so a file cannot take the host's memory or abort the sentry.
 static MEM_FILE_CAP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
 
-pub fn set_mem_file_cap(bytes: u64) {
+/// Bytes held by all in-memory files together (the sentry's heap): they
+/// count against the sandbox's memory limit like tmpfs pages in a memory
+/// cgroup.
+static MEM_FILE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The sandbox's memory limit (0: none) for those bytes.
+static MEM_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// At boot: the sandbox's memory (one file's cap) and its memory limit, if
+/// any (the cap on all of them together).
+pub fn set_mem_file_cap(bytes: u64, limit: Option<u64>) {
     MEM_FILE_CAP.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    MEM_LIMIT.store(limit.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes held by in-memory files now (for the memory-limit monitor).
+pub fn mem_file_bytes() -> u64 {
+    MEM_FILE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn account(old: usize, new: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if new >= old {
+        MEM_FILE_BYTES.fetch_add((new - old) as u64, Relaxed);
+    } else {
+        let _ = MEM_FILE_BYTES.fetch_update(Relaxed, Relaxed, |v| {
+            Some(v.saturating_sub((old - new) as u64))
+        });
+    }
 }
 
 /// Resize an in-memory file's data to `len` bytes (new bytes zero). Past
-/// the cap, or when the memory is not there, `err` (ENOSPC for a write,
-/// EFBIG for a truncate), never an abort.
+/// the cap, past the sandbox's memory limit for all such files together,
+/// or when the memory is not there: `err` (ENOSPC for a write, EFBIG for a
+/// truncate), never an abort.
 pub fn resize_mem(data: &mut Vec<u8>, len: u64, err: Errno) -> KResult<()> {
-    if len > MEM_FILE_CAP.load(std::sync::atomic::Ordering::Relaxed) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if len > MEM_FILE_CAP.load(Relaxed) {
         return Err(err);
     }
     let len = usize::try_from(len).map_err(|_| err)?;
     if len > data.len() {
+        let grow = (len - data.len()) as u64;
+        let limit = MEM_LIMIT.load(Relaxed);
+        if limit != 0 && MEM_FILE_BYTES.load(Relaxed).saturating_add(grow) > limit {
+            return Err(Errno::ENOSPC);
+        }
         data.try_reserve_exact(len - data.len()).map_err(|_| err)?;
     }
+    account(data.len(), len);
     data.resize(len, 0);
+    if len < data.capacity() / 2 {
+        data.shrink_to_fit();
+    }
     Ok(())
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        if let Node::Mem(d) = &mut self.node {
+            let len = d
+                .get_mut()
+                .map(|v| v.len())
+                .unwrap_or_else(|e| e.into_inner().len());
+            account(len, 0);
+        }
+    }
 }
 
 pub struct Inode {
@@ -256,6 +305,7 @@ impl Inode {
         let f = crate::fs::shm::ShmFile::new(mf, false)?;
         f.pwrite(&data, 0, false)?;
         let _ = self.shared.set(f);
+        account(data.len(), 0);
         *data = Vec::new();
         self.shared.get().ok_or(Errno::EIO)
     }
@@ -567,14 +617,19 @@ impl Dentry {
             resize_mem(&mut data, meta.size, Errno::ENOSPC)?;
             let mut done = 0usize;
             while done < data.len() {
-                let n = nix::sys::uio::pread(&*fd, &mut data[done..], done as i64)
-                    .map_err(Errno::from)?;
+                let n = match nix::sys::uio::pread(&*fd, &mut data[done..], done as i64) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        account(data.len(), 0);
+                        return Err(Errno::from(e));
+                    }
+                };
                 if n == 0 {
                     break;
                 }
                 done += n;
             }
-            data.truncate(done);
+            resize_mem(&mut data, done as u64, Errno::ENOSPC)?;
             Node::Mem(Mutex::new(data))
         } else if meta.is_lnk() {
             Node::Symlink(l.gofer.readlink(l.node).map_err(Errno)?)

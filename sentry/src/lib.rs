@@ -594,6 +594,8 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         g.unwrap_or(kernel::task::ExitStatus::Signaled(9))
     };
     tracing::debug!(?status, "init exited");
+    // Stores through shared mappings of host files reach them.
+    vfs::write_back_all();
     if let Some(c) = console {
         c.finish();
     }

@@ -1788,8 +1788,14 @@ fn bind_setattr(
     l: &crate::vfs::LowerNode,
     attr: gofer::proto::SetAttr,
 ) -> KResult<u64> {
+    let size = attr.size;
     let st = l.gofer.setattr(l.node, attr).map_err(Errno)?;
-    *lock(&d.inode().meta) = Meta::from_gofer(&st);
+    let inode = d.inode();
+    *lock(&inode.meta) = Meta::from_gofer(&st);
+    // A shared-mapped host file: its pages follow the new size.
+    if let (Some(size), Some(f)) = (size, inode.shared.get()) {
+        f.truncate(size)?;
+    }
     Ok(0)
 }
 
@@ -2051,14 +2057,22 @@ pub fn sys_ftruncate(t: &mut Task, a: &Args) -> KResult<u64> {
     truncate_d(t, &d, a.i64(1))
 }
 
+/// fsync(2)/fdatasync(2): a host file of a writable bind mount gets its
+/// shared-mapping pages back and then the host's fdatasync. The upper
+/// layer lives in memory and the lower is read-only: nothing to do there.
 pub fn sys_fsync(t: &mut Task, a: &Args) -> KResult<u64> {
     let f = get_file(t, a.int(0))?;
-    if matches!(f.kind, FileKind::Path) {
-        return Err(Errno::EBADF);
+    match &f.kind {
+        FileKind::Path => Err(Errno::EBADF),
+        FileKind::Passthrough { fd } => {
+            if let Some(d) = &f.dentry {
+                d.inode().write_back()?;
+            }
+            nix::unistd::fdatasync(std::os::fd::AsRawFd::as_raw_fd(&**fd))?;
+            Ok(0)
+        }
+        _ => Ok(0),
     }
-    // The upper layer lives in memory and the lower is read-only: there is
-    // nothing to write back.
-    Ok(0)
 }
 
 pub fn sys_fadvise64(t: &mut Task, a: &Args) -> KResult<u64> {

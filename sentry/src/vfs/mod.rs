@@ -181,6 +181,26 @@ pub enum Node {
 /// at boot), so a file cannot take the host's memory or abort the sentry.
 static MEM_FILE_CAP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
 
+/// Host files with shared mappings (their pages live in the memory file).
+fn host_shared() -> &'static Mutex<Vec<std::sync::Weak<Inode>>> {
+    static H: OnceLock<Mutex<Vec<std::sync::Weak<Inode>>>> = OnceLock::new();
+    H.get_or_init(Default::default)
+}
+
+/// msync and sandbox exit: every shared-mapped host file to the host.
+pub fn write_back_all() {
+    let live: Vec<Arc<Inode>> = {
+        let mut h = lock(host_shared());
+        h.retain(|w| w.strong_count() > 0);
+        h.iter().filter_map(|w| w.upgrade()).collect()
+    };
+    for i in live {
+        if let Err(e) = i.write_back() {
+            tracing::warn!("writing a shared mapping back to its host file: {e:?}");
+        }
+    }
+}
+
 /// Bytes held by all in-memory files together (the sentry's heap): they
 /// count against the sandbox's memory limit like tmpfs pages in a memory
 /// cgroup.
@@ -263,6 +283,9 @@ pub struct Inode {
     /// overlay's lower layer does not change under a running sandbox (as
     /// runsc assumes of its rootfs), so later readdirs cost no round trip.
     pub lower_listing: OnceLock<Vec<(Vec<u8>, u64, u8)>>,
+    /// A host file (writable bind mount) mapped MAP_SHARED: the fd its
+    /// pages (kept in `shared`) are written back to.
+    pub writeback: OnceLock<Arc<std::os::fd::OwnedFd>>,
     /// An in-memory file (`Node::Mem`) that was mapped MAP_SHARED: its
     /// data moved into the memory file, where every mapping and every
     /// read and write see the same pages. Set (under the data lock) once.
@@ -278,6 +301,7 @@ impl Inode {
             xattrs_seeded: OnceLock::new(),
             charge: OnceLock::new(),
             lower_listing: OnceLock::new(),
+            writeback: OnceLock::new(),
             shared: OnceLock::new(),
         })
     }
@@ -308,6 +332,73 @@ impl Inode {
         account(data.len(), 0);
         *data = Vec::new();
         self.shared.get().ok_or(Errno::EIO)
+    }
+
+    /// MAP_SHARED of a host file (through `fd`, open for writing, or read
+    /// only when nothing may write): its content is read into the memory
+    /// file, where every mapping, read and write of the sandbox meets;
+    /// writes also go straight to the host file, and stores through
+    /// mappings reach it on msync, fsync, close and at exit
+    /// ([`write_back_all`]).
+    pub fn make_shared_host(
+        self: &Arc<Self>,
+        mf: &Arc<crate::mm::memfile::MemoryFile>,
+        fd: &Arc<std::os::fd::OwnedFd>,
+    ) -> KResult<&crate::fs::shm::ShmFile> {
+        let _g = lock(&self.meta);
+        if let Some(f) = self.shared.get() {
+            return Ok(f);
+        }
+        let size = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&**fd))?
+            .st_size
+            .max(0) as u64;
+        if size > crate::fs::shm::SHM_CAP {
+            return Err(Errno::ENOMEM);
+        }
+        let f = crate::fs::shm::ShmFile::new(mf, false)?;
+        let mut buf = vec![0u8; (1 << 20).min(size as usize)];
+        let mut at = 0u64;
+        while at < size {
+            let want = ((size - at) as usize).min(buf.len());
+            let n =
+                nix::sys::uio::pread(&**fd, &mut buf[..want], at as i64).map_err(Errno::from)?;
+            if n == 0 {
+                break;
+            }
+            f.pwrite(&buf[..n], at, false)?;
+            at += n as u64;
+        }
+        f.truncate(size)?;
+        let _ = self.writeback.set(fd.clone());
+        let _ = self.shared.set(f);
+        lock(host_shared()).push(Arc::downgrade(self));
+        self.shared.get().ok_or(Errno::EIO)
+    }
+
+    /// Copy a shared-mapped host file's pages back to the host file.
+    pub fn write_back(&self) -> KResult<()> {
+        let (Some(f), Some(fd)) = (self.shared.get(), self.writeback.get()) else {
+            return Ok(());
+        };
+        let size = f.size();
+        let mut buf = vec![0u8; (1 << 20).min(size as usize)];
+        let mut at = 0u64;
+        while at < size {
+            let n = f.pread(&mut buf, at)?;
+            if n == 0 {
+                break;
+            }
+            let mut done = 0;
+            while done < n {
+                match nix::sys::uio::pwrite(&**fd, &buf[done..n], (at + done as u64) as i64) {
+                    Ok(w) => done += w,
+                    Err(nix::Error::EINTR) => {}
+                    Err(e) => return Err(Errno::from(e)),
+                }
+            }
+            at += n as u64;
+        }
+        Ok(())
     }
 
     /// The memory-file storage of this file, if it has one (a memfd or

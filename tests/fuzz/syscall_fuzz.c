@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -59,12 +61,24 @@ static long arg(void) {
     }
 }
 
+/* A watchdog: some calls block as Linux blocks them (opening a FIFO the
+ * tester made with a random mknod, connecting to a full backlog, ...). A
+ * timer interrupts them (EINTR); a sentry that did not let a signal in
+ * would hang here, and the test's deadline would catch it. */
+static void tick(int sig) { (void)sig; }
+
 int main(int argc, char **argv) {
     long iters = argc > 1 ? atol(argv[1]) : 100000;
     state = argc > 2 ? strtoull(argv[2], 0, 0) : 0x9e3779b97f4a7c15ull;
     char *region = mmap(0, BUF_SIZE + 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (region == MAP_FAILED || mprotect(region + 4096, BUF_SIZE, PROT_READ | PROT_WRITE) != 0) return 2;
     buf = region + 4096;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = tick; /* no SA_RESTART: blocked calls end with EINTR */
+    sigaction(SIGALRM, &sa, 0);
+    struct itimerval it = {{0, 200000}, {0, 200000}};
+    setitimer(ITIMER_REAL, &it, 0);
     printf("seed %#llx iters %ld\n", (unsigned long long)state, iters);
     fflush(stdout);
     long ok = 0, err = 0;

@@ -4,6 +4,7 @@
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;
+pub mod inet;
 pub mod inotify;
 pub mod lock;
 pub mod mqueue;

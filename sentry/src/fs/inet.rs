@@ -338,10 +338,11 @@ impl Socket {
         Ok(dest)
     }
 
-    /// Bind for sending to `dest` (an ephemeral port if unbound); the
-    /// wildcard becomes the loopback address `dest` is reached from.
-    /// Returns the source address.
-    fn bind_for(self: &Arc<Self>, dest: &InetAddr) -> KResult<InetAddr> {
+    /// Bind for sending to `dest` (an ephemeral port if unbound) and
+    /// return the source address: a wildcard address becomes the loopback
+    /// address `dest` is reached from, kept as the socket's name if `fix`
+    /// (connect; an unconnected UDP socket stays on the wildcard).
+    fn bind_for(self: &Arc<Self>, dest: &InetAddr, fix: bool) -> KResult<InetAddr> {
         if !self.is_bound() {
             self.take_port(InetAddr::any(self.family))?;
         }
@@ -351,7 +352,9 @@ impl Socket {
         };
         if a.is_any() {
             a.ip = dest.loopback();
-            s.addr = Some(Addr::Inet(a));
+            if fix {
+                s.addr = Some(Addr::Inet(a));
+            }
         }
         Ok(a)
     }
@@ -373,7 +376,7 @@ impl Socket {
             }
         }
         let dest = self.route(dest)?;
-        self.bind_for(&dest)?;
+        self.bind_for(&dest, true)?;
         let listener = find(SOCK_STREAM, &dest, None).ok_or(Errno::ECONNREFUSED)?;
         let server = self.connect_stream(
             &listener,
@@ -413,7 +416,7 @@ impl Socket {
             return Ok(());
         };
         let dest = self.route(dest)?;
-        self.bind_for(&dest)?;
+        self.bind_for(&dest, true)?;
         let mut s = self.state();
         s.inet.peer = Some(dest);
         s.err = 0;
@@ -443,7 +446,7 @@ impl Socket {
         if data.len() > max {
             return Err(Errno::EMSGSIZE);
         }
-        let src = self.bind_for(&dest)?;
+        let src = self.bind_for(&dest, false)?;
         match find(SOCK_DGRAM, &dest, Some(&src)) {
             Some(target) => {
                 let mut ts = target.state();

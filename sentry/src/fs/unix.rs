@@ -841,8 +841,12 @@ impl Socket {
         })
     }
 
-    /// Bytes sent and not yet read by the peer.
+    /// Bytes sent and not yet read by the peer (TCP: not yet acknowledged,
+    /// which on loopback is none once queued at the peer).
     pub fn outq(&self) -> usize {
+        if self.family != AF_UNIX {
+            return 0;
+        }
         self.peer().map_or(0, |p| p.state().rx_bytes)
     }
 

@@ -924,18 +924,22 @@ fn int_opt(sock: &Socket, level: i32, name: i32) -> Option<IntOpt> {
     }
 }
 
-/// The levels a socket has options at: AF_UNIX only SOL_SOCKET
-/// (sock_no_getsockopt: EOPNOTSUPP), IP sockets their protocols'.
+/// The levels a socket has options at (others: EOPNOTSUPP): AF_UNIX only
+/// SOL_SOCKET, IP sockets IP's, IPv6's for AF_INET6, and their protocol's.
 fn check_level(sock: &Socket, level: i32) -> KResult<()> {
-    if level == SOL_SOCKET {
-        return Ok(());
-    }
-    if !sock.is_inet() {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    match level {
-        IPPROTO_IP | IPPROTO_IPV6 | IPPROTO_TCP | IPPROTO_UDP => Ok(()),
-        _ => Err(Errno::ENOPROTOOPT),
+    let ok = match level {
+        SOL_SOCKET => true,
+        _ if !sock.is_inet() => false,
+        IPPROTO_IP => true,
+        IPPROTO_IPV6 => sock.family == AF_INET6,
+        IPPROTO_TCP => sock.ty == SOCK_STREAM,
+        IPPROTO_UDP => sock.ty == SOCK_DGRAM,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Errno::EOPNOTSUPP)
     }
 }
 

@@ -172,6 +172,31 @@ static void tcp(int fam, const char *ip) {
     close(s);
     close(nb);
 
+    /* Writing to a closed peer: the first write goes out, the reset it
+     * draws fails the next. */
+    c = socket(fam, SOCK_STREAM, 0);
+    connect(c, (void *)&a, al);
+    s = accept(l, 0, 0);
+    close(s);
+    printf("eof: %zd\n", read(c, buf, 1));
+    show_poll("peer closed", c);
+    printf("zero-length send: %zd\n", send(c, "", 0, MSG_NOSIGNAL));
+    printf("first write: %zd\n", send(c, "x", 1, MSG_NOSIGNAL));
+    printf("second write: %s\n", E(send(c, "x", 1, MSG_NOSIGNAL)));
+    show_poll("reset", c);
+    close(c);
+
+    /* A peer that shut its reading side still gets the data (TCP sends
+     * nothing for SHUT_RD). */
+    c = socket(fam, SOCK_STREAM, 0);
+    connect(c, (void *)&a, al);
+    s = accept(l, 0, 0);
+    printf("shutdown rd: %s\n", E(shutdown(s, SHUT_RD)));
+    printf("write to it: %zd\n", send(c, "y", 1, MSG_NOSIGNAL));
+    show_poll("writer", c);
+    close(s);
+    close(c);
+
     /* A listener closing with a connection nobody accepted. */
     c = socket(fam, SOCK_STREAM, 0);
     printf("connect: %s\n", E(connect(c, (void *)&a, al)));

@@ -468,7 +468,8 @@ impl Socket {
         };
         if let Some(p) = peer {
             let mut mirror = 0;
-            if mode & RCV_SHUTDOWN != 0 {
+            // TCP sends nothing for SHUT_RD.
+            if mode & RCV_SHUTDOWN != 0 && self.family == AF_UNIX {
                 mirror |= SEND_SHUTDOWN;
             }
             if mode & SEND_SHUTDOWN != 0 {
@@ -508,8 +509,14 @@ impl Socket {
         };
         if let (Some(p), true) = (&peer, self.connection_oriented()) {
             let mut ps = p.state();
-            ps.shutdown = SHUTDOWN_MASK;
-            if unread || embryo {
+            let reset = unread || embryo;
+            // A TCP peer sees a FIN (end of its input) unless reset.
+            if self.family == AF_UNIX || reset {
+                ps.shutdown = SHUTDOWN_MASK;
+            } else {
+                ps.shutdown |= RCV_SHUTDOWN;
+            }
+            if reset {
                 ps.err = libc::ECONNRESET;
             }
             p.cv.notify_all();
@@ -567,6 +574,9 @@ impl Socket {
                 });
             }
             let p = s.peer.clone().ok_or(Errno::EPIPE)?;
+            if data.is_empty() && self.family != AF_UNIX {
+                return Ok(0);
+            }
             (p, self.send_capacity(&s), deadline(s.sndtimeo))
         };
         let record = self.ty == SOCK_SEQPACKET;
@@ -576,7 +586,17 @@ impl Socket {
         let mut done = 0;
         let mut ps = peer.state();
         loop {
-            if ps.closed || ps.shutdown & RCV_SHUTDOWN != 0 {
+            if ps.closed && done == 0 && self.family != AF_UNIX {
+                // TCP: the peer is gone, but this end only saw its FIN. The
+                // data goes out and draws a reset: this write succeeds,
+                // the next fails with EPIPE.
+                drop(ps);
+                self.state().shutdown = SHUTDOWN_MASK;
+                notify_pollers();
+                return Ok(data.len());
+            }
+            let peer_stopped_reading = self.family == AF_UNIX && ps.shutdown & RCV_SHUTDOWN != 0;
+            if ps.closed || peer_stopped_reading {
                 return if done > 0 {
                     Ok(done)
                 } else {

@@ -151,7 +151,8 @@ static void tcp(int fam, const char *ip) {
     printf("server eof: %zd\n", read(s, buf, sizeof buf));
     show_poll("server after peer shutdown", s);
     printf("send after shutdown: %s\n", E(send(c, "x", 1, MSG_NOSIGNAL)));
-    printf("write after shutdown: %s sigpipes %d\n", E(write(c, "x", 1)), pipes);
+    const char *r = E(write(c, "x", 1));
+    printf("write after shutdown: %s sigpipes %d\n", r, pipes);
     printf("server still writes: %zd\n", write(s, "bye", 3));
     printf("client reads: %zd\n", read(c, buf, sizeof buf));
     close(s);
@@ -163,7 +164,8 @@ static void tcp(int fam, const char *ip) {
     int nb = socket(fam, SOCK_STREAM | SOCK_NONBLOCK, 0);
     printf("nonblocking connect: %s\n", E(connect(nb, (void *)&a, al)));
     struct pollfd pf = {nb, POLLOUT, 0};
-    printf("poll: %d out %d\n", poll(&pf, 1, 5000), !!(pf.revents & POLLOUT));
+    int ready = poll(&pf, 1, 5000);
+    printf("poll: %d out %d\n", ready, !!(pf.revents & POLLOUT));
     printf("SO_ERROR %d\n", geti(nb, SOL_SOCKET, SO_ERROR));
     printf("connect after: %s\n", E(connect(nb, (void *)&a, al)));
     printf("connect third: %s\n", E(connect(nb, (void *)&a, al)));
@@ -385,7 +387,8 @@ static void udp(int fam, const char *ip) {
     printf("FIONREAD %d\n", q);
     fl = sizeof from;
     memset(buf, 0, 16);
-    printf("recvfrom: %zd '%s' from %s\n", recvfrom(u, buf, sizeof buf, 0, (void *)&from, &fl), buf, show(&from, fl));
+    ssize_t got = recvfrom(u, buf, sizeof buf, 0, (void *)&from, &fl);
+    printf("recvfrom: %zd '%s' from %s\n", got, buf, show(&from, fl));
     printf("from is sender's name: %d\n", port_in(&from) == port_of(v));
     sendto(v, "0123456789", 10, 0, (void *)&a, al);
     sendto(v, "0123456789", 10, 0, (void *)&a, al);
@@ -394,7 +397,8 @@ static void udp(int fam, const char *ip) {
     sendto(v, "abcdef", 6, 0, (void *)&a, al);
     struct iovec io = {buf, 3};
     struct msghdr m = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &io, .msg_iovlen = 1};
-    printf("recvmsg: %zd flags trunc %d namelen ok %d\n", recvmsg(u, &m, 0), !!(m.msg_flags & MSG_TRUNC), m.msg_namelen == al);
+    got = recvmsg(u, &m, 0);
+    printf("recvmsg: %zd flags trunc %d namelen ok %d\n", got, !!(m.msg_flags & MSG_TRUNC), m.msg_namelen == al);
     sendto(v, "", 0, 0, (void *)&a, al);
     printf("empty datagram: %zd\n", recv(u, buf, sizeof buf, 0));
     printf("peek: %zd\n", (sendto(v, "peek", 4, 0, (void *)&a, al), recv(u, buf, sizeof buf, MSG_PEEK)));
@@ -641,8 +645,10 @@ int main(void) {
     printf("TCP_INFO connected state %d\n", ti.tcpi_state);
     printf("accepted inherits TCP_NODELAY: %d\n", geti(s, IPPROTO_TCP, TCP_NODELAY));
     struct ucred uc;
+    const char *r;
     ll = sizeof uc;
-    printf("SO_PEERCRED %s pid %d uid %d gid %d\n", E(getsockopt(s, SOL_SOCKET, SO_PEERCRED, &uc, &ll)), uc.pid, uc.uid, uc.gid);
+    r = E(getsockopt(s, SOL_SOCKET, SO_PEERCRED, &uc, &ll));
+    printf("SO_PEERCRED %s pid %d uid %d gid %d\n", r, uc.pid, uc.uid, uc.gid);
     printf("SO_ERROR %d\n", geti(c, SOL_SOCKET, SO_ERROR));
     close(s);
     close(c);
@@ -654,7 +660,7 @@ int main(void) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     strcpy(ifr.ifr_name, "lo");
-    const char *r = E(ioctl(u, SIOCGIFFLAGS, &ifr));
+    r = E(ioctl(u, SIOCGIFFLAGS, &ifr));
     printf("SIOCGIFFLAGS %s up %d loopback %d running %d\n", r, !!(ifr.ifr_flags & IFF_UP),
            !!(ifr.ifr_flags & IFF_LOOPBACK), !!(ifr.ifr_flags & IFF_RUNNING));
     r = E(ioctl(u, SIOCGIFADDR, &ifr));

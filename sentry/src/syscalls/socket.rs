@@ -985,9 +985,18 @@ pub fn sys_getsockopt(t: &mut Task, a: &Args) -> KResult<u64> {
                 v.extend_from_slice(&secs.to_le_bytes());
                 v
             }
-            // An IP socket has no peer credentials: pid 0, overflow ids.
+            // An IP socket has no peer credentials: pid 0, ids -1 (Linux's
+            // INVALID_UID seen from a user namespace).
             (SOL_SOCKET, SO_PEERCRED) => {
-                let c = sock.peercred();
+                let c = if sock.is_inet() {
+                    Ucred {
+                        pid: 0,
+                        uid: u32::MAX,
+                        gid: u32::MAX,
+                    }
+                } else {
+                    sock.peercred()
+                };
                 let mut v = int(c.pid);
                 v.extend_from_slice(&c.uid.to_le_bytes());
                 v.extend_from_slice(&c.gid.to_le_bytes());

@@ -641,3 +641,73 @@ pub mod netdev {
         Ok(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str, port: u16) -> InetAddr {
+        let ip = match s.parse::<Ipv4Addr>() {
+            Ok(v4) => v4.to_ipv6_mapped(),
+            Err(_) => s.parse().expect("test address"),
+        };
+        InetAddr { ip, port }
+    }
+
+    fn bound(s: &str, v6only: bool) -> Binding {
+        Binding {
+            addr: addr(s, 80),
+            v6only,
+            reuseaddr: false,
+            reuseport: false,
+            listening: false,
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn wildcards_cover_their_families() {
+        assert!(bound("0.0.0.0", false).covers(&addr("127.0.0.1", 80)));
+        assert!(!bound("0.0.0.0", false).covers(&addr("::1", 80)));
+        assert!(bound("::", false).covers(&addr("127.0.0.1", 80)));
+        assert!(bound("::", false).covers(&addr("::1", 80)));
+        assert!(!bound("::", true).covers(&addr("127.0.0.1", 80)));
+        assert!(bound("::", true).covers(&addr("::1", 80)));
+        assert!(!bound("127.0.0.1", false).covers(&addr("127.0.0.2", 80)));
+    }
+
+    #[test]
+    fn bind_conflicts_follow_linux() {
+        let any4 = bound("0.0.0.0", false);
+        assert!(!bound("127.0.0.1", false).may_share(&any4));
+        assert!(!bound("::", false).may_share(&any4));
+        assert!(bound("::", true).may_share(&any4));
+        assert!(bound("127.0.0.2", false).may_share(&bound("127.0.0.1", false)));
+        let mut a = bound("127.0.0.1", false);
+        let mut b = bound("127.0.0.1", false);
+        a.reuseaddr = true;
+        b.reuseaddr = true;
+        assert!(a.may_share(&b));
+        b.listening = true;
+        assert!(!a.may_share(&b));
+        a.reuseport = true;
+        b.reuseport = true;
+        assert!(a.may_share(&b));
+    }
+
+    #[test]
+    fn addresses_encode_per_family() {
+        let a = addr("127.0.0.1", 0x1234);
+        assert_eq!(
+            a.encode(AF_INET),
+            [2, 0, 0x12, 0x34, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let v6 = a.encode(AF_INET6);
+        assert_eq!(v6.len(), 28);
+        assert_eq!(&v6[8..24], &a.ip.octets());
+        assert_eq!(InetAddr::decode(AF_INET6, &v6), Ok(Some(a)));
+        assert_eq!(InetAddr::decode(AF_INET, &v6[..8]), Err(Errno::EINVAL));
+        assert_eq!(InetAddr::decode(AF_INET, &v6), Err(Errno::EAFNOSUPPORT));
+        assert_eq!(InetAddr::decode(AF_INET, &[0, 0]), Ok(None));
+    }
+}

@@ -547,6 +547,71 @@ fn find(ty: i32, dest: &InetAddr, src: Option<&InetAddr>) -> Option<Arc<Socket>>
     best.map(|(_, s)| s)
 }
 
+/// /proc/net's socket tables.
+pub fn is_socket_table(name: &str) -> bool {
+    matches!(name, "tcp" | "tcp6" | "udp" | "udp6")
+}
+
+/// The rows of /proc/net/`name` (tcp, tcp6, udp, udp6): one per bound
+/// socket of that protocol and family, as Linux prints them (addresses
+/// in hex of their memory order; queues, timers and the owner's uid).
+pub fn socket_table(name: &str) -> String {
+    let (ty, family) = match name {
+        "tcp" => (SOCK_STREAM, AF_INET),
+        "tcp6" => (SOCK_STREAM, AF_INET6),
+        "udp" => (SOCK_DGRAM, AF_INET),
+        _ => (SOCK_DGRAM, AF_INET6),
+    };
+    let hex = |a: &InetAddr| -> String {
+        let words: Vec<u32> = match (family, a.v4()) {
+            (AF_INET, v4) => vec![u32::from_ne_bytes(
+                v4.unwrap_or(Ipv4Addr::UNSPECIFIED).octets(),
+            )],
+            _ => {
+                a.ip.octets()
+                    .chunks_exact(4)
+                    .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            }
+        };
+        let ip: String = words.iter().map(|w| format!("{w:08X}")).collect();
+        format!("{ip}:{:04X}", a.port)
+    };
+    let mut socks: Vec<Arc<Socket>> = {
+        let table = lock(ports());
+        let mut keys: Vec<_> = table.keys().filter(|k| k.0 == ty).copied().collect();
+        keys.sort();
+        keys.iter().flat_map(|k| live(&table, k.0, k.1)).collect()
+    };
+    socks.retain(|s| s.family == family);
+    let mut out = String::new();
+    for (i, sock) in socks.iter().enumerate() {
+        let Some(local) = sock.inet_name() else {
+            continue;
+        };
+        let (udp_peer, tcp_peer) = {
+            let s = sock.state();
+            (s.inet.peer, s.peer.clone())
+        };
+        let remote = udp_peer.or_else(|| tcp_peer.and_then(|p| p.inet_name()));
+        let state = match (ty, remote) {
+            (SOCK_STREAM, _) => sock.tcp_state(),
+            (_, Some(_)) => 1,
+            _ => 7,
+        };
+        let rx = sock.inq().unwrap_or(0);
+        let remote = remote.unwrap_or(InetAddr::any(family));
+        out.push_str(&format!(
+            "{i:4}: {} {} {state:02X} 00000000:{rx:08X} 00:00000000 00000000 {:5}        0 {} 2 0000000000000000\n",
+            hex(&local),
+            hex(&remote),
+            sock.cred.uid,
+            sock.ino,
+        ));
+    }
+    out
+}
+
 /// The loopback interface, for the SIOCGIF* ioctls (any socket).
 pub mod netdev {
     use super::*;

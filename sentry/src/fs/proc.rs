@@ -42,6 +42,8 @@ pub enum ProcFile {
     Cgroup(&'static str),
     CpuOnline,
     Static(&'static str),
+    /// /proc/net/{tcp,tcp6,udp,udp6}: the sandbox's IP sockets.
+    NetSockets(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -204,8 +206,8 @@ fn sys_files(path: &str) -> &'static [(&'static str, &'static str)] {
             ("tcp_rmem", "4096\t131072\t6291456\n"),
             ("tcp_wmem", "4096\t16384\t4194304\n"),
         ],
-        // /proc/net: the loopback interface; the socket tables are headers
-        // only (no rows are generated).
+        // /proc/net: the loopback interface; the socket tables' headers
+        // (their rows: fs::inet::socket_table).
         "net" => &[
             ("dev", NET_DEV),
             (
@@ -275,6 +277,9 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
             }
             for (name, value) in sys_files(path) {
                 if *name == name_s {
+                    if *path == "net" && crate::fs::inet::is_socket_table(name) {
+                        return Ok(file(ProcFile::NetSockets(name)));
+                    }
                     return Ok(file(ProcFile::Static(value)));
                 }
             }
@@ -524,6 +529,13 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             }
         }
         ProcFile::Static(s) => s.to_string(),
+        ProcFile::NetSockets(name) => {
+            let header = sys_files("net")
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, h)| h);
+            format!("{header}{}", crate::fs::inet::socket_table(name))
+        }
         ProcFile::Cgroup(name) => cgroup_file(k, name),
         ProcFile::PidCmdline(pid) => return Ok(join0(&lock(&thread(t, *pid)?.argv).clone())),
         ProcFile::PidEnviron(pid) => return Ok(join0(&lock(&thread(t, *pid)?.envv).clone())),

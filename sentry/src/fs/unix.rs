@@ -136,7 +136,7 @@ pub struct Socket {
     pub ty: i32,
     pub ino: u64,
     /// Credentials of the creator (given to peers as SO_PEERCRED).
-    cred: Ucred,
+    pub(super) cred: Ucred,
     st: Mutex<State>,
     pub(super) cv: Condvar,
 }

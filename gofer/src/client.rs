@@ -15,6 +15,9 @@ use crate::proto::{Dirent, Errno, Frame, NodeId, Reply, Request, Stat, StatFs, V
 use crate::wire;
 
 const EIO: i32 = libc::EIO;
+/// Largest attribute value or name list a reply may carry (Linux's
+/// XATTR_SIZE_MAX and XATTR_LIST_MAX).
+const XATTR_SIZE_MAX: usize = 65536;
 
 /// Result of [`Client::walk`]: the nodes walked, in order, and the errno of
 /// the component that stopped the walk (`None` if all were walked).
@@ -324,6 +327,50 @@ impl Client {
             Reply::StatFs { statfs } => Some(statfs),
             _ => None,
         })
+    }
+
+    /// Value of extended attribute `name` of a node.
+    pub fn getxattr(&self, node: NodeId, name: &[u8]) -> Result<Vec<u8>, i32> {
+        let req = Request::GetXattr {
+            node,
+            name: name.to_vec(),
+        };
+        self.call_plain(req, |r| match r {
+            Reply::Xattr { value } if value.len() <= XATTR_SIZE_MAX => Some(value),
+            _ => None,
+        })
+    }
+
+    /// Attribute names of a node, each NUL-terminated.
+    pub fn listxattr(&self, node: NodeId) -> Result<Vec<u8>, i32> {
+        self.call_plain(Request::ListXattr { node }, |r| match r {
+            Reply::Xattr { value }
+                if value.len() <= XATTR_SIZE_MAX && value.last().is_none_or(|&b| b == 0) =>
+            {
+                Some(value)
+            }
+            _ => None,
+        })
+    }
+
+    /// setxattr(2) on a node of a writable root (`user.*` only).
+    pub fn setxattr(&self, node: NodeId, name: &[u8], value: &[u8], flags: i32) -> Result<(), i32> {
+        let req = Request::SetXattr {
+            node,
+            name: name.to_vec(),
+            value: value.to_vec(),
+            flags,
+        };
+        self.call_plain(req, |r| matches!(r, Reply::Ok).then_some(()))
+    }
+
+    /// removexattr(2) on a node of a writable root (`user.*` only).
+    pub fn removexattr(&self, node: NodeId, name: &[u8]) -> Result<(), i32> {
+        let req = Request::RemoveXattr {
+            node,
+            name: name.to_vec(),
+        };
+        self.call_plain(req, |r| matches!(r, Reply::Ok).then_some(()))
     }
 
     /// Forgets a node id.

@@ -44,6 +44,10 @@ pub fn drop_capabilities() -> Result<(), FilterError> {
     Ok(())
 }
 
+/// getxattrat(2) and listxattrat(2) (Linux 6.13), not in the libc crate.
+const SYS_GETXATTRAT: i64 = 464;
+const SYS_LISTXATTRAT: i64 = 465;
+
 /// (syscall, reason): any arguments.
 pub fn allow_list() -> Vec<(i64, &'static str)> {
     use libc::*;
@@ -92,6 +96,30 @@ pub fn allow_list() -> Vec<(i64, &'static str)> {
         (
             SYS_utimensat,
             "utimes in writable bind mounts (futimens on a reopened fd)",
+        ),
+        (
+            SYS_fgetxattr,
+            "xattr values of files and directories (on a reopened O_RDONLY fd)",
+        ),
+        (
+            SYS_flistxattr,
+            "xattr names of files and directories (on a reopened O_RDONLY fd)",
+        ),
+        (
+            SYS_fsetxattr,
+            "user.* xattrs in writable bind mounts (on a reopened fd)",
+        ),
+        (
+            SYS_fremovexattr,
+            "user.* xattrs in writable bind mounts (on a reopened fd)",
+        ),
+        (
+            SYS_GETXATTRAT,
+            "xattr values of symlinks and special files (one component, no follow)",
+        ),
+        (
+            SYS_LISTXATTRAT,
+            "xattr names of symlinks and special files (one component, no follow)",
         ),
         (SYS_close, "dropping nodes"),
         (SYS_read, "std library"),

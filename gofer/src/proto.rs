@@ -133,6 +133,22 @@ pub enum Request {
     },
     /// Change a regular file's or directory's attributes (writable roots).
     SetAttr { node: NodeId, attr: SetAttr },
+    /// Value of the extended attribute `name` of the node (any root; a
+    /// symlink's own attributes, never its target's). Returns `Reply::Xattr`.
+    GetXattr { node: NodeId, name: Vec<u8> },
+    /// The node's attribute names, each NUL-terminated, as listxattr(2)
+    /// returns them. Returns `Reply::Xattr`.
+    ListXattr { node: NodeId },
+    /// setxattr(2) with XATTR_CREATE / XATTR_REPLACE `flags`: writable
+    /// roots, `user.*` names, regular files and directories only.
+    SetXattr {
+        node: NodeId,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        flags: i32,
+    },
+    /// removexattr(2), with SetXattr's rules. Returns `Reply::Ok`.
+    RemoveXattr { node: NodeId, name: Vec<u8> },
 }
 
 /// What SetAttr changes; `None` leaves a field alone.
@@ -180,6 +196,10 @@ pub enum Reply {
     },
     StatFs {
         statfs: StatFs,
+    },
+    /// An attribute value, or a NUL-separated list of names.
+    Xattr {
+        value: Vec<u8>,
     },
 }
 

@@ -304,6 +304,15 @@ impl Server {
             } => self.link(node, new_dir, new_name),
             Request::Mknod { dir, name, mode } => self.mknod(dir, name, mode),
             Request::SetAttr { node, attr } => self.setattr(node, attr),
+            Request::GetXattr { node, name } => self.getxattr(node, name),
+            Request::ListXattr { node } => self.listxattr(node),
+            Request::SetXattr {
+                node,
+                name,
+                value,
+                flags,
+            } => self.setxattr(node, name, value, flags),
+            Request::RemoveXattr { node, name } => self.removexattr(node, name),
             Request::Close { node } => {
                 self.nodes.remove(&node).ok_or(Errno::EBADF)?;
                 Ok((Reply::Ok, None))
@@ -647,6 +656,183 @@ impl Server {
         ))
     }
 
+    /// Where a node's extended attributes are read: a regular file or
+    /// directory is reopened `O_RDONLY` beneath its directory (an `O_PATH`
+    /// fd takes no f*xattr call, not even `getxattrat(AT_EMPTY_PATH)` on
+    /// Linux 6.18: EBADF); anything else (symlink, FIFO, device, socket)
+    /// is named by its single component in its directory's `O_PATH` fd
+    /// with `AT_SYMLINK_NOFOLLOW` (getxattrat/listxattrat, Linux 6.13+),
+    /// after checking that the name still refers to the walked inode.
+    fn xattr_target(&self, node: &Node) -> Result<XattrAt, Errno> {
+        let st = fd_stat(node.fd.as_fd())?;
+        if matches!(file_type(st.st_mode), libc::S_IFREG | libc::S_IFDIR) {
+            let (fd, _) = self.reopen(node, libc::O_RDONLY)?;
+            return Ok(XattrAt::Fd(fd));
+        }
+        let Some((dir, name)) = &node.via else {
+            return Err(Errno::ENODATA);
+        };
+        let now = fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_c_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        if now.st_dev != st.st_dev || now.st_ino != st.st_ino {
+            return Err(Errno::ESTALE);
+        }
+        Ok(XattrAt::At(dir.clone(), name.clone()))
+    }
+
+    fn getxattr(&self, id: NodeId, name: Vec<u8>) -> Handled {
+        let name = xattr_name(name)?;
+        let target = self.xattr_target(self.node(id)?)?;
+        let mut buf = vec![0u8; XATTR_SIZE_MAX];
+        let n = match &target {
+            // SAFETY: `buf` is writable for its length; `name` is a valid C
+            // string; the fd is ours.
+            XattrAt::Fd(fd) => unsafe {
+                libc::fgetxattr(
+                    fd.as_raw_fd(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            },
+            XattrAt::At(dir, entry) => {
+                let args = XattrArgs {
+                    value: buf.as_mut_ptr() as u64,
+                    size: XATTR_SIZE_MAX as u32,
+                    flags: 0,
+                };
+                // SAFETY: `args` points into `buf`, writable for `size`
+                // bytes; the strings are valid C strings; `args` outlives
+                // the call and its size is passed.
+                let r = unsafe {
+                    libc::syscall(
+                        SYS_GETXATTRAT,
+                        dir.as_raw_fd(),
+                        entry.as_ptr(),
+                        libc::AT_SYMLINK_NOFOLLOW,
+                        name.as_ptr(),
+                        &args as *const XattrArgs,
+                        std::mem::size_of::<XattrArgs>(),
+                    )
+                };
+                // Before Linux 6.13 a symlink's attributes cannot be read
+                // without a path: it shows none.
+                if r < 0 && Errno::last() == Errno::ENOSYS {
+                    return Err(Errno::ENODATA);
+                }
+                r as isize
+            }
+        };
+        let n = usize::try_from(n).map_err(|_| Errno::last())?;
+        buf.truncate(n);
+        Ok((Reply::Xattr { value: buf }, None))
+    }
+
+    fn listxattr(&self, id: NodeId) -> Handled {
+        let target = self.xattr_target(self.node(id)?)?;
+        let mut buf = vec![0u8; XATTR_SIZE_MAX];
+        let n = match &target {
+            // SAFETY: `buf` is writable for its length; the fd is ours.
+            XattrAt::Fd(fd) => unsafe {
+                libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+            },
+            XattrAt::At(dir, entry) => {
+                // SAFETY: `buf` is writable for its length; `entry` is a
+                // valid C string.
+                let r = unsafe {
+                    libc::syscall(
+                        SYS_LISTXATTRAT,
+                        dir.as_raw_fd(),
+                        entry.as_ptr(),
+                        libc::AT_SYMLINK_NOFOLLOW,
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                    )
+                };
+                if r < 0 && Errno::last() == Errno::ENOSYS {
+                    return Ok((Reply::Xattr { value: Vec::new() }, None));
+                }
+                r as isize
+            }
+        };
+        let n = usize::try_from(n).map_err(|_| Errno::last())?;
+        buf.truncate(n);
+        Ok((Reply::Xattr { value: buf }, None))
+    }
+
+    /// The checks a write makes before touching the host, in Linux's
+    /// order: EROFS (mnt_want_write), then the namespace and file type
+    /// (xattr_permission and the capability hooks, as for a caller without
+    /// CAP_SYS_ADMIN: the gofer writes `user.*` only). Returns the fd.
+    fn xattr_writable(&self, id: NodeId, name: &CStr) -> Result<OwnedFd, Errno> {
+        let node = self.node(id)?;
+        if self.roots.get(node.root).is_none_or(|r| r.readonly) {
+            return Err(Errno::EROFS);
+        }
+        let name = name.to_bytes();
+        if !name.starts_with(b"user.") {
+            // trusted.* needs CAP_SYS_ADMIN and security.* CAP_SYS_ADMIN
+            // (CAP_SETFCAP for security.capability): EPERM, as Linux tells
+            // an unprivileged caller. system.* (ACLs) and unknown
+            // namespaces have no handler here: EOPNOTSUPP.
+            return Err(
+                if name.starts_with(b"trusted.") || name.starts_with(b"security.") {
+                    Errno::EPERM
+                } else {
+                    Errno::EOPNOTSUPP
+                },
+            );
+        }
+        if name == b"user." {
+            return Err(Errno::EINVAL);
+        }
+        let st = fd_stat(node.fd.as_fd())?;
+        if !matches!(file_type(st.st_mode), libc::S_IFREG | libc::S_IFDIR) {
+            // user.* is for regular files and directories only.
+            return Err(Errno::EPERM);
+        }
+        Ok(self.reopen(node, libc::O_RDONLY)?.0)
+    }
+
+    fn setxattr(&mut self, id: NodeId, name: Vec<u8>, value: Vec<u8>, flags: i32) -> Handled {
+        if flags & !(libc::XATTR_CREATE | libc::XATTR_REPLACE) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let name = xattr_name(name)?;
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(Errno::E2BIG);
+        }
+        let fd = self.xattr_writable(id, &name)?;
+        // SAFETY: `value` is readable for its length, `name` a valid C
+        // string, the fd ours.
+        let r = unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                flags,
+            )
+        };
+        if r != 0 {
+            return Err(Errno::last());
+        }
+        Ok((Reply::Ok, None))
+    }
+
+    fn removexattr(&mut self, id: NodeId, name: Vec<u8>) -> Handled {
+        let name = xattr_name(name)?;
+        let fd = self.xattr_writable(id, &name)?;
+        // SAFETY: a valid C string and an fd we own.
+        if unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) } != 0 {
+            return Err(Errno::last());
+        }
+        Ok((Reply::Ok, None))
+    }
+
     fn open(&self, id: NodeId, flags: i32) -> Handled {
         let (fd, st) = self.reopen(self.node(id)?, flags)?;
         Ok((
@@ -733,6 +919,37 @@ impl Server {
         };
         Ok((Reply::StatFs { statfs }, None))
     }
+}
+
+/// getxattrat(2) and listxattrat(2) (Linux 6.13; one number on every
+/// architecture). The libc crate has no constants for them yet.
+const SYS_GETXATTRAT: libc::c_long = 464;
+const SYS_LISTXATTRAT: libc::c_long = 465;
+/// Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX (also XATTR_LIST_MAX).
+const XATTR_NAME_MAX: usize = 255;
+const XATTR_SIZE_MAX: usize = 65536;
+
+/// `struct xattr_args` of getxattrat(2).
+#[repr(C)]
+struct XattrArgs {
+    value: u64,
+    size: u32,
+    flags: u32,
+}
+
+/// See [`Server::xattr_target`].
+enum XattrAt {
+    Fd(OwnedFd),
+    At(Rc<OwnedFd>, CString),
+}
+
+/// An attribute name: ERANGE when empty or longer than 255 bytes (as
+/// Linux), EINVAL with a NUL inside.
+fn xattr_name(name: Vec<u8>) -> Result<CString, Errno> {
+    if name.is_empty() || name.len() > XATTR_NAME_MAX {
+        return Err(Errno::ERANGE);
+    }
+    CString::new(name).map_err(|_| Errno::EINVAL)
 }
 
 fn dirent_kind(t: Option<nix::dir::Type>) -> u8 {

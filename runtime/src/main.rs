@@ -573,7 +573,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Do(args) => {
             init_logging(cli.debug, None);
-            sandbox::run_do(args, cli.debug, ctx.gofer_ids)
+            sandbox::run_do(args, cli.debug, ctx.gofer_ids, ctx.overlay == "none")
         }
         Cmd::Boot(args) => {
             init_logging(cli.debug, args.log_fd);

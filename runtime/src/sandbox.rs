@@ -229,7 +229,9 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
     ]
 }
 
-pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds) -> Result<i32> {
+/// `overlay_none`: the global `--overlay none`, the rootfs served
+/// writable and written through (as for a container).
+pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds, overlay_none: bool) -> Result<i32> {
     let rootfs = std::fs::canonicalize(&args.rootfs)
         .with_context(|| format!("rootfs {}", args.rootfs.display()))?;
     if !rootfs.is_dir() {
@@ -272,10 +274,11 @@ pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds) -> Result<i32> {
         hostname: args.hostname.clone(),
         mounts: default_mounts(),
         pids_limit: args.pids_limit,
+        root_passthrough: overlay_none,
         ..Default::default()
     };
     let l = launch(Launch {
-        gofer_mounts: vec![(rootfs, true)],
+        gofer_mounts: vec![(rootfs, !overlay_none)],
         spec,
         control: None,
         log_file,

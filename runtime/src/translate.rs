@@ -139,6 +139,19 @@ fn mode_option(opts: &[String]) -> Option<u32> {
         .and_then(|m| u32::from_str_radix(m, 8).ok())
 }
 
+/// A tmpfs size option (`size=64k`, `nr_inodes=1k`: Linux's memparse
+/// suffixes; `size=N%` is left to the default, a share of memory).
+fn size_option(opts: &[String], key: &str) -> Result<Option<u64>> {
+    match opts.iter().rev().find_map(|o| o.strip_prefix(key)) {
+        None => Ok(None),
+        Some(v) if v.ends_with('%') => Ok(None),
+        Some(v) => sentry::fs::tmpfs::parse_size(v)
+            .filter(|&n| n > 0)
+            .map(Some)
+            .with_context(|| format!("tmpfs option {key}{v}: not a size")),
+    }
+}
+
 /// Translate a bundle.
 pub fn plan(b: &Bundle) -> Result<Plan> {
     let spec: &Spec = &b.spec;
@@ -175,6 +188,8 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
                 "tmpfs" | "devtmpfs" if dest == b"/dev" => MountKind::Devfs,
                 "tmpfs" => MountKind::Tmpfs {
                     mode: mode_option(&opts).unwrap_or(0o1777),
+                    size: size_option(&opts, "size=")?,
+                    nr_inodes: size_option(&opts, "nr_inodes=")?,
                 },
                 "devpts" | "mqueue" | "cgroup" | "cgroup2" => MountKind::Empty {
                     fstype: typ.clone(),

@@ -315,8 +315,12 @@ fn setup_mounts(
             kind => {
                 let at = ensure_path(root, &m.dest, true, t);
                 let (r, ty) = match kind {
-                    MountKind::Tmpfs { mode } => (
-                        Dentry::new_mount_root(
+                    MountKind::Tmpfs {
+                        mode,
+                        size,
+                        nr_inodes,
+                    } => {
+                        let root = Dentry::new_mount_root(
                             Inode::new(
                                 Node::MemDir,
                                 Meta::new(S_IFDIR | (mode & 0o7777), vfs::MEM_DEV, 0, 0),
@@ -324,9 +328,11 @@ fn setup_mounts(
                             FsType::Tmpfs,
                             Some(at.clone()),
                             m.readonly,
-                        ),
-                        "tmpfs",
-                    ),
+                        );
+                        let mem = k.memory_limit.load(std::sync::atomic::Ordering::Relaxed);
+                        fs::tmpfs::register(&root, *size, *nr_inodes, mem);
+                        (root, "tmpfs")
+                    }
                     MountKind::Proc => (fs::proc::build_proc(&at), "proc"),
                     MountKind::Sysfs => (fs::proc::build_sys(&at), "sysfs"),
                     MountKind::Empty { fstype } if fstype == "cgroup" || fstype == "cgroup2" => {
@@ -356,7 +362,17 @@ pub fn start_process(
     debug: bool,
 ) -> Result<Task, (String, i32)> {
     let mut t = new_process(k, p, fds, debug)?;
-    load_program(k, &mut t, p)?;
+    // `exec --tty`: the host terminal becomes a sandbox pty for it too.
+    let console = fs::console::bridge(&t);
+    if let Err(e) = load_program(k, &mut t, p) {
+        if let Some(c) = console {
+            c.finish();
+        }
+        return Err(e);
+    }
+    if let Some(c) = console {
+        fs::console::keep(t.tgid, c);
+    }
     Ok(t)
 }
 
@@ -481,6 +497,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         // sysinfo and /proc/meminfo show the limit as the machine's memory.
         kern.mem_limit = kern.mem_limit.min(m);
     }
+    vfs::set_mem_file_cap(kern.mem_limit, spec.memory_limit);
     kern.pids_limit
         .store(spec.pids_limit.max(1), std::sync::atomic::Ordering::Relaxed);
     if let Some(m) = spec.memory_limit {
@@ -542,7 +559,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     if spec.memory_limit.is_some() {
         kernel::start_memory_monitor(k.clone());
     }
-    let mut init = match start_init(&k, &root, spec, cfg.debug) {
+    let (mut init, console) = match start_init(&k, &root, spec, cfg.debug) {
         Ok(t) => t,
         Err((m, c)) => return fail(&k, m, c),
     };
@@ -577,6 +594,11 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         g.unwrap_or(kernel::task::ExitStatus::Signaled(9))
     };
     tracing::debug!(?status, "init exited");
+    // Stores through shared mappings of host files reach them.
+    vfs::write_back_all();
+    if let Some(c) = console {
+        c.finish();
+    }
     report(&k);
     Ok(status.shell_code())
 }
@@ -588,7 +610,7 @@ fn start_init(
     root: &Arc<Dentry>,
     spec: &spec::SandboxSpec,
     debug: bool,
-) -> Result<Task, (String, i32)> {
+) -> Result<(Task, Option<fs::console::Console>), (String, i32)> {
     let mut t = new_process(k, &spec.process, stdio_table(spec.preserve_fds), debug)?;
     setup_mounts(k, root, &spec.mounts, &t).map_err(|e| (format!("mounts: {e}"), 125))?;
     for d in &spec.devices {
@@ -615,6 +637,8 @@ fn start_init(
         }
         dir.add_child(name, inode);
     }
+    // A host terminal on stdio becomes a pty of the sandbox's own.
+    let console = fs::console::bridge(&t);
     load_program(k, &mut t, &spec.process)?;
-    Ok(t)
+    Ok((t, console))
 }

@@ -64,6 +64,7 @@ pub fn allow_list() -> Vec<(i64, Vec<SeccompRule>, &'static str)> {
         (SYS_write, vec![], "stdio writes, logs, the syscall report"),
         (SYS_pread64, vec![], "reads of gofer-donated files and populating file mappings"),
         (SYS_pwrite64, vec![], "writes to files of writable bind mounts (fds the gofer opened for writing)"),
+        (SYS_fdatasync, vec![], "fsync/fdatasync of files of writable bind mounts (donated fds): durability for the workload's databases"),
         (SYS_close, vec![], "dropping donated fds"),
         (SYS_fstat, vec![], "fstat of stdio fds"),
         (SYS_newfstatat, vec![rule(vec![eq(3, AT_EMPTY_PATH as u64)])], "glibc's fstat (fd-relative, empty path only)"),

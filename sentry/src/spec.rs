@@ -54,7 +54,15 @@ pub enum MountKind {
     /// The gofer's served root number `index` (a host file or directory).
     Bind { index: u32 },
     /// An in-memory filesystem.
-    Tmpfs { mode: u32 },
+    Tmpfs {
+        mode: u32,
+        /// size= in bytes (None: Linux's default, half of memory).
+        #[serde(default)]
+        size: Option<u64>,
+        /// nr_inodes= (None: no inode limit).
+        #[serde(default)]
+        nr_inodes: Option<u64>,
+    },
     /// The sandbox's procfs.
     Proc,
     /// The sandbox's sysfs.

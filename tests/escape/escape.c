@@ -80,6 +80,22 @@ static void host_unix_socket(const char *path) {
     close(s);
 }
 
+/* Memory exhaustion through one file: a 512 GiB in-memory file must be
+ * refused (EFBIG/ENOSPC), not taken from the host or crash the sentry
+ * (which would end this program before its last lines). */
+static void huge_file(void) {
+    int fd = open("/tmp/rvisor-escape-huge", O_CREAT | O_RDWR | O_TRUNC, 0600);
+    int t = ftruncate(fd, 1LL << 39);
+    int te = errno;
+    long w = pwrite(fd, "x", 1, 1LL << 38);
+    char d[96];
+    snprintf(d, sizeof d, "truncate: %s, write: %s", t ? strerror(te) : "allowed",
+             w < 0 ? strerror(errno) : "allowed");
+    report("512 GiB in-memory file", t != 0 && w < 0, d);
+    close(fd);
+    unlink("/tmp/rvisor-escape-huge");
+}
+
 static void try_syscall(const char *name, long nr, long a, long b, long c, long d) {
     errno = 0;
     long r = syscall(nr, a, b, c, d, 0, 0);
@@ -163,6 +179,7 @@ int main(int argc, char **argv) {
     mount_host();
     ptrace_sentry();
     exec_memory();
+    huge_file();
     try_syscall("io_uring_setup", 425, 1, 0, 0, 0);
     try_syscall("bpf", SYS_bpf, 0, 0, 0, 0);
     try_syscall("perf_event_open", SYS_perf_event_open, 0, 0, -1, -1);

@@ -241,6 +241,20 @@ fn mounts_in_order_with_options() {
 }
 
 #[test]
+fn tmpfs_size_option() {
+    // size= of an OCI tmpfs mount: df reports it and writes past it fail.
+    same(
+        "tmpfs-size",
+        &["sh", "-c", "df -k /s | tail -n 1 | awk '{print $2}'; head -c 100000 /dev/zero > /s/f 2>/dev/null || echo full; wc -c < /s/f"],
+        |c, _| {
+            let m = c["mounts"].as_array_mut().expect("mounts");
+            m.push(json!({"destination": "/s", "type": "tmpfs", "source": "tmpfs", "options": ["size=64k", "nr_inodes=100"]}));
+        },
+        Some("64\nfull\n65536\n"),
+    );
+}
+
+#[test]
 fn exit_status_and_signals() {
     same("exit", &["sh", "-c", "exit 42"], |_, _| {}, Some(""));
     let dir = TempDir::new("oci-kill");
@@ -866,5 +880,44 @@ int main(void) {
             }));
         },
         Some("/dev/pts/0 same 620 5\n"),
+    );
+}
+
+#[test]
+fn mqueue_mount() {
+    // An OCI mqueue mount: a queue made with mq_open shows as a file there,
+    // reading it gives the status line, rm removes the queue.
+    let src = TempDir::new("mqueue-src");
+    let exe = rvisor_tests::compile_static_c(
+        &src,
+        "mq",
+        r#"
+#include <fcntl.h>
+#include <mqueue.h>
+#include <stdio.h>
+int main(void) {
+    struct mq_attr a = {0, 4, 64, 0};
+    mqd_t q = mq_open("/oci-queue", O_CREAT | O_RDWR, 0640, &a);
+    if (q == (mqd_t)-1) { perror("mq_open"); return 1; }
+    if (mq_send(q, "hello", 5, 3)) { perror("mq_send"); return 1; }
+    return 0;
+}
+"#,
+    );
+    same(
+        "mqueue",
+        &[
+            "sh",
+            "-c",
+            "/bin/mq && ls -l /dev/mqueue | tail -n 1 | awk '{print $1, $NF}'; cat /dev/mqueue/oci-queue; rm /dev/mqueue/oci-queue; ls /dev/mqueue | wc -l",
+        ],
+        |c, b| {
+            std::fs::copy(&exe, b.join("rootfs/bin/mq")).expect("copy mq");
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"]
+            }));
+        },
+        Some("-rw-r----- oci-queue\nQSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     \n0\n"),
     );
 }

@@ -93,7 +93,12 @@ fn run(overlay: Option<&str>) -> String {
     }
     let (native, _) = inv.assert_same();
     if overlay == Some("none") {
-        // What rvisor left is on the host.
+        // Once more under rvisor alone, on an empty directory: what is
+        // there afterwards was made through the gofer.
+        std::fs::remove_dir_all(&work).expect("clear work");
+        std::fs::create_dir(&work).expect("mkdir work");
+        let again = inv.run_rvisor();
+        assert_eq!(again.stdout, native.stdout, "{}", again.describe());
         let link = std::fs::read_link(work.join("ln")).expect("host sees the symlink");
         assert_eq!(link.to_str(), Some("a"));
         let meta = std::fs::symlink_metadata(work.join("fifo")).expect("host sees the fifo");
@@ -121,4 +126,54 @@ fn namespace_ops_through_the_gofer() {
 fn namespace_ops_in_memory() {
     let out = run(None);
     assert!(out.contains("readlink: 1 a"), "{out}");
+}
+
+/// A name the host creates in a host-backed directory while the sandbox
+/// runs shows up, even after the sandbox looked for it and missed.
+#[test]
+fn host_created_file_becomes_visible() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+    rvisor_tests::require_file(rvisor_tests::BUSYBOX, "busybox-static");
+    let dir = TempDir::new("bind-host-create");
+    let late = dir.join("late");
+    let script = format!(
+        "test -e {p} && echo early || echo missing; echo ready; read x; \
+         test -e {p} && echo found || echo still-missing; ls {d} | grep -c late",
+        p = late.display(),
+        d = dir.path().display()
+    );
+    let mut child = Command::new(rvisor_tests::rvisor_bin())
+        .args([
+            "do",
+            "--overlay",
+            "none",
+            "--",
+            rvisor_tests::BUSYBOX,
+            "sh",
+            "-c",
+        ])
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn rvisor");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("read");
+    let mut ready = String::new();
+    out.read_line(&mut ready).expect("read");
+    assert_eq!((first.as_str(), ready.as_str()), ("missing\n", "ready\n"));
+    std::fs::write(&late, b"made by the host\n").expect("host write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("write");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("read");
+    let status = child.wait().expect("wait");
+    assert_eq!(rest, "found\n1\n");
+    assert!(status.success(), "{status}");
 }

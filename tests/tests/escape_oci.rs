@@ -272,3 +272,62 @@ fn gofer_in_its_own_namespaces_serves_a_writable_bind() {
         Some((4321, 0o600))
     );
 }
+
+const FILL: &str = r#"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    char *b = malloc(1 << 20);
+    memset(b, 'x', 1 << 20);
+    int fd = open("/tmp/fill", O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    long total = 0;
+    for (;;) {
+        ssize_t n = write(fd, b, 1 << 20);
+        if (n <= 0) {
+            printf("stopped: %s\n", n < 0 ? strerror(errno) : "0");
+            break;
+        }
+        total += n;
+        if (total >= 1000L << 20) {
+            printf("wrote 1000 MiB\n");
+            break;
+        }
+    }
+    printf("more than 64 MiB: %d\n", total > (64L << 20));
+    close(fd);
+    unlink("/tmp/fill");
+    fd = open("/tmp/again", O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    printf("after unlink: %zd\n", write(fd, b, 1 << 20));
+    return 0;
+}
+"#;
+
+/// Files in the sandbox's memory count against its memory limit (as tmpfs
+/// pages do in a memory cgroup): a process filling /tmp is OOM-killed (or,
+/// when the files alone reach the limit, gets ENOSPC) instead of taking
+/// the host's memory; removing the file gives the room back.
+#[test]
+fn memory_limit_covers_in_memory_files() {
+    let dir = TempDir::new("escape-fill");
+    let fill = rvisor_tests::compile_static_c(&dir, "fill", FILL);
+    let b = bundle(
+        &dir,
+        "fill; echo status $?; rm -f /tmp/fill; head -c 1048576 /dev/zero > /tmp/small && echo small ok",
+        |c| {
+            c["linux"] = json!({"resources": {"memory": {"limit": 64 << 20}}});
+        },
+    );
+    std::fs::copy(&fill, b.join("rootfs/bin/fill")).expect("copy fill");
+    let (out, code) = run(&dir, &b);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("wrote 1000 MiB"), "{out}");
+    assert!(
+        out.contains("status 137") || out.contains("stopped: No space left on device"),
+        "{out}"
+    );
+    assert!(out.contains("small ok"), "{out}");
+}

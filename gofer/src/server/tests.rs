@@ -658,3 +658,184 @@ fn create_mkdir_unlink_rename_on_writable_root() {
     assert!(!base.join("dev").exists());
     f.finish();
 }
+
+/// Host xattr of `path` (not following symlinks), or None.
+fn host_getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: valid C strings and a buffer writable for its length.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let r = usize::try_from(r).ok()?;
+    buf.truncate(r);
+    Some(buf)
+}
+
+fn host_setxattr(path: &Path, name: &str, value: &[u8]) {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C strings and a readable value buffer.
+    let r = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn xattrs_read_on_every_root_written_on_writable_ones() {
+    let f = start();
+    let base = f._dir.path().to_path_buf();
+    host_setxattr(&base.join("file.txt"), "user.color", b"blue");
+    host_setxattr(&base.join("a"), "user.dir", b"d");
+    let root = f.client.attach(0).unwrap().0;
+    let ro = f.client.attach(1).unwrap().0;
+    let (file, _) = f.client.walk(root, &[b"file.txt"]).unwrap().0[0];
+    let (rofile, _) = f.client.walk(ro, &[b"file.txt"]).unwrap().0[0];
+    let (rodir, _) = f.client.walk(ro, &[b"a"]).unwrap().0[0];
+    // Reads work on both roots, directories included.
+    assert_eq!(f.client.getxattr(rofile, b"user.color").unwrap(), b"blue");
+    assert_eq!(f.client.getxattr(rodir, b"user.dir").unwrap(), b"d");
+    assert_eq!(
+        f.client.getxattr(rofile, b"user.none").err(),
+        Some(libc::ENODATA)
+    );
+    let list = f.client.listxattr(rofile).unwrap();
+    assert!(list.windows(11).any(|w| w == b"user.color\0"), "{list:?}");
+    // The file root (mount 2) reads too.
+    let froot = f.client.attach(2).unwrap().0;
+    assert_eq!(f.client.getxattr(froot, b"user.color").unwrap(), b"blue");
+    // Writes: read-only roots are EROFS, whatever the name.
+    assert_eq!(
+        f.client.setxattr(rofile, b"user.x", b"1", 0).err(),
+        Some(libc::EROFS)
+    );
+    assert_eq!(
+        f.client.removexattr(rofile, b"user.color").err(),
+        Some(libc::EROFS)
+    );
+    assert_eq!(
+        f.client.setxattr(froot, b"user.x", b"1", 0).err(),
+        Some(libc::EROFS)
+    );
+    // On the writable root they reach the host file.
+    f.client.setxattr(file, b"user.new", b"value", 0).unwrap();
+    assert_eq!(
+        host_getxattr(&base.join("file.txt"), "user.new").as_deref(),
+        Some(&b"value"[..])
+    );
+    assert_eq!(
+        f.client
+            .setxattr(file, b"user.new", b"v2", libc::XATTR_CREATE)
+            .err(),
+        Some(libc::EEXIST)
+    );
+    assert_eq!(
+        f.client
+            .setxattr(file, b"user.other", b"v", libc::XATTR_REPLACE)
+            .err(),
+        Some(libc::ENODATA)
+    );
+    f.client.removexattr(file, b"user.new").unwrap();
+    assert_eq!(host_getxattr(&base.join("file.txt"), "user.new"), None);
+    assert_eq!(
+        f.client.removexattr(file, b"user.new").err(),
+        Some(libc::ENODATA)
+    );
+    // Limits: names of 1..=255 bytes, values up to 64 KiB, known flags.
+    assert_eq!(f.client.getxattr(file, b"").err(), Some(libc::ERANGE));
+    let long = [b'u'; 256];
+    assert_eq!(
+        f.client.setxattr(file, &long, b"", 0).err(),
+        Some(libc::ERANGE)
+    );
+    assert_eq!(
+        f.client
+            .setxattr(file, b"user.big", &vec![0u8; 65537], 0)
+            .err(),
+        Some(libc::E2BIG)
+    );
+    assert_eq!(
+        f.client.setxattr(file, b"user.x", b"", 4).err(),
+        Some(libc::EINVAL)
+    );
+    f.finish();
+}
+
+#[test]
+fn xattr_writes_are_user_namespace_only() {
+    let f = start();
+    let base = f._dir.path().to_path_buf();
+    let root = f.client.attach(0).unwrap().0;
+    let (file, _) = f.client.walk(root, &[b"file.txt"]).unwrap().0[0];
+    for name in [&b"trusted.x"[..], b"security.x", b"security.capability"] {
+        assert_eq!(
+            f.client.setxattr(file, name, b"1", 0).err(),
+            Some(libc::EPERM),
+            "{name:?}"
+        );
+        assert_eq!(
+            f.client.removexattr(file, name).err(),
+            Some(libc::EPERM),
+            "{name:?}"
+        );
+    }
+    for name in [&b"system.posix_acl_access"[..], b"other.x", b"user"] {
+        assert_eq!(
+            f.client.setxattr(file, name, b"1", 0).err(),
+            Some(libc::EOPNOTSUPP),
+            "{name:?}"
+        );
+    }
+    assert_eq!(
+        f.client.setxattr(file, b"user.", b"1", 0).err(),
+        Some(libc::EINVAL)
+    );
+    assert_eq!(host_getxattr(&base.join("file.txt"), "trusted.x"), None);
+    f.finish();
+}
+
+#[test]
+fn xattrs_of_symlinks_and_fifos() {
+    let f = start();
+    let base = f._dir.path().to_path_buf();
+    host_setxattr(&base.join("a/b/c.txt"), "user.t", b"target");
+    symlink("a/b/c.txt", base.join("rel")).unwrap();
+    let root = f.client.attach(0).unwrap().0;
+    let (link, st) = f.client.walk(root, &[b"rel"]).unwrap().0[0];
+    assert_eq!(kind(&st), libc::S_IFLNK);
+    // The link's own attributes, never its target's.
+    assert_eq!(
+        f.client.getxattr(link, b"user.t").err(),
+        Some(libc::ENODATA)
+    );
+    assert_eq!(f.client.listxattr(link).unwrap(), b"");
+    // user.* on a symlink or FIFO is EPERM, as Linux.
+    assert_eq!(
+        f.client.setxattr(link, b"user.t", b"x", 0).err(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        f.client.removexattr(link, b"user.t").err(),
+        Some(libc::EPERM)
+    );
+    let (fifo, _) = f.client.walk(root, &[b"fifo"]).unwrap().0[0];
+    assert_eq!(
+        f.client.setxattr(fifo, b"user.t", b"x", 0).err(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        f.client.getxattr(fifo, b"user.t").err(),
+        Some(libc::ENODATA)
+    );
+    assert_eq!(
+        host_getxattr(&base.join("a/b/c.txt"), "user.t").as_deref(),
+        Some(&b"target"[..])
+    );
+    f.finish();
+}

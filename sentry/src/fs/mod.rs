@@ -1,6 +1,7 @@
 //! Filesystem implementations: devfs, procfs/sysfs, and the tree setup of
 //! the sandbox's mounts.
 
+pub mod console;
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;
@@ -15,6 +16,7 @@ pub mod pty;
 pub mod shm;
 pub mod signalfd;
 pub mod timerfd;
+pub mod tmpfs;
 pub mod unix;
 pub mod xattr;
 

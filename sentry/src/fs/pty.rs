@@ -1737,6 +1737,35 @@ pub fn process_exited(k: &Kernel, p: &Process) {
     }
 }
 
+/// What the host-terminal bridge (`fs::console`) needs of a pty.
+impl Pty {
+    /// unlockpt(3) without a task.
+    pub fn unlock(&self) {
+        lock(&self.st).locked = false;
+    }
+
+    /// TIOCSWINSZ from the host side: a change reaches the foreground
+    /// process group as SIGWINCH.
+    pub fn set_winsize(&self, ws: [u16; 4]) {
+        let pg = {
+            let mut g = lock(&self.st);
+            if g.ws == ws {
+                return;
+            }
+            g.ws = ws;
+            g.pgrp
+        };
+        if let (Some(pg), Some(k)) = (pg, self.k.upgrade()) {
+            kill_pgrp(&k, pg, SIGWINCH);
+        }
+    }
+
+    /// Whether everything the sandbox wrote has been read from the master.
+    pub fn output_drained(&self) -> bool {
+        lock(&self.st).out.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

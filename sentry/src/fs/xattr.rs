@@ -3,16 +3,22 @@
 //! and lower directories, whose upper part lives in the sentry), tmpfs and
 //! devfs. Namespaces `user.*` (regular files and directories only),
 //! `trusted.*` (CAP_SYS_ADMIN) and `security.*`, with Linux's errnos.
-//! Lower-layer files show no attributes until written, which copies them
-//! up. Writable bind mounts, procfs and sysfs have none (EOPNOTSUPP; an
-//! empty list).
+//! Lower-layer files (the rootfs, read-only bind mounts) show their host
+//! attributes, read through the gofer into the inode's map on first use
+//! ([`seed`]); a change copies the file up, attributes included, and
+//! stays in the sandbox. Writable bind mounts (and the root under
+//! `--overlay none`) get, list, set and remove on the host file through
+//! the gofer, which writes `user.*` only (trusted.* and security.* are
+//! EPERM there even for the sandbox's root: the gofer is unprivileged on
+//! the host). The gofer cannot see the host's trusted.* attributes. procfs
+//! and sysfs have none (EOPNOTSUPP; an empty list).
 
 use crate::abi::*;
 use crate::kernel::task::Task;
 use crate::syscalls::Args;
 use crate::vfs::file::FileKind;
 use crate::vfs::path::Walker;
-use crate::vfs::{lock, Dentry, FsType, Meta};
+use crate::vfs::{lock, Dentry, FsType, Meta, Node};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -59,6 +65,74 @@ impl Target {
             _ => None,
         }
     }
+    /// The inode of a host file of a writable bind mount, whose attributes
+    /// are the host's, reached through the gofer.
+    fn host(&self) -> Option<Arc<crate::vfs::Inode>> {
+        match self {
+            Target::D(d) if d.fs == FsType::Bind => {
+                let inode = d.inode();
+                matches!(inode.node, Node::Lower(_)).then_some(inode)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Reads a lower inode's host attributes into its map, once (the lower
+/// layer does not change under the sandbox). `system.*` (ACLs) stay out,
+/// as the sentry keeps none. A host file whose attributes cannot be read
+/// shows none; only a lost gofer (EIO) is an error.
+pub fn seed(inode: &crate::vfs::Inode) -> KResult<()> {
+    let Node::Lower(l) = &inode.node else {
+        return Ok(());
+    };
+    if inode.xattrs_seeded.get().is_some() {
+        return Ok(());
+    }
+    let mut got = Xattrs::new();
+    match l.gofer.listxattr(l.node) {
+        Ok(names) => {
+            for name in names.split(|&b| b == 0) {
+                if name.is_empty() || namespace(name) == Ns::System {
+                    continue;
+                }
+                match l.gofer.getxattr(l.node, name) {
+                    Ok(v) => {
+                        got.insert(name.to_vec(), v);
+                    }
+                    Err(libc::EIO) => return Err(Errno::EIO),
+                    Err(_) => {}
+                }
+            }
+        }
+        Err(libc::EIO) => return Err(Errno::EIO),
+        Err(_) => {}
+    }
+    let mut x = lock(&inode.xattrs);
+    if inode.xattrs_seeded.set(()).is_ok() {
+        for (k, v) in got {
+            x.entry(k).or_insert(v);
+        }
+    }
+    Ok(())
+}
+
+/// A host file's gofer node (see [`Target::host`]).
+fn lower(inode: &crate::vfs::Inode) -> KResult<&crate::vfs::LowerNode> {
+    match &inode.node {
+        Node::Lower(l) => Ok(l),
+        _ => Err(Errno::EIO),
+    }
+}
+
+/// After a change made on the host: the host's ctime, and inotify.
+fn host_changed(d: &Arc<Dentry>, inode: &crate::vfs::Inode) -> KResult<u64> {
+    let l = lower(inode)?;
+    if let Ok(st) = l.gofer.stat(l.node) {
+        *lock(&inode.meta) = Meta::from_gofer(&st);
+    }
+    crate::fs::inotify::attrib(d);
+    Ok(0)
 }
 
 enum How {
@@ -160,7 +234,7 @@ fn check(t: &Task, tg: &Target, name: &[u8], write: bool) -> KResult<()> {
             t.may_access(&tg.meta(), if write { 2 } else { 4 })?;
         }
     }
-    if tg.store().is_none() || matches!(ns, Ns::Unknown | Ns::System) {
+    if (tg.store().is_none() && tg.host().is_none()) || matches!(ns, Ns::Unknown | Ns::System) {
         return Err(Errno::EOPNOTSUPP);
     }
     let prefix_only = matches!(name, b"user." | b"trusted." | b"security." | b"system.");
@@ -206,7 +280,13 @@ fn set_common(t: &mut Task, a: &Args, h: How) -> KResult<u64> {
     let tg = target(t, a.u(0), &h)?;
     writable(&tg)?;
     check(t, &tg, &name, true)?;
+    if let (Some(inode), Target::D(d)) = (tg.host(), &tg) {
+        let l = lower(&inode)?;
+        l.gofer.setxattr(l.node, &name, &v, flags).map_err(Errno)?;
+        return host_changed(d, &inode);
+    }
     let d = tg.store().ok_or(Errno::EOPNOTSUPP)?;
+    seed(&d.inode())?;
     let inode = upper(d)?;
     {
         let mut x = lock(&inode.xattrs);
@@ -229,11 +309,16 @@ fn get_common(t: &mut Task, a: &Args, h: How) -> KResult<u64> {
     let name = read_name(t, a.u(1))?;
     let tg = target(t, a.u(0), &h)?;
     check(t, &tg, &name, false)?;
-    let d = tg.store().ok_or(Errno::EOPNOTSUPP)?;
-    let v = lock(&d.inode().xattrs)
-        .get(&name)
-        .cloned()
-        .ok_or(Errno::ENODATA)?;
+    let v = if let Some(inode) = tg.host() {
+        let l = lower(&inode)?;
+        l.gofer.getxattr(l.node, &name).map_err(Errno)?
+    } else {
+        let d = tg.store().ok_or(Errno::EOPNOTSUPP)?;
+        let inode = d.inode();
+        seed(&inode)?;
+        let v = lock(&inode.xattrs).get(&name).cloned();
+        v.ok_or(Errno::ENODATA)?
+    };
     if size == 0 {
         return Ok(v.len() as u64);
     }
@@ -251,16 +336,28 @@ fn get_common(t: &mut Task, a: &Args, h: How) -> KResult<u64> {
 fn list_common(t: &mut Task, a: &Args, h: How) -> KResult<u64> {
     let (buf, size) = (a.u(1), a.usize(2));
     let tg = target(t, a.u(0), &h)?;
-    let Some(d) = tg.store() else {
+    let names: Vec<Vec<u8>> = if let Some(inode) = tg.host() {
+        let l = lower(&inode)?;
+        let list = l.gofer.listxattr(l.node).map_err(Errno)?;
+        list.split(|&b| b == 0)
+            .filter(|n| !n.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    } else if let Some(d) = tg.store() {
+        let inode = d.inode();
+        seed(&inode)?;
+        let names = lock(&inode.xattrs).keys().cloned().collect();
+        names
+    } else {
         return Ok(0);
     };
     let admin = t.creds().has_cap(CAP_SYS_ADMIN);
     let mut out = Vec::new();
-    for name in lock(&d.inode().xattrs).keys() {
-        if namespace(name) == Ns::Trusted && !admin {
+    for name in names {
+        if namespace(&name) == Ns::Trusted && !admin {
             continue;
         }
-        out.extend_from_slice(name);
+        out.extend_from_slice(&name);
         out.push(0);
     }
     if size == 0 {
@@ -282,7 +379,13 @@ fn remove_common(t: &mut Task, a: &Args, h: How) -> KResult<u64> {
     let tg = target(t, a.u(0), &h)?;
     writable(&tg)?;
     check(t, &tg, &name, true)?;
+    if let (Some(inode), Target::D(d)) = (tg.host(), &tg) {
+        let l = lower(&inode)?;
+        l.gofer.removexattr(l.node, &name).map_err(Errno)?;
+        return host_changed(d, &inode);
+    }
     let d = tg.store().ok_or(Errno::EOPNOTSUPP)?;
+    seed(&d.inode())?;
     if !lock(&d.inode().xattrs).contains_key(&name) {
         return Err(Errno::ENODATA);
     }

@@ -375,6 +375,8 @@ pub fn process_exit(k: &Kernel, p: &Arc<process::Process>, status: task::ExitSta
         None => {
             k.remove_process(p.tgid);
             if let Some(sock) = lock(&k.exec_waiters).remove(&p.tgid) {
+                // Its terminal output reaches the host before its status.
+                crate::fs::console::finish_for(p.tgid);
                 crate::control::exec_exited(&sock, process::wait_status(status));
             }
         }
@@ -395,7 +397,8 @@ pub fn start_memory_monitor(k: Arc<Kernel>) {
         .stack_size(64 * 1024)
         .spawn(move || loop {
             let limit = k.memory_limit.load(Ordering::Relaxed);
-            let used = k.mf.resident();
+            // In-memory files (heap) count as a memory cgroup counts tmpfs.
+            let used = k.mf.resident() + crate::vfs::mem_file_bytes();
             if limit == 0 || used < limit / 2 {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 continue;
@@ -429,7 +432,7 @@ pub fn start_memory_monitor(k: Arc<Kernel>) {
                     std::thread::sleep(std::time::Duration::from_millis(2));
                 }
                 for _ in 0..500 {
-                    if k.mf.resident() <= limit {
+                    if k.mf.resident() + crate::vfs::mem_file_bytes() <= limit {
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(2));

@@ -186,7 +186,11 @@ fn create_child(
     mode: u32,
 ) -> KResult<Arc<Dentry>> {
     let m = new_meta(t, dir, &node, mode)?;
+    let charge = crate::fs::tmpfs::new_inode(dir)?;
     let inode = Inode::new(node, m);
+    if let Some(c) = charge {
+        let _ = inode.charge.set(c);
+    }
     let d = Dentry::new_child(dir, name, inode.clone());
     lock(&dir.children).insert(name.to_vec(), Some(d.clone()));
     crate::fs::inotify::created(dir, name, &inode);
@@ -378,7 +382,8 @@ fn do_open_resolve(
             let inode = d.copy_up()?;
             if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY {
                 if let Node::Mem(data) = &inode.node {
-                    lock(data).clear();
+                    crate::vfs::resize_mem(&mut lock(data), 0, Errno::EFBIG)?;
+                    crate::fs::tmpfs::truncated(&inode, 0);
                 }
                 if let Some(f) = inode.shm() {
                     f.truncate(0)?;
@@ -1378,6 +1383,13 @@ pub fn sys_fallocate(t: &mut Task, a: &Args) -> KResult<u64> {
     }
     match mode {
         0 | KEEP_SIZE => {
+            // A sized tmpfs charges the range's pages first (ENOSPC).
+            if d.fs == FsType::Tmpfs {
+                let inode = d.inode();
+                if matches!(inode.node, Node::Mem(_)) {
+                    crate::fs::tmpfs::charge_alloc(&d, &inode, off as u64, end)?;
+                }
+            }
             if mode == 0 && end > d.meta().size {
                 truncate_d(t, &d, end as i64)?;
             }
@@ -1779,8 +1791,14 @@ fn bind_setattr(
     l: &crate::vfs::LowerNode,
     attr: gofer::proto::SetAttr,
 ) -> KResult<u64> {
+    let size = attr.size;
     let st = l.gofer.setattr(l.node, attr).map_err(Errno)?;
-    *lock(&d.inode().meta) = Meta::from_gofer(&st);
+    let inode = d.inode();
+    *lock(&inode.meta) = Meta::from_gofer(&st);
+    // A shared-mapped host file: its pages follow the new size.
+    if let (Some(size), Some(f)) = (size, inode.shared.get()) {
+        f.truncate(size)?;
+    }
     Ok(0)
 }
 
@@ -2009,7 +2027,8 @@ fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
                 drop(g);
                 return f.truncate(len as u64).map(|_| 0);
             }
-            g.resize(len as usize, 0);
+            crate::vfs::resize_mem(&mut g, len as u64, Errno::EFBIG)?;
+            crate::fs::tmpfs::truncated(&inode, len as u64);
             drop(g);
             let mut mm = lock(&inode.meta);
             mm.mtime = crate::vfs::now();
@@ -2041,14 +2060,22 @@ pub fn sys_ftruncate(t: &mut Task, a: &Args) -> KResult<u64> {
     truncate_d(t, &d, a.i64(1))
 }
 
+/// fsync(2)/fdatasync(2): a host file of a writable bind mount gets its
+/// shared-mapping pages back and then the host's fdatasync. The upper
+/// layer lives in memory and the lower is read-only: nothing to do there.
 pub fn sys_fsync(t: &mut Task, a: &Args) -> KResult<u64> {
     let f = get_file(t, a.int(0))?;
-    if matches!(f.kind, FileKind::Path) {
-        return Err(Errno::EBADF);
+    match &f.kind {
+        FileKind::Path => Err(Errno::EBADF),
+        FileKind::Passthrough { fd } => {
+            if let Some(d) = &f.dentry {
+                d.inode().write_back()?;
+            }
+            nix::unistd::fdatasync(std::os::fd::AsRawFd::as_raw_fd(&**fd))?;
+            Ok(0)
+        }
+        _ => Ok(0),
     }
-    // The upper layer lives in memory and the lower is read-only: there is
-    // nothing to write back.
-    Ok(0)
 }
 
 pub fn sys_fadvise64(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -2093,7 +2120,10 @@ fn statfs_d(t: &Task, d: &Arc<Dentry>, buf: u64) -> KResult<u64> {
             words[1] = 4096;
             words[8] = 255;
             words[9] = 4096;
-            if matches!(fs, FsType::Dev | FsType::Tmpfs) {
+            if let Some(w) = crate::fs::tmpfs::statfs(d) {
+                // A tmpfs with size=: its own numbers.
+                words[2..7].copy_from_slice(&w);
+            } else if matches!(fs, FsType::Dev | FsType::Tmpfs) {
                 // Memory-backed, sized like a default tmpfs: half of the
                 // sandbox's memory, less what the memory file holds. (Python's
                 // multiprocessing puts its shared heap in /dev/shm only if

@@ -6,6 +6,7 @@ use super::Args;
 use crate::abi::*;
 use crate::kernel::task::Task;
 use crate::mm::{Backing, USER_END};
+use crate::platform::Prot;
 use crate::vfs::file::FileKind;
 use crate::vfs::{lock, Node};
 use std::os::fd::AsRawFd;
@@ -65,6 +66,26 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
         None => (String::new(), 0, 0, u64::MAX),
     };
     match &f.kind {
+        // A host file of a writable bind mount mapped shared (or one that
+        // is): its pages move into the memory file as for in-memory files;
+        // writes also reach the host file, mapping stores on msync, fsync,
+        // close and exit.
+        FileKind::Lower { .. } | FileKind::Passthrough { .. }
+            if f.dentry
+                .as_ref()
+                .is_some_and(|d| d.inode().writeback.get().is_some())
+                || (shared && matches!(f.kind, FileKind::Passthrough { .. })) =>
+        {
+            let inode = f.dentry.as_ref().ok_or(Errno::ENODEV)?.inode();
+            let shm = match (&f.kind, inode.shared.get()) {
+                (_, Some(s)) => s,
+                (FileKind::Passthrough { fd }, None) => inode.make_shared_host(&t.k.mf, fd)?,
+                _ => return Err(Errno::ENODEV),
+            };
+            map_shm(
+                t, shm, addr, len, prot, shared, fixed, noreplace, off, path, dev, ino,
+            )
+        }
         // The lower layer is read-only, so a copy is coherent even when shared.
         FileKind::Lower { fd: host } => lock(&mm).mmap(
             addr,
@@ -85,58 +106,14 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
         // memfd and /dev/shm files, and any in-memory file mapped shared
         // (its data moves into the memory file first): one set of pages
         // for every mapping, read and write.
+        // memfd and /dev/shm files, and any in-memory file mapped shared
+        // (its data moves into the memory file first): one set of pages
+        // for every mapping, read and write.
         FileKind::Mem(inode) if shared || inode.shm().is_some() => {
             let shm = inode.make_shared(&t.k.mf)?;
-            let end = off
-                .checked_add(page_round_up(len).ok_or(Errno::ENOMEM)?)
-                .ok_or(Errno::EINVAL)?;
-            if end > crate::fs::shm::SHM_CAP {
-                return Err(Errno::ENOMEM);
-            }
-            if shared
-                && prot & PROT_WRITE != 0
-                && shm.seals()
-                    & (crate::fs::shm::F_SEAL_WRITE | crate::fs::shm::F_SEAL_FUTURE_WRITE)
-                    != 0
-            {
-                return Err(Errno::EPERM);
-            }
-            if shared {
-                lock(&mm).mmap_shared_range(
-                    addr,
-                    len,
-                    prot,
-                    fixed,
-                    noreplace,
-                    shm.range.clone(),
-                    shm.off + off,
-                    path,
-                    dev,
-                    ino,
-                    off,
-                )
-            } else {
-                let size = shm.size();
-                let mut data = vec![0u8; size.saturating_sub(off).min(len) as usize];
-                let n = shm.pread(&mut data, off)?;
-                data.truncate(n);
-                lock(&mm).mmap(
-                    addr,
-                    len,
-                    prot,
-                    false,
-                    fixed,
-                    noreplace,
-                    Backing::Bytes {
-                        data: &data,
-                        path,
-                        dev,
-                        ino,
-                        file_off: off,
-                        file_size: size,
-                    },
-                )
-            }
+            map_shm(
+                t, shm, addr, len, prot, shared, fixed, noreplace, off, path, dev, ino,
+            )
         }
         FileKind::Mem(inode) if !shared => {
             let Node::Mem(data) = &inode.node else {
@@ -233,8 +210,10 @@ pub fn sys_msync(t: &mut Task, a: &Args) -> KResult<u64> {
     {
         return Err(Errno::EINVAL);
     }
-    // Only anonymous and read-only file mappings exist: nothing to flush.
-    check_mapped(t, a.u(0), a.u(1)).map(|_| 0)
+    check_mapped(t, a.u(0), a.u(1))?;
+    // Shared mappings of host files: their pages go back to the host.
+    crate::vfs::write_back_all();
+    Ok(0)
 }
 
 pub fn sys_mincore(t: &mut Task, a: &Args) -> KResult<u64> {
@@ -246,4 +225,71 @@ pub fn sys_mincore(t: &mut Task, a: &Args) -> KResult<u64> {
     let pages = page_round_up(len).ok_or(Errno::ENOMEM)? / PAGE_SIZE;
     // Pages of the memory file are never swapped out.
     t.copy_out(a.u(2), &vec![1u8; pages as usize]).map(|_| 0)
+}
+
+/// Map pages of a file kept in the memory file: shared, or a private copy.
+#[allow(clippy::too_many_arguments)]
+fn map_shm(
+    t: &Task,
+    shm: &crate::fs::shm::ShmFile,
+    addr: u64,
+    len: u64,
+    prot: Prot,
+    shared: bool,
+    fixed: bool,
+    noreplace: bool,
+    off: u64,
+    path: String,
+    dev: u64,
+    ino: u64,
+) -> KResult<u64> {
+    let mm = t.mm();
+    let end = off
+        .checked_add(page_round_up(len).ok_or(Errno::ENOMEM)?)
+        .ok_or(Errno::EINVAL)?;
+    if end > crate::fs::shm::SHM_CAP {
+        return Err(Errno::ENOMEM);
+    }
+    if shared
+        && prot & PROT_WRITE != 0
+        && shm.seals() & (crate::fs::shm::F_SEAL_WRITE | crate::fs::shm::F_SEAL_FUTURE_WRITE) != 0
+    {
+        return Err(Errno::EPERM);
+    }
+    if shared {
+        lock(&mm).mmap_shared_range(
+            addr,
+            len,
+            prot,
+            fixed,
+            noreplace,
+            shm.range.clone(),
+            shm.off + off,
+            path,
+            dev,
+            ino,
+            off,
+        )
+    } else {
+        let size = shm.size();
+        let mut data = vec![0u8; size.saturating_sub(off).min(len) as usize];
+        let n = shm.pread(&mut data, off)?;
+        data.truncate(n);
+        lock(&mm).mmap(
+            addr,
+            len,
+            prot,
+            false,
+            fixed,
+            noreplace,
+            Backing::Bytes {
+                data: &data,
+                path,
+                dev,
+                ino,
+                file_off: off,
+                file_size: size,
+            },
+        )
+    }
 }

@@ -46,10 +46,13 @@ fn opt_str(t: &Task, addr: u64) -> KResult<Option<Vec<u8>>> {
     t.read_cstr(addr, PAGE_SIZE as usize - 1).map(Some)
 }
 
-/// tmpfs options: mode=, uid=, gid= (size= and nr_inodes= are accepted
-/// but not enforced: tmpfs data counts against the sandbox's memory).
-fn tmpfs_root(at: &Arc<Dentry>, data: &[u8], readonly: bool) -> KResult<Arc<Dentry>> {
+/// tmpfs options: mode=, uid=, gid=, size= and nr_inodes= (enforced,
+/// `fs::tmpfs`; size=N% is a share of the sandbox's memory limit).
+fn tmpfs_root(t: &Task, at: &Arc<Dentry>, data: &[u8], readonly: bool) -> KResult<Arc<Dentry>> {
     let (mut mode, mut uid, mut gid) = (0o1777u32, 0u32, 0u32);
+    let (mut size, mut inodes) = (None, None);
+    let mem = t.k.memory_limit.load(std::sync::atomic::Ordering::Relaxed);
+    let total = if mem > 0 { mem } else { t.k.mem_limit };
     for opt in data.split(|&b| b == b',').filter(|o| !o.is_empty()) {
         let text = std::str::from_utf8(opt).map_err(|_| Errno::EINVAL)?;
         let (k, v) = text.split_once('=').unwrap_or((text, ""));
@@ -57,16 +60,32 @@ fn tmpfs_root(at: &Arc<Dentry>, data: &[u8], readonly: bool) -> KResult<Arc<Dent
             "mode" => mode = u32::from_str_radix(v, 8).map_err(|_| Errno::EINVAL)? & 0o7777,
             "uid" => uid = v.parse().map_err(|_| Errno::EINVAL)?,
             "gid" => gid = v.parse().map_err(|_| Errno::EINVAL)?,
-            "size" | "nr_inodes" | "nr_blocks" | "huge" | "mpol" | "inode64" | "noswap" => {}
+            "size" => {
+                size = Some(match v.strip_suffix('%') {
+                    Some(pct) => {
+                        let pct: u64 = pct.parse().map_err(|_| Errno::EINVAL)?;
+                        total / 100 * pct
+                    }
+                    None => crate::fs::tmpfs::parse_size(v).ok_or(Errno::EINVAL)?,
+                })
+            }
+            "nr_blocks" => {
+                let n = crate::fs::tmpfs::parse_size(v).ok_or(Errno::EINVAL)?;
+                size = Some(n.checked_mul(PAGE_SIZE).ok_or(Errno::EINVAL)?);
+            }
+            "nr_inodes" => inodes = Some(crate::fs::tmpfs::parse_size(v).ok_or(Errno::EINVAL)?),
+            "huge" | "mpol" | "inode64" | "noswap" => {}
             _ => return Err(Errno::EINVAL),
         }
     }
-    Ok(Dentry::new_mount_root(
+    let root = Dentry::new_mount_root(
         Inode::new(Node::MemDir, Meta::new(S_IFDIR | mode, MEM_DEV, uid, gid)),
         FsType::Tmpfs,
         Some(at.clone()),
         readonly,
-    ))
+    );
+    crate::fs::tmpfs::register(&root, size.filter(|&s| s > 0), inodes, mem);
+    Ok(root)
 }
 
 fn attach(t: &Task, at: &Arc<Dentry>, root: Arc<Dentry>, fstype: &str, source: &[u8], ro: bool) {
@@ -126,7 +145,7 @@ pub fn sys_mount(t: &mut Task, a: &Args) -> KResult<u64> {
         return Err(Errno::ENOTDIR);
     }
     let (root, name) = match &fstype[..] {
-        b"tmpfs" => (tmpfs_root(&at, &data, ro)?, "tmpfs"),
+        b"tmpfs" => (tmpfs_root(t, &at, &data, ro)?, "tmpfs"),
         b"proc" => (crate::fs::proc::build_proc(&at), "proc"),
         b"sysfs" => (crate::fs::proc::build_sys(&at), "sysfs"),
         _ => return Err(Errno::ENODEV),

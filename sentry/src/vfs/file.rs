@@ -79,6 +79,12 @@ pub struct File {
 
 impl Drop for File {
     fn drop(&mut self) {
+        // Stores through shared mappings of a host file reach it at close.
+        if matches!(self.kind, FileKind::Passthrough { .. }) {
+            if let Some(inode) = self.host_shared() {
+                let _ = inode.write_back();
+            }
+        }
         // OFD and flock locks live as long as the open file description.
         let me = self as *const File as usize;
         if let Some(d) = &self.dentry {
@@ -241,9 +247,21 @@ impl File {
         }
     }
 
+    /// The inode of a host file (bind mount) whose pages are shared-mapped.
+    fn host_shared(&self) -> Option<Arc<Inode>> {
+        let inode = self.dentry.as_ref()?.inode();
+        (inode.writeback.get().is_some() && inode.shared.get().is_some()).then_some(inode)
+    }
+
     /// Read at `off`; Ok(0) at end of file.
     pub fn pread(&self, buf: &mut [u8], off: u64) -> KResult<usize> {
         match &self.kind {
+            FileKind::Lower { .. } | FileKind::Passthrough { .. }
+                if self.host_shared().is_some() =>
+            {
+                let inode = self.host_shared().ok_or(Errno::EIO)?;
+                inode.shared.get().ok_or(Errno::EIO)?.pread(buf, off)
+            }
             FileKind::Lower { fd } | FileKind::Passthrough { fd } => loop {
                 match nix::sys::uio::pread(&**fd, buf, off as i64) {
                     Err(nix::Error::EINTR) => continue,
@@ -324,15 +342,18 @@ impl File {
                 if end > (1 << 40) {
                     return Err(Errno::EFBIG);
                 }
-                if data.len() < end as usize {
-                    data.resize(end as usize, 0);
+                // A sized tmpfs may take only part of it (ENOSPC: none).
+                let end = crate::fs::tmpfs::charge_write(self.dentry.as_ref(), inode, off, end)?;
+                let n = (end - off) as usize;
+                if (data.len() as u64) < end {
+                    super::resize_mem(&mut data, end, Errno::ENOSPC)?;
                 }
-                data[off as usize..end as usize].copy_from_slice(buf);
+                data[off as usize..end as usize].copy_from_slice(&buf[..n]);
                 drop(data);
                 let mut m = lock(&inode.meta);
                 m.mtime = super::now();
                 m.ctime = m.mtime;
-                Ok(buf.len())
+                Ok(n)
             }
             FileKind::Passthrough { fd } => {
                 let off = if self.flags() & O_APPEND != 0 {
@@ -346,6 +367,12 @@ impl File {
                         r => break r.map_err(Errno::from)?,
                     }
                 };
+                // A shared-mapped host file: the sandbox's view is its pages.
+                if let Some(inode) = self.host_shared() {
+                    if let Some(f) = inode.shared.get() {
+                        f.pwrite(&buf[..n], off, false)?;
+                    }
+                }
                 if let Some(d) = &self.dentry {
                     let inode = d.inode();
                     let mut m = lock(&inode.meta);

@@ -177,15 +177,115 @@ pub enum Node {
     MqDir,
 }
 
+/// The most bytes one in-memory file may hold: the sandbox's memory (set
+/// at boot), so a file cannot take the host's memory or abort the sentry.
+static MEM_FILE_CAP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+
+/// Host files with shared mappings (their pages live in the memory file).
+fn host_shared() -> &'static Mutex<Vec<std::sync::Weak<Inode>>> {
+    static H: OnceLock<Mutex<Vec<std::sync::Weak<Inode>>>> = OnceLock::new();
+    H.get_or_init(Default::default)
+}
+
+/// msync and sandbox exit: every shared-mapped host file to the host.
+pub fn write_back_all() {
+    let live: Vec<Arc<Inode>> = {
+        let mut h = lock(host_shared());
+        h.retain(|w| w.strong_count() > 0);
+        h.iter().filter_map(|w| w.upgrade()).collect()
+    };
+    for i in live {
+        if let Err(e) = i.write_back() {
+            tracing::warn!("writing a shared mapping back to its host file: {e:?}");
+        }
+    }
+}
+
+/// Bytes held by all in-memory files together (the sentry's heap): they
+/// count against the sandbox's memory limit like tmpfs pages in a memory
+/// cgroup.
+static MEM_FILE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The sandbox's memory limit (0: none) for those bytes.
+static MEM_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// At boot: the sandbox's memory (one file's cap) and its memory limit, if
+/// any (the cap on all of them together).
+pub fn set_mem_file_cap(bytes: u64, limit: Option<u64>) {
+    MEM_FILE_CAP.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    MEM_LIMIT.store(limit.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes held by in-memory files now (for the memory-limit monitor).
+pub fn mem_file_bytes() -> u64 {
+    MEM_FILE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn account(old: usize, new: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if new >= old {
+        MEM_FILE_BYTES.fetch_add((new - old) as u64, Relaxed);
+    } else {
+        let _ = MEM_FILE_BYTES.fetch_update(Relaxed, Relaxed, |v| {
+            Some(v.saturating_sub((old - new) as u64))
+        });
+    }
+}
+
+/// Resize an in-memory file's data to `len` bytes (new bytes zero). Past
+/// the cap, past the sandbox's memory limit for all such files together,
+/// or when the memory is not there: `err` (ENOSPC for a write, EFBIG for a
+/// truncate), never an abort.
+pub fn resize_mem(data: &mut Vec<u8>, len: u64, err: Errno) -> KResult<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    if len > MEM_FILE_CAP.load(Relaxed) {
+        return Err(err);
+    }
+    let len = usize::try_from(len).map_err(|_| err)?;
+    if len > data.len() {
+        let grow = (len - data.len()) as u64;
+        let limit = MEM_LIMIT.load(Relaxed);
+        if limit != 0 && MEM_FILE_BYTES.load(Relaxed).saturating_add(grow) > limit {
+            return Err(Errno::ENOSPC);
+        }
+        data.try_reserve_exact(len - data.len()).map_err(|_| err)?;
+    }
+    account(data.len(), len);
+    data.resize(len, 0);
+    if len < data.capacity() / 2 {
+        data.shrink_to_fit();
+    }
+    Ok(())
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        if let Node::Mem(d) = &mut self.node {
+            let len = d
+                .get_mut()
+                .map(|v| v.len())
+                .unwrap_or_else(|e| e.into_inner().len());
+            account(len, 0);
+        }
+    }
+}
+
 pub struct Inode {
     pub node: Node,
     pub meta: Mutex<Meta>,
     /// Extended attributes kept by the sentry (`fs::xattr`).
     pub xattrs: Mutex<crate::fs::xattr::Xattrs>,
+    /// Set once a lower inode's host attributes were read into `xattrs`
+    /// (`fs::xattr::seed`).
+    pub xattrs_seeded: OnceLock<()>,
+    /// What this inode holds of a sized tmpfs (`fs::tmpfs`), freed with it.
+    pub charge: OnceLock<crate::fs::tmpfs::Charge>,
     /// A read-only lower directory's gofer listing, fetched once: the
     /// overlay's lower layer does not change under a running sandbox (as
     /// runsc assumes of its rootfs), so later readdirs cost no round trip.
     pub lower_listing: OnceLock<Vec<(Vec<u8>, u64, u8)>>,
+    /// A host file (writable bind mount) mapped MAP_SHARED: the fd its
+    /// pages (kept in `shared`) are written back to.
+    pub writeback: OnceLock<Arc<std::os::fd::OwnedFd>>,
     /// An in-memory file (`Node::Mem`) that was mapped MAP_SHARED: its
     /// data moved into the memory file, where every mapping and every
     /// read and write see the same pages. Set (under the data lock) once.
@@ -198,7 +298,10 @@ impl Inode {
             node,
             meta: Mutex::new(meta),
             xattrs: Mutex::default(),
+            xattrs_seeded: OnceLock::new(),
+            charge: OnceLock::new(),
             lower_listing: OnceLock::new(),
+            writeback: OnceLock::new(),
             shared: OnceLock::new(),
         })
     }
@@ -226,8 +329,76 @@ impl Inode {
         let f = crate::fs::shm::ShmFile::new(mf, false)?;
         f.pwrite(&data, 0, false)?;
         let _ = self.shared.set(f);
+        account(data.len(), 0);
         *data = Vec::new();
         self.shared.get().ok_or(Errno::EIO)
+    }
+
+    /// MAP_SHARED of a host file (through `fd`, open for writing, or read
+    /// only when nothing may write): its content is read into the memory
+    /// file, where every mapping, read and write of the sandbox meets;
+    /// writes also go straight to the host file, and stores through
+    /// mappings reach it on msync, fsync, close and at exit
+    /// ([`write_back_all`]).
+    pub fn make_shared_host(
+        self: &Arc<Self>,
+        mf: &Arc<crate::mm::memfile::MemoryFile>,
+        fd: &Arc<std::os::fd::OwnedFd>,
+    ) -> KResult<&crate::fs::shm::ShmFile> {
+        let _g = lock(&self.meta);
+        if let Some(f) = self.shared.get() {
+            return Ok(f);
+        }
+        let size = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&**fd))?
+            .st_size
+            .max(0) as u64;
+        if size > crate::fs::shm::SHM_CAP {
+            return Err(Errno::ENOMEM);
+        }
+        let f = crate::fs::shm::ShmFile::new(mf, false)?;
+        let mut buf = vec![0u8; (1 << 20).min(size as usize)];
+        let mut at = 0u64;
+        while at < size {
+            let want = ((size - at) as usize).min(buf.len());
+            let n =
+                nix::sys::uio::pread(&**fd, &mut buf[..want], at as i64).map_err(Errno::from)?;
+            if n == 0 {
+                break;
+            }
+            f.pwrite(&buf[..n], at, false)?;
+            at += n as u64;
+        }
+        f.truncate(size)?;
+        let _ = self.writeback.set(fd.clone());
+        let _ = self.shared.set(f);
+        lock(host_shared()).push(Arc::downgrade(self));
+        self.shared.get().ok_or(Errno::EIO)
+    }
+
+    /// Copy a shared-mapped host file's pages back to the host file.
+    pub fn write_back(&self) -> KResult<()> {
+        let (Some(f), Some(fd)) = (self.shared.get(), self.writeback.get()) else {
+            return Ok(());
+        };
+        let size = f.size();
+        let mut buf = vec![0u8; (1 << 20).min(size as usize)];
+        let mut at = 0u64;
+        while at < size {
+            let n = f.pread(&mut buf, at)?;
+            if n == 0 {
+                break;
+            }
+            let mut done = 0;
+            while done < n {
+                match nix::sys::uio::pwrite(&**fd, &buf[done..n], (at + done as u64) as i64) {
+                    Ok(w) => done += w,
+                    Err(nix::Error::EINTR) => {}
+                    Err(e) => return Err(Errno::from(e)),
+                }
+            }
+            at += n as u64;
+        }
+        Ok(())
     }
 
     /// The memory-file storage of this file, if it has one (a memfd or
@@ -440,7 +611,10 @@ impl Dentry {
                     Ok(d)
                 } else {
                     let e = Errno(err.unwrap_or(Errno::ENOENT.0));
-                    if e == Errno::ENOENT {
+                    // A miss is remembered only in the rootfs, whose lower
+                    // layer does not change; a bind mount's host directory
+                    // may gain the name later.
+                    if e == Errno::ENOENT && self.in_rootfs() {
                         children.insert(name.to_vec(), None);
                     }
                     Err(e)
@@ -448,6 +622,16 @@ impl Dentry {
             }
             _ => Err(Errno::ENOENT),
         }
+    }
+
+    /// Whether this dentry belongs to the overlay rootfs (whose lower layer
+    /// is taken not to change while the sandbox runs), not to a bind mount.
+    pub fn in_rootfs(&self) -> bool {
+        let mut top = self;
+        while let Some(p) = &top.parent {
+            top = p;
+        }
+        self.fs == FsType::Overlay && top.mountpoint.is_none()
     }
 
     /// Merged directory listing: (name, ino, DT_*).
@@ -476,12 +660,7 @@ impl Dentry {
             let fresh;
             // Only the rootfs: a bind mount's host directory (read-only to
             // the sandbox or not) may change under it.
-            let mut top: &Arc<Dentry> = self;
-            while let Some(p) = &top.parent {
-                top = p;
-            }
-            let rootfs = self.fs == FsType::Overlay && top.mountpoint.is_none();
-            let lower: &[(Vec<u8>, u64, u8)] = if rootfs {
+            let lower: &[(Vec<u8>, u64, u8)] = if self.in_rootfs() {
                 if inode.lower_listing.get().is_none() {
                     let _ = inode.lower_listing.set(fetch()?);
                 }
@@ -525,17 +704,23 @@ impl Dentry {
         let meta = inode.meta();
         let new_node = if meta.is_reg() {
             let fd = l.fd()?;
-            let mut data = vec![0u8; meta.size as usize];
+            let mut data = Vec::new();
+            resize_mem(&mut data, meta.size, Errno::ENOSPC)?;
             let mut done = 0usize;
             while done < data.len() {
-                let n = nix::sys::uio::pread(&*fd, &mut data[done..], done as i64)
-                    .map_err(Errno::from)?;
+                let n = match nix::sys::uio::pread(&*fd, &mut data[done..], done as i64) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        account(data.len(), 0);
+                        return Err(Errno::from(e));
+                    }
+                };
                 if n == 0 {
                     break;
                 }
                 done += n;
             }
-            data.truncate(done);
+            resize_mem(&mut data, done as u64, Errno::ENOSPC)?;
             Node::Mem(Mutex::new(data))
         } else if meta.is_lnk() {
             Node::Symlink(l.gofer.readlink(l.node).map_err(Errno)?)
@@ -545,6 +730,8 @@ impl Dentry {
         let mut m = meta;
         m.dev = MEM_DEV;
         let up = Inode::new(new_node, m);
+        // The host file's attributes come along.
+        crate::fs::xattr::seed(&inode)?;
         *lock(&up.xattrs) = lock(&inode.xattrs).clone();
         *slot = up.clone();
         crate::fs::inotify::inode_replaced(&inode, &up);

@@ -10,6 +10,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -142,9 +144,32 @@ static void exec_memory(void) {
     report("map over the stub region", p == MAP_FAILED, p == MAP_FAILED ? strerror(errno) : "mapped");
 }
 
+/* The sandbox's network is a loopback inside the sentry: a host process
+ * listening on the host's 127.0.0.1 is not reached, other addresses are
+ * unreachable, and the families that would reach host interfaces
+ * (netlink, packet) do not exist. */
+static void host_network(const char *port) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(port))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int r = connect(s, (struct sockaddr *)&a, sizeof a);
+    char d[64];
+    snprintf(d, sizeof d, "connect: %s", r < 0 ? strerror(errno) : "connected");
+    report("connect to a host TCP listener on 127.0.0.1", r < 0, d);
+    close(s);
+    s = socket(AF_INET, SOCK_DGRAM, 0);
+    a.sin_addr.s_addr = htonl(0x08080808);
+    a.sin_port = htons(53);
+    r = sendto(s, "x", 1, 0, (struct sockaddr *)&a, sizeof a);
+    snprintf(d, sizeof d, "sendto: %s", r < 0 ? strerror(errno) : "sent");
+    report("send to an outside address", r < 0, d);
+    close(s);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) host_file_write(argv[1]);
     if (argc > 2) host_unix_socket(argv[2]);
+    if (argc > 3) host_network(argv[3]);
     proc_root("/proc/self/root");
     proc_root("/proc/1/root");
     no_host_fds();
@@ -163,7 +188,8 @@ int main(int argc, char **argv) {
     try_syscall("init_module", SYS_init_module, 0, 0, 0, 0);
     try_syscall("keyctl", SYS_keyctl, 0, 0, 0, 0);
     try_syscall("open_by_handle_at", SYS_open_by_handle_at, 0, 0, 0, 0);
-    try_syscall("socket AF_INET", SYS_socket, 2, 1, 0, 0);
+    try_syscall("socket AF_NETLINK", SYS_socket, 16, 3, 0, 0);
+    try_syscall("socket AF_PACKET", SYS_socket, 17, 3, 0, 0);
     try_syscall("setns", SYS_setns, 0, 0, 0, 0);
     {
         /* The 32-bit entry point: its numbers mean other calls (23 would be

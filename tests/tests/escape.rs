@@ -16,10 +16,14 @@ fn every_escape_attempt_fails() {
     listener
         .set_nonblocking(true)
         .expect("nonblocking listener");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind host TCP socket");
+    tcp.set_nonblocking(true).expect("nonblocking TCP listener");
+    let tcp_port = tcp.local_addr().expect("TCP port").port().to_string();
     let out = Invocation::new(&[
         exe.to_str().unwrap(),
         marker.to_str().unwrap(),
         sock_path.to_str().unwrap(),
+        &tcp_port,
     ])
     .run_rvisor();
     let text = out.stdout_str();
@@ -39,6 +43,14 @@ fn every_escape_attempt_fails() {
     );
     assert!(
         text.contains("connect to a host unix socket: blocked"),
+        "{text}"
+    );
+    assert!(
+        matches!(tcp.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the sandbox reached a host TCP listener"
+    );
+    assert!(
+        text.contains("connect to a host TCP listener on 127.0.0.1: blocked"),
         "{text}"
     );
     assert_eq!(

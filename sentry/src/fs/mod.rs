@@ -5,6 +5,7 @@ pub mod console;
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;
+pub mod inet;
 pub mod inotify;
 pub mod lock;
 pub mod mqueue;

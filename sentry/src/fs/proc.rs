@@ -10,7 +10,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub enum ProcNode {
     Root,
-    /// A fixed directory under /proc/sys (its path below /proc).
+    /// A fixed directory under /proc/sys or /proc/net (its path below /proc).
     SysDir(&'static str),
     /// The root of the sandbox's cgroup filesystem (cgroup v2 layout).
     CgroupRoot,
@@ -42,6 +42,8 @@ pub enum ProcFile {
     Cgroup(&'static str),
     CpuOnline,
     Static(&'static str),
+    /// /proc/net/{tcp,tcp6,udp,udp6}: the sandbox's IP sockets.
+    NetSockets(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -153,7 +155,13 @@ pub fn build_cgroup(mountpoint: &Arc<Dentry>) -> Arc<Dentry> {
 /// The directories below /proc/sys: (name, path).
 fn sys_dirs(path: &str) -> &'static [(&'static str, &'static str)] {
     match path {
-        "sys" => &[("kernel", "sys/kernel"), ("vm", "sys/vm"), ("fs", "sys/fs")],
+        "sys" => &[
+            ("kernel", "sys/kernel"),
+            ("vm", "sys/vm"),
+            ("fs", "sys/fs"),
+            ("net", "sys/net"),
+        ],
+        "sys/net" => &[("core", "sys/net/core"), ("ipv4", "sys/net/ipv4")],
         "sys/fs" => &[("mqueue", "sys/fs/mqueue")],
         _ => &[],
     }
@@ -184,9 +192,49 @@ fn sys_files(path: &str) -> &'static [(&'static str, &'static str)] {
             ("msgsize_max", "8192\n"),
             ("queues_max", "256\n"),
         ],
+        // The network (fs::inet): loopback only.
+        "sys/net/core" => &[
+            ("rmem_default", "212992\n"),
+            ("rmem_max", "212992\n"),
+            ("somaxconn", "4096\n"),
+            ("wmem_default", "212992\n"),
+            ("wmem_max", "212992\n"),
+        ],
+        "sys/net/ipv4" => &[
+            ("ip_local_port_range", "32768\t60999\n"),
+            ("ip_unprivileged_port_start", "1024\n"),
+            ("tcp_rmem", "4096\t131072\t6291456\n"),
+            ("tcp_wmem", "4096\t16384\t4194304\n"),
+        ],
+        // /proc/net: the loopback interface; the socket tables' headers
+        // (their rows: fs::inet::socket_table).
+        "net" => &[
+            ("dev", NET_DEV),
+            (
+                "if_inet6",
+                "00000000000000000000000000000001 01 80 10 80       lo\n",
+            ),
+            ("tcp", NET_TCP),
+            ("tcp6", NET_TCP6),
+            ("udp", NET_UDP),
+            ("udp6", NET_UDP6),
+            (
+                "unix",
+                "Num       RefCount Protocol Flags    Type St Inode Path\n",
+            ),
+        ],
         _ => &[],
     }
 }
+
+const NET_DEV: &str = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+";
+const NET_TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+const NET_TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+const NET_UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n";
+const NET_UDP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n";
 
 fn thread(t: &Task, pid: i32) -> KResult<Arc<ThreadInfo>> {
     t.k.thread(pid).ok_or(Errno::ENOENT)
@@ -212,6 +260,7 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
                 "filesystems" => file(ProcFile::Filesystems),
                 "mounts" => file(ProcFile::Mounts),
                 "sys" => dir(ProcNode::SysDir("sys")),
+                "net" => dir(ProcNode::SysDir("net")),
                 _ => return Err(Errno::ENOENT),
             })
         }
@@ -228,6 +277,9 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
             }
             for (name, value) in sys_files(path) {
                 if *name == name_s {
+                    if *path == "net" && crate::fs::inet::is_socket_table(name) {
+                        return Ok(file(ProcFile::NetSockets(name)));
+                    }
                     return Ok(file(ProcFile::Static(value)));
                 }
             }
@@ -290,6 +342,7 @@ pub fn list(p: &ProcNode, t: &Task) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
                 push(n, DT_REG);
             }
             push("sys", DT_DIR);
+            push("net", DT_DIR);
             for pid in t.k.tgids() {
                 push(&pid.to_string(), DT_DIR);
             }
@@ -476,6 +529,13 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             }
         }
         ProcFile::Static(s) => s.to_string(),
+        ProcFile::NetSockets(name) => {
+            let header = sys_files("net")
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, h)| h);
+            format!("{header}{}", crate::fs::inet::socket_table(name))
+        }
         ProcFile::Cgroup(name) => cgroup_file(k, name),
         ProcFile::PidCmdline(pid) => return Ok(join0(&lock(&thread(t, *pid)?.argv).clone())),
         ProcFile::PidEnviron(pid) => return Ok(join0(&lock(&thread(t, *pid)?.envv).clone())),

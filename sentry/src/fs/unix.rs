@@ -1,8 +1,14 @@
-//! AF_UNIX sockets, all inside the sentry: stream, datagram and seqpacket
+//! Sockets, all inside the sentry. AF_UNIX: stream, datagram and seqpacket
 //! sockets, named by a path (a socket inode in the VFS) or in the abstract
-//! namespace, with SCM_RIGHTS and SCM_CREDENTIALS. Follows Linux's
+//! namespace, with SCM_RIGHTS and SCM_CREDENTIALS; follows Linux's
 //! net/unix/af_unix.c in its states, shutdown bits and errors.
+//!
+//! The same machinery (message queues, connect/accept, shutdown, poll)
+//! carries AF_INET/AF_INET6 on loopback: a TCP connection is a pair of
+//! stream sockets, a UDP socket a datagram socket; fs/inet.rs adds
+//! addresses, ports and UDP delivery.
 
+use super::inet::{InetAddr, InetState};
 use crate::abi::*;
 use crate::signals::{self, WaitOutcome};
 use crate::vfs::file::File;
@@ -39,11 +45,14 @@ pub enum Addr {
     Path(Vec<u8>),
     /// In the abstract namespace (the name without its leading NUL).
     Abstract(Vec<u8>),
+    /// An IP address and port (AF_INET/AF_INET6).
+    Inet(InetAddr),
 }
 
 impl Addr {
-    /// The sockaddr_un that getsockname/getpeername/recvfrom return.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The sockaddr that getsockname/getpeername/recvfrom return to a
+    /// socket of `family` (an IPv4 address is a v4-mapped one to AF_INET6).
+    pub fn encode(&self, family: i32) -> Vec<u8> {
         let mut v = (AF_UNIX as u16).to_le_bytes().to_vec();
         match self {
             Addr::Path(p) => {
@@ -54,6 +63,7 @@ impl Addr {
                 v.push(0);
                 v.extend_from_slice(n);
             }
+            Addr::Inet(a) => return a.encode(family),
         }
         v
     }
@@ -74,13 +84,13 @@ pub const NO_CRED: Ucred = Ucred {
     gid: 65534,
 };
 
-struct Msg {
-    data: Vec<u8>,
+pub(super) struct Msg {
+    pub(super) data: Vec<u8>,
     /// Bytes already read (stream sockets read messages piecewise).
-    off: usize,
-    rights: Option<Rights>,
-    cred: Ucred,
-    from: Option<Addr>,
+    pub(super) off: usize,
+    pub(super) rights: Option<Rights>,
+    pub(super) cred: Ucred,
+    pub(super) from: Option<Addr>,
 }
 
 impl Msg {
@@ -90,47 +100,55 @@ impl Msg {
 }
 
 #[derive(Default)]
-struct State {
-    addr: Option<Addr>,
-    listening: bool,
-    backlog: usize,
+pub(super) struct State {
+    pub(super) addr: Option<Addr>,
+    pub(super) listening: bool,
+    pub(super) backlog: usize,
     /// Server ends of connections not yet accepted.
-    pending: VecDeque<Arc<UnixSocket>>,
+    pub(super) pending: VecDeque<Arc<Socket>>,
     /// Stream/seqpacket: the other end; datagram: the default destination.
-    peer: Option<Arc<UnixSocket>>,
+    pub(super) peer: Option<Arc<Socket>>,
     /// Stream/seqpacket: a connection was established.
-    connected: bool,
-    rx: VecDeque<Msg>,
-    rx_bytes: usize,
-    shutdown: u8,
+    pub(super) connected: bool,
+    pub(super) rx: VecDeque<Msg>,
+    pub(super) rx_bytes: usize,
+    pub(super) shutdown: u8,
     /// Pending SO_ERROR.
-    err: i32,
-    passcred: bool,
-    peercred: Option<Ucred>,
-    closed: bool,
-    sndbuf: usize,
-    rcvbuf: usize,
-    rcvtimeo: Option<Duration>,
-    sndtimeo: Option<Duration>,
+    pub(super) err: i32,
+    pub(super) passcred: bool,
+    pub(super) peercred: Option<Ucred>,
+    pub(super) closed: bool,
+    pub(super) sndbuf: usize,
+    pub(super) rcvbuf: usize,
+    pub(super) rcvtimeo: Option<Duration>,
+    pub(super) sndtimeo: Option<Duration>,
+    /// Options set by setsockopt and read back by getsockopt.
+    pub(super) opts: HashMap<(i32, i32), i32>,
+    /// SO_LINGER: l_onoff, l_linger.
+    pub(super) linger: [i32; 2],
+    /// AF_INET/AF_INET6 only.
+    pub(super) inet: InetState,
 }
 
-pub struct UnixSocket {
+pub struct Socket {
+    /// AF_UNIX, AF_INET or AF_INET6.
+    pub family: i32,
     pub ty: i32,
     pub ino: u64,
     /// Credentials of the creator (given to peers as SO_PEERCRED).
-    cred: Ucred,
+    pub(super) cred: Ucred,
     st: Mutex<State>,
-    cv: Condvar,
+    pub(super) cv: Condvar,
 }
 
-impl signals::Wakeable for UnixSocket {
+impl signals::Wakeable for Socket {
     fn wake_all(&self) {
         let _g = lock(&self.st);
         self.cv.notify_all();
     }
 }
 
-type Names = HashMap<(i32, Vec<u8>), std::sync::Weak<UnixSocket>>;
+type Names = HashMap<(i32, Vec<u8>), std::sync::Weak<Socket>>;
 
 /// The abstract namespace (one per sandbox: one sentry serves one). As in
 /// Linux, names are looked up per socket type.
@@ -158,22 +176,29 @@ fn deadline(t: Option<Duration>) -> Option<Instant> {
     t.map(|d| Instant::now() + d)
 }
 
-impl UnixSocket {
-    pub fn new(ty: i32, cred: Ucred) -> Arc<UnixSocket> {
-        Arc::new(UnixSocket {
+impl Socket {
+    pub fn new(family: i32, ty: i32, cred: Ucred) -> Arc<Socket> {
+        let tcp = family != AF_UNIX && ty == SOCK_STREAM;
+        let (sndbuf, rcvbuf) = if tcp {
+            (super::inet::TCP_WMEM, super::inet::TCP_RMEM)
+        } else {
+            (DEFAULT_BUF, DEFAULT_BUF)
+        };
+        Arc::new(Socket {
+            family,
             ty,
             ino: crate::vfs::new_ino(),
             cred,
             st: Mutex::new(State {
-                sndbuf: DEFAULT_BUF,
-                rcvbuf: DEFAULT_BUF,
+                sndbuf,
+                rcvbuf,
                 ..Default::default()
             }),
             cv: Condvar::new(),
         })
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.st)
     }
 
@@ -181,10 +206,21 @@ impl UnixSocket {
         self.ty != SOCK_DGRAM
     }
 
+    /// How much a connection may have queued at its peer: SO_SNDBUF, or
+    /// for TCP (unless SO_SNDBUF/SO_RCVBUF were set) what Linux's buffer
+    /// autotuning reaches on loopback.
+    fn send_capacity(&self, s: &State) -> usize {
+        if self.family != AF_UNIX && !s.inet.bufs_set {
+            super::inet::TCP_AUTOTUNED
+        } else {
+            s.sndbuf
+        }
+    }
+
     /// socketpair(2): two connected sockets.
-    pub fn pair(ty: i32, cred: Ucred) -> (Arc<UnixSocket>, Arc<UnixSocket>) {
-        let a = UnixSocket::new(ty, cred);
-        let b = UnixSocket::new(ty, cred);
+    pub fn pair(ty: i32, cred: Ucred) -> (Arc<Socket>, Arc<Socket>) {
+        let a = Socket::new(AF_UNIX, ty, cred);
+        let b = Socket::new(AF_UNIX, ty, cred);
         for (x, y) in [(&a, &b), (&b, &a)] {
             let mut s = x.state();
             s.peer = Some(y.clone());
@@ -199,6 +235,14 @@ impl UnixSocket {
     }
 
     pub fn peer_name(&self) -> KResult<Option<Addr>> {
+        if self.is_udp() {
+            let s = self.state();
+            return s
+                .inet
+                .peer
+                .map(|a| Some(Addr::Inet(a)))
+                .ok_or(Errno::ENOTCONN);
+        }
         let p = self.state().peer.clone().ok_or(Errno::ENOTCONN)?;
         let a = p.name();
         Ok(a)
@@ -251,7 +295,7 @@ impl UnixSocket {
     }
 
     /// The live socket of a type bound to an abstract name.
-    pub fn find_abstract(ty: i32, name: &[u8]) -> KResult<Arc<UnixSocket>> {
+    pub fn find_abstract(ty: i32, name: &[u8]) -> KResult<Arc<Socket>> {
         lock(abstract_names())
             .get(&(ty, name.to_vec()))
             .and_then(|w| w.upgrade())
@@ -272,18 +316,23 @@ impl UnixSocket {
         if backlog < 0 {
             s.backlog = SOMAXCONN;
         }
-        s.peercred = Some(self.cred);
+        if self.family == AF_UNIX {
+            s.peercred = Some(self.cred);
+        }
         self.cv.notify_all();
         Ok(())
     }
 
-    /// connect(2) of a stream or seqpacket socket to a listener.
+    /// connect(2) of a stream or seqpacket socket to a listener; returns
+    /// the server end, named `local` (the address connected to) or else
+    /// by the listener's name.
     pub fn connect_stream(
         self: &Arc<Self>,
-        listener: &Arc<UnixSocket>,
+        listener: &Arc<Socket>,
         cred: Ucred,
         nonblock: bool,
-    ) -> KResult<()> {
+        local: Option<Addr>,
+    ) -> KResult<Arc<Socket>> {
         {
             let s = self.state();
             if s.listening {
@@ -299,7 +348,8 @@ impl UnixSocket {
         if Arc::ptr_eq(self, listener) {
             return Err(Errno::ECONNREFUSED);
         }
-        let server = UnixSocket::new(self.ty, listener.cred);
+        let server = Socket::new(listener.family, self.ty, listener.cred);
+        let unix = self.family == AF_UNIX;
         let timeout = deadline(self.state().sndtimeo);
         let mut l = listener.state();
         loop {
@@ -322,28 +372,33 @@ impl UnixSocket {
         }
         {
             let mut s = server.state();
-            s.addr = l.addr.clone();
+            s.addr = local.or_else(|| l.addr.clone());
             s.peer = Some(self.clone());
             s.connected = true;
-            s.peercred = Some(cred);
+            s.peercred = unix.then_some(cred);
             s.passcred = l.passcred;
+            if !unix {
+                // A TCP child inherits the listener's options.
+                s.opts = l.opts.clone();
+                s.linger = l.linger;
+            }
         }
         let listener_cred = l.peercred.unwrap_or(listener.cred);
         l.pending.push_back(server.clone());
         listener.cv.notify_all();
         drop(l);
         let mut s = self.state();
-        s.peer = Some(server);
+        s.peer = Some(server.clone());
         s.connected = true;
-        s.peercred = Some(listener_cred);
+        s.peercred = unix.then_some(listener_cred);
         drop(s);
         notify_pollers();
-        Ok(())
+        Ok(server)
     }
 
     /// connect(2) of a datagram socket: its default destination
     /// (None: AF_UNSPEC, disconnect).
-    pub fn connect_dgram(self: &Arc<Self>, target: Option<Arc<UnixSocket>>) -> KResult<()> {
+    pub fn connect_dgram(self: &Arc<Self>, target: Option<Arc<Socket>>) -> KResult<()> {
         if let Some(tg) = &target {
             if tg.ty != self.ty {
                 return Err(Errno::EPROTOTYPE);
@@ -364,7 +419,7 @@ impl UnixSocket {
     }
 
     /// accept(2): the next connection's server end.
-    pub fn accept(self: &Arc<Self>, nonblock: bool) -> KResult<Arc<UnixSocket>> {
+    pub fn accept(self: &Arc<Self>, nonblock: bool) -> KResult<Arc<Socket>> {
         if !self.connection_oriented() {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -413,7 +468,8 @@ impl UnixSocket {
         };
         if let Some(p) = peer {
             let mut mirror = 0;
-            if mode & RCV_SHUTDOWN != 0 {
+            // TCP sends nothing for SHUT_RD.
+            if mode & RCV_SHUTDOWN != 0 && self.family == AF_UNIX {
                 mirror |= SEND_SHUTDOWN;
             }
             if mode & SEND_SHUTDOWN != 0 {
@@ -453,8 +509,14 @@ impl UnixSocket {
         };
         if let (Some(p), true) = (&peer, self.connection_oriented()) {
             let mut ps = p.state();
-            ps.shutdown = SHUTDOWN_MASK;
-            if unread || embryo {
+            let reset = unread || embryo;
+            // A TCP peer sees a FIN (end of its input) unless reset.
+            if self.family == AF_UNIX || reset {
+                ps.shutdown = SHUTDOWN_MASK;
+            } else {
+                ps.shutdown |= RCV_SHUTDOWN;
+            }
+            if reset {
                 ps.err = libc::ECONNRESET;
             }
             p.cv.notify_all();
@@ -463,15 +525,19 @@ impl UnixSocket {
         for c in pending {
             c.release_as(true);
         }
-        if let Some(Addr::Abstract(n)) = addr {
-            let mut names = lock(abstract_names());
-            let key = (self.ty, n);
-            if names
-                .get(&key)
-                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self as *const UnixSocket))
-            {
-                names.remove(&key);
+        match addr {
+            Some(Addr::Abstract(n)) => {
+                let mut names = lock(abstract_names());
+                let key = (self.ty, n);
+                if names
+                    .get(&key)
+                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), self as *const Socket))
+                {
+                    names.remove(&key);
+                }
             }
+            Some(Addr::Inet(_)) => self.unbind_port(),
+            _ => {}
         }
         // Files in flight close here, outside every socket lock.
         drop(rx);
@@ -480,7 +546,7 @@ impl UnixSocket {
     }
 
     /// The socket a datagram goes to, or the connection's peer.
-    fn peer(&self) -> Option<Arc<UnixSocket>> {
+    fn peer(&self) -> Option<Arc<Socket>> {
         self.state().peer.clone()
     }
 
@@ -500,10 +566,18 @@ impl UnixSocket {
                 return Err(Errno::EPIPE);
             }
             if !s.connected {
-                return Err(Errno::ENOTCONN);
+                // TCP: sk_stream_wait_connect's EPIPE.
+                return Err(if self.family == AF_UNIX {
+                    Errno::ENOTCONN
+                } else {
+                    Errno::EPIPE
+                });
             }
             let p = s.peer.clone().ok_or(Errno::EPIPE)?;
-            (p, s.sndbuf, deadline(s.sndtimeo))
+            if data.is_empty() && self.family != AF_UNIX {
+                return Ok(0);
+            }
+            (p, self.send_capacity(&s), deadline(s.sndtimeo))
         };
         let record = self.ty == SOCK_SEQPACKET;
         if record && data.len() > sndbuf.saturating_sub(32) {
@@ -512,7 +586,17 @@ impl UnixSocket {
         let mut done = 0;
         let mut ps = peer.state();
         loop {
-            if ps.closed || ps.shutdown & RCV_SHUTDOWN != 0 {
+            if ps.closed && done == 0 && self.family != AF_UNIX {
+                // TCP: the peer is gone, but this end only saw its FIN. The
+                // data goes out and draws a reset: this write succeeds,
+                // the next fails with EPIPE.
+                drop(ps);
+                self.state().shutdown = SHUTDOWN_MASK;
+                notify_pollers();
+                return Ok(data.len());
+            }
+            let peer_stopped_reading = self.family == AF_UNIX && ps.shutdown & RCV_SHUTDOWN != 0;
+            if ps.closed || peer_stopped_reading {
                 return if done > 0 {
                     Ok(done)
                 } else {
@@ -562,7 +646,7 @@ impl UnixSocket {
     /// sendto/sendmsg of a datagram, to `to` or the connected peer.
     pub fn send_dgram(
         self: &Arc<Self>,
-        to: Option<Arc<UnixSocket>>,
+        to: Option<Arc<Socket>>,
         data: &[u8],
         rights: Option<Rights>,
         cred: Ucred,
@@ -634,6 +718,15 @@ impl UnixSocket {
         Ok(data.len())
     }
 
+    /// A receive on an unconnected or listening connection socket.
+    fn not_connected_error(&self) -> Errno {
+        if self.ty == SOCK_STREAM && self.family == AF_UNIX {
+            Errno::EINVAL
+        } else {
+            Errno::ENOTCONN
+        }
+    }
+
     /// Wait until a message is queued; Ok(false) at end of stream.
     fn wait_readable<'a>(
         self: &'a Arc<Self>,
@@ -643,7 +736,7 @@ impl UnixSocket {
         let timeout = deadline(s.rcvtimeo);
         loop {
             if s.listening {
-                return Err(Errno::EINVAL);
+                return Err(self.not_connected_error());
             }
             if s.err != 0 && s.rx.is_empty() {
                 let e = std::mem::take(&mut s.err);
@@ -653,11 +746,7 @@ impl UnixSocket {
                 return Ok((s, true));
             }
             if self.connection_oriented() && !s.connected {
-                return Err(if self.ty == SOCK_STREAM {
-                    Errno::EINVAL
-                } else {
-                    Errno::ENOTCONN
-                });
+                return Err(self.not_connected_error());
             }
             if s.shutdown & RCV_SHUTDOWN != 0 {
                 return Ok((s, false));
@@ -772,8 +861,12 @@ impl UnixSocket {
         })
     }
 
-    /// Bytes sent and not yet read by the peer.
+    /// Bytes sent and not yet read by the peer (TCP: not yet acknowledged,
+    /// which on loopback is none once queued at the peer).
     pub fn outq(&self) -> usize {
+        if self.family != AF_UNIX {
+            return 0;
+        }
         self.peer().map_or(0, |p| p.state().rx_bytes)
     }
 
@@ -801,7 +894,7 @@ impl UnixSocket {
             if s.listening {
                 return v;
             }
-            (v, s.peer.clone(), s.sndbuf)
+            (v, s.peer.clone(), self.send_capacity(&s))
         };
         let writable = match &peer {
             None => true,
@@ -819,6 +912,33 @@ impl UnixSocket {
             v |= POLLOUT | POLLWRNORM;
         }
         v
+    }
+
+    /// An option setsockopt stored (None: never set).
+    pub fn opt(&self, level: i32, name: i32) -> Option<i32> {
+        self.state().opts.get(&(level, name)).copied()
+    }
+
+    pub fn set_opt(&self, level: i32, name: i32, value: Option<i32>) {
+        let mut s = self.state();
+        match value {
+            Some(v) => s.opts.insert((level, name), v),
+            None => s.opts.remove(&(level, name)),
+        };
+    }
+
+    pub fn linger(&self) -> [i32; 2] {
+        self.state().linger
+    }
+
+    pub fn set_linger(&self, v: [i32; 2]) {
+        self.state().linger = v;
+    }
+
+    /// A connection is established (or a UDP socket has a peer).
+    pub fn connected(&self) -> bool {
+        let s = self.state();
+        s.connected || s.inet.peer.is_some()
     }
 
     pub fn set_passcred(&self, on: bool) {
@@ -852,6 +972,7 @@ impl UnixSocket {
         let (min, val) = if send { (4608, v) } else { (2304, v) };
         let size = ((val.max(0) as usize).min(MAX_BUF) * 2).max(min);
         let mut s = self.state();
+        s.inet.bufs_set = true;
         if send {
             s.sndbuf = size;
         } else {
@@ -876,7 +997,7 @@ impl UnixSocket {
     }
 }
 
-impl UnixSocket {
+impl Socket {
     /// The sender's credentials for a plain write(2): the writing thread's
     /// process, the ids the socket was made with.
     fn writer_cred(&self) -> Ucred {
@@ -891,6 +1012,8 @@ impl UnixSocket {
         let cred = self.writer_cred();
         if self.connection_oriented() {
             self.send_conn(data, None, cred, nonblock)
+        } else if self.is_udp() {
+            self.send_udp(None, data)
         } else {
             self.send_dgram(None, data, None, cred, nonblock)
         }

@@ -1021,6 +1021,9 @@ pub fn sys_ioctl(t: &mut Task, a: &Args) -> KResult<u64> {
         FileKind::Socket(sock) if req == FIONREAD => t
             .write_obj(a.u(2), &(sock.inq()?.min(i32::MAX as usize) as i32))
             .map(|_| 0),
+        FileKind::Socket(sock) if crate::fs::inet::netdev::handles(req) => {
+            crate::fs::inet::netdev::ioctl(t, sock.family, req, a.u(2))
+        }
         FileKind::Socket(sock) if req == 0x5411 => t
             .write_obj(a.u(2), &(sock.outq().min(i32::MAX as usize) as i32))
             .map(|_| 0),
@@ -1245,7 +1248,7 @@ pub fn sys_umask(t: &mut Task, a: &Args) -> KResult<u64> {
 pub(crate) fn bind_socket_node(
     t: &Task,
     path: &[u8],
-    sock: std::sync::Weak<crate::fs::unix::UnixSocket>,
+    sock: std::sync::Weak<crate::fs::unix::Socket>,
 ) -> KResult<()> {
     let (dir, name) = Walker::new(t).walk_parent(&t.cwd(), path)?;
     if name == b"." || name == b".." || path.ends_with(b"/") {
@@ -1269,7 +1272,7 @@ pub(crate) fn bind_socket_node(
 /// connect(2)/sendto(2) by path: the socket bound there. Needs write
 /// permission on the socket inode; anything else there, or a socket
 /// nobody holds, refuses the connection.
-pub(crate) fn find_socket_node(t: &Task, path: &[u8]) -> KResult<Arc<crate::fs::unix::UnixSocket>> {
+pub(crate) fn find_socket_node(t: &Task, path: &[u8]) -> KResult<Arc<crate::fs::unix::Socket>> {
     let d = Walker::new(t).walk(&t.cwd(), path, true)?;
     let inode = d.inode();
     let Node::Socket(w) = &inode.node else {

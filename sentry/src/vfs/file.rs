@@ -46,7 +46,7 @@ pub enum FileKind {
     /// An epoll instance.
     Epoll(Arc<crate::fs::epoll::Epoll>),
     /// An AF_UNIX socket.
-    Socket(Arc<crate::fs::unix::UnixSocket>),
+    Socket(Arc<crate::fs::unix::Socket>),
     /// timerfd_create(2).
     TimerFd(Arc<crate::fs::timerfd::TimerFd>),
     /// signalfd(2).

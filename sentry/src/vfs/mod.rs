@@ -169,7 +169,7 @@ pub enum Node {
     Proc(ProcNode),
     /// A socket inode: bind(2) of an AF_UNIX socket to a path made it
     /// (mknod S_IFSOCK makes one nobody listens on).
-    Socket(std::sync::Weak<crate::fs::unix::UnixSocket>),
+    Socket(std::sync::Weak<crate::fs::unix::Socket>),
     /// A POSIX message queue (a file of the mqueue filesystem).
     Mqueue(Arc<crate::fs::mqueue::Queue>),
     /// The mqueue filesystem's directory: its entries are the sandbox's

@@ -208,9 +208,18 @@ impl Inotify {
     }
 }
 
+/// Whether any inotify watch or dnotify registration exists.
+fn hooks_active() -> bool {
+    WATCHED.load(Ordering::Relaxed) != 0 || crate::fs::dnotify::active()
+}
+
 /// Queue `mask` (with `name` for a directory's child) to every watch on
 /// `inode` that wants it; one-shot watches then go away (IN_IGNORED).
 fn deliver(inode: &Arc<Inode>, mask: u32, cookie: u32, name: &[u8]) {
+    // An event about an entry of a directory is dnotify's too.
+    if !name.is_empty() {
+        crate::fs::dnotify::event(inode, mask);
+    }
     if WATCHED.load(Ordering::Relaxed) == 0 {
         return;
     }
@@ -247,7 +256,7 @@ fn deliver(inode: &Arc<Inode>, mask: u32, cookie: u32, name: &[u8]) {
 /// The inode is gone (last link removed): IN_DELETE_SELF, then every
 /// watch on it ends with IN_IGNORED.
 fn deleted(inode: &Arc<Inode>) {
-    if WATCHED.load(Ordering::Relaxed) == 0 {
+    if !hooks_active() {
         return;
     }
     deliver(inode, IN_DELETE_SELF | isdir(inode), 0, b"");
@@ -273,7 +282,7 @@ fn isdir(i: &Inode) -> u32 {
 /// An event on the file of `d`: to its parent's watches (with its name),
 /// then to its own.
 fn file_event(d: &Arc<Dentry>, mask: u32) {
-    if WATCHED.load(Ordering::Relaxed) == 0 {
+    if !hooks_active() {
         return;
     }
     let inode = d.inode();
@@ -313,7 +322,7 @@ pub fn closed(d: &Arc<Dentry>, wrote: bool) {
 
 /// `name` was created in `dir`.
 pub fn created(dir: &Arc<Dentry>, name: &[u8], child: &Arc<Inode>) {
-    if WATCHED.load(Ordering::Relaxed) == 0 {
+    if !hooks_active() {
         return;
     }
     deliver(&dir.inode(), IN_CREATE | isdir(child), 0, name);
@@ -321,7 +330,7 @@ pub fn created(dir: &Arc<Dentry>, name: &[u8], child: &Arc<Inode>) {
 
 /// A hard link to `inode` was made as `name` in `dir`.
 pub fn linked(dir: &Arc<Dentry>, name: &[u8], inode: &Arc<Inode>) {
-    if WATCHED.load(Ordering::Relaxed) == 0 {
+    if !hooks_active() {
         return;
     }
     deliver(inode, IN_ATTRIB, 0, b"");
@@ -330,7 +339,7 @@ pub fn linked(dir: &Arc<Dentry>, name: &[u8], inode: &Arc<Inode>) {
 
 /// `name` (the inode `victim`) was unlinked or removed from `dir`.
 pub fn removed(dir: &Arc<Dentry>, name: &[u8], victim: &Arc<Inode>) {
-    if WATCHED.load(Ordering::Relaxed) == 0 {
+    if !hooks_active() {
         return;
     }
     let m = victim.meta();
@@ -355,7 +364,7 @@ pub fn moved(
     src: &Arc<Inode>,
     replaced: Option<&Arc<Inode>>,
 ) {
-    if WATCHED.load(Ordering::Relaxed) == 0 {
+    if !hooks_active() {
         return;
     }
     let cookie = COOKIE.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
@@ -375,7 +384,7 @@ pub fn moved(
 
 /// Copy-up replaced `old` by `new` in a dentry: the watches follow.
 pub fn inode_replaced(old: &Arc<Inode>, new: &Arc<Inode>) {
-    if WATCHED.load(Ordering::Relaxed) == 0 {
+    if !hooks_active() {
         return;
     }
     let mut reg = lock(registry());

@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod dev;
+pub mod dnotify;
 pub mod epoll;
 pub mod eventfd;
 pub mod inet;

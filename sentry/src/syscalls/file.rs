@@ -857,9 +857,17 @@ pub fn sys_fcntl(t: &mut Task, a: &Args) -> KResult<u64> {
     const F_GETPIPE_SZ: i32 = 1032;
     const F_ADD_SEALS: i32 = 1033;
     const F_GET_SEALS: i32 = 1034;
+    const F_NOTIFY: i32 = 1026;
     let fd = a.int(0);
     let fds = t.fds();
     match a.int(1) {
+        F_NOTIFY => {
+            let f = lock(&fds).get(fd)?;
+            if matches!(f.kind, FileKind::Path) {
+                return Err(Errno::EBADF);
+            }
+            crate::fs::dnotify::set(t, &f, a.uint(2))
+        }
         cmd @ (5 | 6 | 7 | 36 | 37 | 38) => {
             let f = lock(&fds).get(fd)?;
             if matches!(f.kind, FileKind::Path) {

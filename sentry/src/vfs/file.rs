@@ -85,6 +85,7 @@ impl Drop for File {
                 let _ = inode.write_back();
             }
         }
+        crate::fs::dnotify::closed(self);
         // OFD and flock locks live as long as the open file description.
         let me = self as *const File as usize;
         if let Some(d) = &self.dentry {

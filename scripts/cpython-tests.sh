@@ -47,22 +47,7 @@ if [ ! -e "$ROOT/usr/lib/python3.11/test/regrtest.py" ]; then
 fi
 mkdir -p "$OUT/native" "$OUT/rvisor"
 
-# The native run: a private mount namespace with /proc, /dev and a fresh
-# /tmp in the rootfs, and the same clean environment rvisor gives.
-run_native() {
-    timeout -k 10 "$TIMEOUT" unshare -m --propagation private sh -c '
-        root=$1; shift
-        mount -t proc proc "$root/proc" &&
-        mount --rbind /dev "$root/dev" &&
-        mount -t tmpfs tmpfs "$root/tmp" &&
-        exec chroot "$root" /usr/bin/env -i \
-            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            HOME=/root "$@"' sh "$ROOT" "$@"
-}
-
-run_rvisor() {
-    timeout -k 10 "$TIMEOUT" "$RVISOR_BIN" do --rootfs "$ROOT" --env HOME=/root -- "$@"
-}
+. scripts/rootfs-run.sh
 
 # Reads a log and prints "ran failures errors skipped" from unittest's
 # summary, or "crash".

@@ -134,20 +134,7 @@ scenario() {
     esac
 }
 
-run_native() {
-    timeout -k 10 "$TIMEOUT" unshare -m --propagation private sh -c '
-        root=$1; shift
-        mount -t proc proc "$root/proc" &&
-        mount --rbind /dev "$root/dev" &&
-        mount -t tmpfs tmpfs "$root/tmp" &&
-        exec chroot "$root" /usr/bin/env -i \
-            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            HOME=/root "$@"' sh "$ROOT" "$@"
-}
-
-run_rvisor() {
-    timeout -k 10 "$TIMEOUT" "$RVISOR_BIN" do --rootfs "$ROOT" --env HOME=/root -- "$@"
-}
+. scripts/rootfs-run.sh
 
 [ "$#" -eq 0 ] && set -- tar git sqlite make find sed venv
 mkdir -p "$OUT"

@@ -142,36 +142,18 @@ impl Pipe {
     }
 
     pub fn read(self: &Arc<Self>, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let mut g = lock(&self.inner);
-        while g.buf.is_empty() {
-            if g.writers == 0 {
-                return Ok(0);
-            }
-            if nonblock {
-                return Err(Errno::EAGAIN);
-            }
-            let (ng, out) = signals::wait(self.clone(), &self.cv, g, None);
-            g = ng;
-            if let WaitOutcome::Interrupted = out {
-                return Err(Errno::ERESTARTSYS);
-            }
-        }
-        let n = buf.len().min(g.buf.len());
-        for (i, b) in g.buf.drain(..n).enumerate() {
-            buf[i] = b;
-        }
-        self.cv.notify_all();
-        drop(g);
-        crate::syscalls::poll::hub().notify();
-        Ok(n)
+        self.take(buf, nonblock, true)
     }
 
     /// tee(2)'s read: copy queued bytes without taking them, waiting for
     /// some as read would (0 once every writer is gone).
     pub fn peek(self: &Arc<Self>, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+        self.take(buf, nonblock, false)
+    }
+
+    /// Wait for bytes (0 at end of file), then copy them out, consuming
+    /// them when `consume`.
+    fn take(self: &Arc<Self>, buf: &mut [u8], nonblock: bool, consume: bool) -> KResult<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -190,9 +172,16 @@ impl Pipe {
             }
         }
         let n = buf.len().min(g.buf.len());
-        for (i, b) in g.buf.iter().take(n).enumerate() {
-            buf[i] = *b;
+        for (dst, src) in buf.iter_mut().zip(g.buf.iter()) {
+            *dst = *src;
         }
+        if !consume {
+            return Ok(n);
+        }
+        g.buf.drain(..n);
+        self.cv.notify_all();
+        drop(g);
+        crate::syscalls::poll::hub().notify();
         Ok(n)
     }
 

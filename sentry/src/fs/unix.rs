@@ -176,6 +176,25 @@ fn deadline(t: Option<Duration>) -> Option<Instant> {
     t.map(|d| Instant::now() + d)
 }
 
+/// Block on `sock`'s condition variable with `g` held: EAGAIN when
+/// non-blocking or at the timeout, ERESTARTSYS when a signal comes.
+fn block<'a>(
+    sock: &Arc<Socket>,
+    g: MutexGuard<'a, State>,
+    nonblock: bool,
+    timeout: Option<Instant>,
+) -> KResult<MutexGuard<'a, State>> {
+    if nonblock {
+        return Err(Errno::EAGAIN);
+    }
+    let (g, out) = signals::wait(sock.clone(), &sock.cv, g, timeout);
+    match out {
+        WaitOutcome::Interrupted => Err(Errno::ERESTARTSYS),
+        WaitOutcome::TimedOut => Err(Errno::EAGAIN),
+        WaitOutcome::Woken => Ok(g),
+    }
+}
+
 impl Socket {
     pub fn new(family: i32, ty: i32, cred: Ucred) -> Arc<Socket> {
         let tcp = family != AF_UNIX && ty == SOCK_STREAM;
@@ -359,16 +378,7 @@ impl Socket {
             if l.pending.len() <= l.backlog {
                 break;
             }
-            if nonblock {
-                return Err(Errno::EAGAIN);
-            }
-            let (g, out) = signals::wait(listener.clone(), &listener.cv, l, timeout);
-            l = g;
-            match out {
-                WaitOutcome::Interrupted => return Err(Errno::ERESTARTSYS),
-                WaitOutcome::TimedOut => return Err(Errno::EAGAIN),
-                _ => {}
-            }
+            l = block(listener, l, nonblock, timeout)?;
         }
         {
             let mut s = server.state();
@@ -435,16 +445,7 @@ impl Socket {
                 notify_pollers();
                 return Ok(c);
             }
-            if nonblock {
-                return Err(Errno::EAGAIN);
-            }
-            let (g, out) = signals::wait(self.clone(), &self.cv, s, timeout);
-            s = g;
-            match out {
-                WaitOutcome::Interrupted => return Err(Errno::ERESTARTSYS),
-                WaitOutcome::TimedOut => return Err(Errno::EAGAIN),
-                _ => {}
-            }
+            s = block(self, s, nonblock, timeout)?;
         }
     }
 
@@ -693,16 +694,7 @@ impl Socket {
             if !full {
                 break;
             }
-            if nonblock {
-                return Err(Errno::EAGAIN);
-            }
-            let (g, out) = signals::wait(target.clone(), &target.cv, ts, timeout);
-            ts = g;
-            match out {
-                WaitOutcome::Interrupted => return Err(Errno::ERESTARTSYS),
-                WaitOutcome::TimedOut => return Err(Errno::EAGAIN),
-                _ => {}
-            }
+            ts = block(&target, ts, nonblock, timeout)?;
         }
         ts.rx.push_back(Msg {
             data: data.to_vec(),
@@ -751,16 +743,7 @@ impl Socket {
             if s.shutdown & RCV_SHUTDOWN != 0 {
                 return Ok((s, false));
             }
-            if nonblock {
-                return Err(Errno::EAGAIN);
-            }
-            let (g, out) = signals::wait(self.clone(), &self.cv, s, timeout);
-            s = g;
-            match out {
-                WaitOutcome::Interrupted => return Err(Errno::ERESTARTSYS),
-                WaitOutcome::TimedOut => return Err(Errno::EAGAIN),
-                _ => {}
-            }
+            s = block(self, s, nonblock, timeout)?;
         }
     }
 

@@ -538,21 +538,7 @@ impl MemoryManager {
             }
         }
         // Move: copy the content into a fresh range, then drop the old one.
-        let dest = if flags & MREMAP_FIXED != 0 {
-            if !new_addr.is_multiple_of(PAGE_SIZE) {
-                return Err(Errno::EINVAL);
-            }
-            let e = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
-            if e > USER_END || new_addr < MMAP_MIN {
-                return Err(Errno::EINVAL);
-            }
-            if new_addr < old_end && old < e {
-                return Err(Errno::EINVAL);
-            }
-            new_addr
-        } else {
-            self.find_free(new_len).ok_or(Errno::ENOMEM)?
-        };
+        let dest = self.mremap_dest(flags & MREMAP_FIXED != 0, new_addr, new_len, old, old_end)?;
         let off = self.mf.allocate(new_len)?;
         let keep = old_len.min(new_len);
         if let Err(e) = self.mf.copy(v.off + (old - v.start), off, keep) {
@@ -578,6 +564,30 @@ impl MemoryManager {
             bus_from,
         });
         Ok(dest)
+    }
+
+    /// Where a moving mremap puts the range: `new_addr` with MREMAP_FIXED
+    /// (aligned, in bounds, not overlapping the old range), else a free
+    /// range.
+    fn mremap_dest(
+        &self,
+        fixed: bool,
+        new_addr: u64,
+        new_len: u64,
+        old: u64,
+        old_end: u64,
+    ) -> KResult<u64> {
+        if !fixed {
+            return self.find_free(new_len).ok_or(Errno::ENOMEM);
+        }
+        if !new_addr.is_multiple_of(PAGE_SIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let e = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
+        if e > USER_END || new_addr < MMAP_MIN || (new_addr < old_end && old < e) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(new_addr)
     }
 
     /// mremap of a shared mapping: the same pages of its shared range,
@@ -642,18 +652,7 @@ impl MemoryManager {
         if flags & MREMAP_MAYMOVE == 0 {
             return Err(Errno::ENOMEM);
         }
-        let dest = if flags & MREMAP_FIXED != 0 {
-            if !new_addr.is_multiple_of(PAGE_SIZE) {
-                return Err(Errno::EINVAL);
-            }
-            let e = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
-            if e > USER_END || new_addr < MMAP_MIN || (new_addr < old_end && old < e) {
-                return Err(Errno::EINVAL);
-            }
-            new_addr
-        } else {
-            self.find_free(new_len).ok_or(Errno::ENOMEM)?
-        };
+        let dest = self.mremap_dest(flags & MREMAP_FIXED != 0, new_addr, new_len, old, old_end)?;
         let kind = kind_at(old - v.start);
         self.unmap_range(old, old_end);
         self.unmap_range(dest, dest + new_len);

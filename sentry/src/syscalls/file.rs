@@ -475,6 +475,20 @@ pub fn sys_close_range(t: &mut Task, a: &Args) -> KResult<u64> {
     Ok(0)
 }
 
+/// EPIPE from a write or send: SIGPIPE to the calling thread.
+pub(crate) fn raise_sigpipe(t: &Task) {
+    crate::signals::send_thread(
+        &t.k,
+        &t.info,
+        crate::signals::SigInfo {
+            signo: libc::SIGPIPE,
+            code: crate::signals::SI_USER,
+            pid: t.tgid,
+            ..Default::default()
+        },
+    );
+}
+
 /// Write `data` to `f`; a broken pipe also raises SIGPIPE.
 pub(crate) fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<usize> {
     let r = match (&f.kind, off) {
@@ -486,16 +500,7 @@ pub(crate) fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) 
         crate::fs::inotify::modified(d);
     }
     if r == Err(Errno::EPIPE) {
-        crate::signals::send_thread(
-            &t.k,
-            &t.info,
-            crate::signals::SigInfo {
-                signo: libc::SIGPIPE,
-                code: crate::signals::SI_USER,
-                pid: t.tgid,
-                ..Default::default()
-            },
-        );
+        raise_sigpipe(t);
     }
     r
 }

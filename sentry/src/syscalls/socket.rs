@@ -446,16 +446,7 @@ pub fn sys_shutdown(t: &mut Task, a: &Args) -> KResult<u64> {
 /// A send's result: EPIPE also raises SIGPIPE unless MSG_NOSIGNAL.
 fn sent(t: &Task, r: KResult<usize>, flags: i32) -> KResult<u64> {
     if r == Err(Errno::EPIPE) && flags & MSG_NOSIGNAL == 0 {
-        crate::signals::send_thread(
-            &t.k,
-            &t.info,
-            crate::signals::SigInfo {
-                signo: libc::SIGPIPE,
-                code: crate::signals::SI_USER,
-                pid: t.tgid,
-                ..Default::default()
-            },
-        );
+        super::file::raise_sigpipe(t);
     }
     r.map(|n| n as u64)
 }

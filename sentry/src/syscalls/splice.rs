@@ -30,16 +30,7 @@ fn pipe_of(f: &File) -> Option<Arc<Pipe>> {
 fn pipe_write(t: &Task, pipe: &Arc<Pipe>, data: &[u8]) -> KResult<usize> {
     let r = pipe.write(data, false);
     if r == Err(Errno::EPIPE) {
-        crate::signals::send_thread(
-            &t.k,
-            &t.info,
-            crate::signals::SigInfo {
-                signo: libc::SIGPIPE,
-                code: crate::signals::SI_USER,
-                pid: t.tgid,
-                ..Default::default()
-            },
-        );
+        super::file::raise_sigpipe(t);
     }
     r
 }

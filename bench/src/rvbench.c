@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -141,6 +143,93 @@ static int setup_unix(void) {
     }
     close(sv[1]);
     ping_w = ping_r = sv[0];
+    return 0;
+}
+
+/* A TCP connection over loopback: (client, server) ends, Nagle off. */
+static int tcp_pair(int *client, int *server) {
+    struct sockaddr_in a = {0};
+    socklen_t al = sizeof a;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0)
+        return fail("socket(AF_INET)");
+    if (bind(l, (struct sockaddr *)&a, sizeof a) != 0 || listen(l, 1) != 0 ||
+        getsockname(l, (struct sockaddr *)&a, &al) != 0)
+        return fail("bind/listen on 127.0.0.1");
+    *client = socket(AF_INET, SOCK_STREAM, 0);
+    if (*client < 0 || connect(*client, (struct sockaddr *)&a, sizeof a) != 0)
+        return fail("connect to 127.0.0.1");
+    *server = accept(l, 0, 0);
+    if (*server < 0)
+        return fail("accept");
+    close(l);
+    int one = 1;
+    setsockopt(*client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(*server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return 0;
+}
+
+static int setup_tcp(void) {
+    int c, s;
+    if (tcp_pair(&c, &s) != 0)
+        return -1;
+    peer_pid = fork();
+    if (peer_pid < 0)
+        return fail("fork");
+    if (peer_pid == 0) {
+        close(c);
+        echo_loop(s, s);
+    }
+    close(s);
+    ping_w = ping_r = c;
+    return 0;
+}
+
+/* 1 MiB through loopback TCP: the peer reads it all and answers a byte. */
+#define STREAM_CHUNK (64 << 10)
+#define STREAM_TOTAL (1 << 20)
+
+static int setup_tcp_stream(void) {
+    int c, s;
+    if (tcp_pair(&c, &s) != 0)
+        return -1;
+    peer_pid = fork();
+    if (peer_pid < 0)
+        return fail("fork");
+    if (peer_pid == 0) {
+        close(c);
+        static char sink[STREAM_CHUNK];
+        long got = 0;
+        for (;;) {
+            ssize_t n = read(s, sink, sizeof sink);
+            if (n <= 0)
+                _exit(n == 0 ? 0 : 1);
+            got += n;
+            while (got >= STREAM_TOTAL) {
+                got -= STREAM_TOTAL;
+                if (write(s, "k", 1) != 1)
+                    _exit(1);
+            }
+        }
+    }
+    close(s);
+    ping_w = ping_r = c;
+    return 0;
+}
+
+static int op_tcp_stream(void) {
+    static char chunk[STREAM_CHUNK];
+    for (int sent = 0; sent < STREAM_TOTAL;) {
+        ssize_t n = write(ping_w, chunk, sizeof chunk);
+        if (n <= 0)
+            return fail("write");
+        sent += n;
+    }
+    char c;
+    if (read(ping_r, &c, 1) != 1)
+        return fail("read");
     return 0;
 }
 
@@ -387,6 +476,8 @@ static const struct mode modes[] = {
     {"write_null", setup_null, op_write_null, teardown_null},
     {"pipe", setup_pipe, op_ping, teardown_ping},
     {"unix", setup_unix, op_ping, teardown_ping},
+    {"tcp", setup_tcp, op_ping, teardown_ping},
+    {"tcp_stream", setup_tcp_stream, op_tcp_stream, teardown_ping},
     {"fork", 0, op_fork, 0},
     {"fork_exec", 0, op_fork_exec, 0},
     {"thread", 0, op_thread, 0},

@@ -117,6 +117,8 @@ const MICRO: &[(&str, &str, u64, &str)] = &[
     ("write_null", "64 B write to /dev/null", 10_000, ""),
     ("pipe", "pipe ping-pong (round trip)", 2_000, ""),
     ("unix", "unix-socket ping-pong (round trip)", 2_000, ""),
+    ("tcp", "TCP ping-pong over loopback (round trip)", 2_000, ""),
+    ("tcp_stream", "1 MiB through TCP over loopback", 50, ""),
     ("fork", "fork + wait", 200, ""),
     ("fork_exec", "fork + exec (static) + wait", 100, ""),
     ("thread", "thread create + join", 500, ""),

@@ -170,11 +170,11 @@ int main() {
         printf("bye\n");
         return 0;
     }
-    drain(m, "ready1");
+    drain(m, "ready1\r\n");
     write(m, "\x03", 1);
-    drain(m, "ready2");
+    drain(m, "ready2\r\n");
     ws.ws_row = 30; ws.ws_col = 100; ioctl(m, TIOCSWINSZ, &ws);
-    drain(m, "ready3");
+    drain(m, "ready3\r\n");
     usleep(100000);
     write(m, "\x03", 1);
     drain(m, "bye\r\n");

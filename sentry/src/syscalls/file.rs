@@ -1600,11 +1600,15 @@ fn rename_at(
 ) -> KResult<u64> {
     const RENAME_NOREPLACE: u32 = 1;
     const RENAME_EXCHANGE: u32 = 2;
-    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
-        || flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+    const RENAME_WHITEOUT: u32 = 4;
+    const CAP_MKNOD: u32 = 27;
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+        || (flags & RENAME_EXCHANGE != 0 && flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) != 0)
     {
-        // RENAME_WHITEOUT is overlayfs's own business.
         return Err(Errno::EINVAL);
+    }
+    if flags & RENAME_WHITEOUT != 0 && !t.creds().has_cap(CAP_MKNOD) {
+        return Err(Errno::EPERM);
     }
     let ob = base_dir(t, olddir, old)?;
     let nb = base_dir(t, newdir, new)?;
@@ -1625,6 +1629,10 @@ fn rename_at(
     t.may_access(&od.meta(), 3)?;
     t.may_access(&nd.meta(), 3)?;
     if od.fs == FsType::Bind {
+        // A whiteout on the host would need CAP_MKNOD in the gofer.
+        if flags & RENAME_WHITEOUT != 0 {
+            return Err(Errno::EINVAL);
+        }
         let (onode, g) = bind_dir(t, &od)?;
         let (nnode, _) = bind_dir(t, &nd)?;
         if flags & RENAME_NOREPLACE != 0 && nd.lookup(&nname, t).is_ok() {
@@ -1690,6 +1698,14 @@ fn rename_at(
     let kids = std::mem::take(&mut *lock(&src.children));
     *lock(&moved.children) = kids;
     lock(&od.children).insert(oname.clone(), None);
+    if flags & RENAME_WHITEOUT != 0 {
+        // RENAME_WHITEOUT leaves a whiteout: a 0/0 character device.
+        let node = Node::Dev(crate::fs::dev::DevKind::Other {
+            block: false,
+            rdev: 0,
+        });
+        create_child(t, &od, &oname, node, S_IFCHR)?;
+    }
     lock(&nd.children).insert(nname.clone(), Some(moved));
     if let Some(r) = &replaced {
         let mut m = lock(&r.meta);

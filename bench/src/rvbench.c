@@ -171,7 +171,8 @@ static int tcp_pair(int *client, int *server) {
     return 0;
 }
 
-static int setup_tcp(void) {
+/* The client end stays here; a forked peer runs `serve` on the server end. */
+static int tcp_with_peer(void (*serve)(int)) {
     int c, s;
     if (tcp_pair(&c, &s) != 0)
         return -1;
@@ -180,44 +181,39 @@ static int setup_tcp(void) {
         return fail("fork");
     if (peer_pid == 0) {
         close(c);
-        echo_loop(s, s);
+        serve(s);
     }
     close(s);
     ping_w = ping_r = c;
     return 0;
 }
+
+static void serve_echo(int s) { echo_loop(s, s); }
+
+static int setup_tcp(void) { return tcp_with_peer(serve_echo); }
 
 /* 1 MiB through loopback TCP: the peer reads it all and answers a byte. */
 #define STREAM_CHUNK (64 << 10)
 #define STREAM_TOTAL (1 << 20)
 
-static int setup_tcp_stream(void) {
-    int c, s;
-    if (tcp_pair(&c, &s) != 0)
-        return -1;
-    peer_pid = fork();
-    if (peer_pid < 0)
-        return fail("fork");
-    if (peer_pid == 0) {
-        close(c);
-        static char sink[STREAM_CHUNK];
-        long got = 0;
-        for (;;) {
-            ssize_t n = read(s, sink, sizeof sink);
-            if (n <= 0)
-                _exit(n == 0 ? 0 : 1);
-            got += n;
-            while (got >= STREAM_TOTAL) {
-                got -= STREAM_TOTAL;
-                if (write(s, "k", 1) != 1)
-                    _exit(1);
-            }
+/* The peer reads everything and answers a byte per MiB. */
+static void serve_sink(int s) {
+    static char sink[STREAM_CHUNK];
+    long got = 0;
+    for (;;) {
+        ssize_t n = read(s, sink, sizeof sink);
+        if (n <= 0)
+            _exit(n == 0 ? 0 : 1);
+        got += n;
+        while (got >= STREAM_TOTAL) {
+            got -= STREAM_TOTAL;
+            if (write(s, "k", 1) != 1)
+                _exit(1);
         }
     }
-    close(s);
-    ping_w = ping_r = c;
-    return 0;
 }
+
+static int setup_tcp_stream(void) { return tcp_with_peer(serve_sink); }
 
 static int op_tcp_stream(void) {
     static char chunk[STREAM_CHUNK];

@@ -214,16 +214,21 @@ impl Client {
         }
     }
 
+    /// A request answered by a new node (mkdir, symlink, link, mknod).
+    fn call_node(&self, req: Request) -> Result<(NodeId, Stat), i32> {
+        self.call_plain(req, |r| match r {
+            Reply::Node { node, stat } => Some((node, stat)),
+            _ => None,
+        })
+    }
+
     pub fn mkdir(&self, dir: NodeId, name: &[u8], mode: u32) -> Result<(NodeId, Stat), i32> {
         let req = Request::Mkdir {
             dir,
             name: name.to_vec(),
             mode,
         };
-        self.call_plain(req, |r| match r {
-            Reply::Node { node, stat } => Some((node, stat)),
-            _ => None,
-        })
+        self.call_node(req)
     }
 
     pub fn symlink(&self, dir: NodeId, name: &[u8], target: &[u8]) -> Result<(NodeId, Stat), i32> {
@@ -232,10 +237,7 @@ impl Client {
             name: name.to_vec(),
             target: target.to_vec(),
         };
-        self.call_plain(req, |r| match r {
-            Reply::Node { node, stat } => Some((node, stat)),
-            _ => None,
-        })
+        self.call_node(req)
     }
 
     pub fn link(
@@ -249,10 +251,7 @@ impl Client {
             new_dir,
             new_name: new_name.to_vec(),
         };
-        self.call_plain(req, |r| match r {
-            Reply::Node { node, stat } => Some((node, stat)),
-            _ => None,
-        })
+        self.call_node(req)
     }
 
     pub fn mknod(&self, dir: NodeId, name: &[u8], mode: u32) -> Result<(NodeId, Stat), i32> {
@@ -261,10 +260,7 @@ impl Client {
             name: name.to_vec(),
             mode,
         };
-        self.call_plain(req, |r| match r {
-            Reply::Node { node, stat } => Some((node, stat)),
-            _ => None,
-        })
+        self.call_node(req)
     }
 
     pub fn unlink(&self, dir: NodeId, name: &[u8], dir_entry: bool) -> Result<(), i32> {

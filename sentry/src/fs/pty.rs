@@ -332,6 +332,34 @@ pub struct Pty {
     inode: Arc<Inode>,
 }
 
+impl State {
+    /// A new pty: locked master, Linux's default termios, no replica yet.
+    fn new() -> State {
+        State {
+            locked: true,
+            tio: Termios::replica_default(),
+            ws: [0; 4],
+            pending: VecDeque::new(),
+            lines: VecDeque::new(),
+            edit: Vec::new(),
+            raw: VecDeque::new(),
+            lnext: false,
+            out: VecDeque::new(),
+            column: 0,
+            canon_column: 0,
+            stopped: false,
+            masters: 1,
+            replicas: 0,
+            replica_closed: false,
+            hungup: false,
+            session: None,
+            pgrp: None,
+            packet: false,
+            excl: false,
+        }
+    }
+}
+
 impl signals::Wakeable for Pty {
     fn wake_all(&self) {
         let _g = lock(&self.st);
@@ -492,28 +520,7 @@ fn new_pty(t: &Task) -> KResult<Arc<Pty>> {
         }
         let p = Arc::new(Pty {
             index,
-            st: Mutex::new(State {
-                locked: true,
-                tio: Termios::replica_default(),
-                ws: [0; 4],
-                pending: VecDeque::new(),
-                lines: VecDeque::new(),
-                edit: Vec::new(),
-                raw: VecDeque::new(),
-                lnext: false,
-                out: VecDeque::new(),
-                column: 0,
-                canon_column: 0,
-                stopped: false,
-                masters: 1,
-                replicas: 0,
-                replica_closed: false,
-                hungup: false,
-                session: None,
-                pgrp: None,
-                packet: false,
-                excl: false,
-            }),
+            st: Mutex::new(State::new()),
             cv: Condvar::new(),
             k: Arc::downgrade(&t.k),
             inode: replica_inode(index, t.creds.fsuid),
@@ -1773,25 +1780,9 @@ mod tests {
     fn state() -> State {
         State {
             locked: false,
-            tio: Termios::replica_default(),
-            ws: [0; 4],
-            pending: VecDeque::new(),
-            lines: VecDeque::new(),
-            edit: Vec::new(),
-            raw: VecDeque::new(),
-            lnext: false,
-            out: VecDeque::new(),
-            column: 0,
-            canon_column: 0,
-            stopped: false,
-            masters: 1,
             replicas: 1,
-            replica_closed: false,
-            hungup: false,
-            session: None,
             pgrp: Some(7),
-            packet: false,
-            excl: false,
+            ..State::new()
         }
     }
 

@@ -51,6 +51,11 @@ pub struct Vma {
     pub bus_from: u64,
 }
 
+/// mremap(2) flags.
+const MREMAP_MAYMOVE: u32 = 1;
+const MREMAP_FIXED: u32 = 2;
+const MREMAP_DONTUNMAP: u32 = 4;
+
 /// `Vma::bus_from` of a mapping without pages past the end of a file.
 pub const NO_BUS: u64 = u64::MAX;
 
@@ -475,9 +480,6 @@ impl MemoryManager {
         flags: u32,
         new_addr: u64,
     ) -> KResult<u64> {
-        const MREMAP_MAYMOVE: u32 = 1;
-        const MREMAP_FIXED: u32 = 2;
-        const MREMAP_DONTUNMAP: u32 = 4;
         if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
             || !old.is_multiple_of(PAGE_SIZE)
         {
@@ -603,8 +605,6 @@ impl MemoryManager {
         flags: u32,
         new_addr: u64,
     ) -> KResult<u64> {
-        const MREMAP_MAYMOVE: u32 = 1;
-        const MREMAP_FIXED: u32 = 2;
         let Some(owner) = v.owner.clone() else {
             return Err(Errno::EINVAL);
         };

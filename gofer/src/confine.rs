@@ -11,7 +11,7 @@
 //! and installs the seccomp filter (`filter.rs`) before serving.
 
 use std::fs::OpenOptions;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -196,7 +196,10 @@ fn kept_flags(target: &str) -> Result<MsFlags, Error> {
 /// binds nosuid,nodev (and read-only where asked, keeping flags such as
 /// noexec of the original mount); make the tmpfs read-only; pivot_root into
 /// it and detach the old root.
-pub fn confine(mounts: &[MountSpec]) -> Result<Vec<ServedRoot>, Error> {
+pub fn confine(
+    mounts: &[MountSpec],
+    idmap: Option<BorrowedFd<'_>>,
+) -> Result<(Vec<ServedRoot>, bool), Error> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("set no_new_privs", e))?;
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
         .map_err(|e| Error::sys("setrlimit(RLIMIT_CORE)", e))?;
@@ -228,6 +231,26 @@ pub fn confine(mounts: &[MountSpec]) -> Result<Vec<ServedRoot>, Error> {
         sources.push((fd, dir));
     }
 
+    // Idmapped copies of every source, or of none: a gofer that enters the
+    // idmap's namespace must see every root through it.
+    let mut trees = Vec::new();
+    if let Some(ns) = idmap {
+        for (m, (fd, _)) in mounts.iter().zip(&sources) {
+            match idmapped_tree(fd.as_fd(), ns) {
+                Ok(t) => trees.push(t),
+                Err(e) => {
+                    tracing::info!(
+                        "no idmapped mount of {}: {e}; serving without one",
+                        m.host_path.display()
+                    );
+                    trees.clear();
+                    break;
+                }
+            }
+        }
+    }
+    let idmapped = idmap.is_some() && trees.len() == mounts.len();
+
     let base = staging_dir()?;
     do_mount(
         "mount staging tmpfs",
@@ -251,15 +274,21 @@ pub fn confine(mounts: &[MountSpec]) -> Result<Vec<ServedRoot>, Error> {
                 .open(&target)
                 .map_err(|e| Error::sys(format!("create {target}"), io_errno(&e)))?;
         }
-        let source = format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
-        do_mount(
-            &format!("bind {} to {target}", m.host_path.display()),
-            Some(&source),
-            &target,
-            None,
-            MsFlags::MS_BIND,
-            None,
-        )?;
+        if idmapped {
+            move_mount(&trees[i], &target).map_err(|e| {
+                Error::sys(format!("attach {} to {target}", m.host_path.display()), e)
+            })?;
+        } else {
+            let source = format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
+            do_mount(
+                &format!("bind {} to {target}", m.host_path.display()),
+                Some(&source),
+                &target,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )?;
+        }
         strip_submounts(&target)?;
         let mut flags = MsFlags::MS_REMOUNT
             | MsFlags::MS_BIND
@@ -280,6 +309,7 @@ pub fn confine(mounts: &[MountSpec]) -> Result<Vec<ServedRoot>, Error> {
     }
     // The host fds must not survive into the confined process.
     drop(sources);
+    drop(trees);
 
     do_mount(
         "remount staging tmpfs read-only",
@@ -324,7 +354,104 @@ pub fn confine(mounts: &[MountSpec]) -> Result<Vec<ServedRoot>, Error> {
             });
         }
     }
-    Ok(roots)
+    Ok((roots, idmapped))
+}
+
+/// A detached copy of the mount at `fd` (that mount alone, no submounts)
+/// through which file owners are seen shifted by the user namespace `ns`'s
+/// id map: an owner id `u` on disk is host id `map(u)` through it, so a
+/// gofer whose ids are those of `ns` owns, through it, the files their
+/// owners own on disk. Fails (EINVAL) on file systems that cannot be
+/// idmapped.
+fn idmapped_tree(fd: BorrowedFd<'_>, ns: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let empty = c"";
+    // SAFETY: open_tree(2) with a valid fd and a NUL-terminated empty path;
+    // the result is a new fd we own.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    };
+    if tree < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: open_tree returned a fresh fd (checked non-negative above).
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: ns.as_raw_fd() as u64,
+    };
+    // SAFETY: mount_setattr(2) on our detached tree with a properly sized
+    // mount_attr that outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(tree)
+}
+
+/// Attaches the detached mount `tree` at `target`.
+fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), Errno> {
+    let target = std::ffi::CString::new(target).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: move_mount(2) with a valid fd, an empty source path and a
+    // NUL-terminated target path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Moves the confined gofer into the user namespace `ns` that its mounts
+/// were idmapped with (see [`idmapped_tree`]), whose maps the runtime has
+/// written, and becomes its uid/gid 0 with no supplementary groups. Like
+/// [`enter_user_namespace`], the mount, network, IPC and UTS namespaces stay
+/// owned by the host's user namespace. Tells the runtime on `sync` that it
+/// needs no maps.
+pub fn enter_idmapped_namespace(ns: OwnedFd, sync: OwnedFd) -> Result<(), Error> {
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| Error::sys("setns(CLONE_NEWUSER)", e))?;
+    drop(ns);
+    nix::unistd::write(&sync, b"i").map_err(|e| Error::sys("telling the runtime", e))?;
+    drop(sync);
+    become_namespace_root()
+}
+
+/// setgroups([]), then uid/gid 0 of the current user namespace.
+fn become_namespace_root() -> Result<(), Error> {
+    nix::unistd::setgroups(&[]).map_err(|e| Error::sys("setgroups", e))?;
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(|e| Error::sys("setresgid", e))?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(|e| Error::sys("setresuid", e))?;
+    // A credential change clears the parent-death signal: set it again (the
+    // gofer also exits when the sentry's end of its socket closes).
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
+    Ok(())
 }
 
 /// Moves the confined gofer into a user namespace of its own, created
@@ -359,16 +486,7 @@ pub fn enter_user_namespace(sync: OwnedFd) -> Result<(), Error> {
         }
     }
     drop(sync);
-    nix::unistd::setgroups(&[]).map_err(|e| Error::sys("setgroups", e))?;
-    let root_gid = nix::unistd::Gid::from_raw(0);
-    let root_uid = nix::unistd::Uid::from_raw(0);
-    nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(|e| Error::sys("setresgid", e))?;
-    nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(|e| Error::sys("setresuid", e))?;
-    // A credential change clears the parent-death signal: set it again (the
-    // gofer also exits when the sentry's end of its socket closes).
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .map_err(|e| Error::sys("PR_SET_PDEATHSIG", e))?;
-    Ok(())
+    become_namespace_root()
 }
 
 #[cfg(test)]
@@ -450,8 +568,8 @@ mod tests {
             host_path: dir,
             readonly: true,
         }];
-        let roots = match confine(&specs) {
-            Ok(r) => r,
+        let roots = match confine(&specs, None) {
+            Ok((r, _)) => r,
             Err(Error::Sys { what, errno }) if what == "unshare" || what == "make / private" => {
                 eprintln!("cannot confine here: {what}: {errno}");
                 std::process::exit(SKIP);

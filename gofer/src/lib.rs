@@ -48,17 +48,23 @@ impl Error {
 ///
 /// Must start as root on the host (it creates namespaces and mounts), in a
 /// process that holds no other host fds (the runtime spawns it with only
-/// stdio, `sock` and `userns` open) and has no other threads. With
-/// `userns`, it leaves the host's user namespace once its mounts are set up
-/// ([`confine::enter_user_namespace`]; the runtime writes the id maps).
+/// stdio, `sock`, `userns` and `idmap` open) and has no other threads.
+/// With `userns`, it leaves the host's user namespace once its mounts are
+/// set up: into `idmap` if given and every served root could be idmapped
+/// with it ([`confine::enter_idmapped_namespace`]), else into a new one
+/// whose id maps the runtime writes ([`confine::enter_user_namespace`]).
 pub fn run(
     sock: OwnedFd,
     mounts: Vec<confine::MountSpec>,
     userns: Option<OwnedFd>,
+    idmap: Option<OwnedFd>,
 ) -> Result<(), Error> {
-    let roots = confine::confine(&mounts)?;
-    if let Some(sync) = userns {
-        confine::enter_user_namespace(sync)?;
+    use std::os::fd::AsFd;
+    let (roots, idmapped) = confine::confine(&mounts, idmap.as_ref().map(|f| f.as_fd()))?;
+    match (userns, idmap) {
+        (Some(sync), Some(ns)) if idmapped => confine::enter_idmapped_namespace(ns, sync)?,
+        (Some(sync), _) => confine::enter_user_namespace(sync)?,
+        (None, _) => {}
     }
     filter::drop_capabilities().map_err(|e| Error::Protocol(e.to_string()))?;
     filter::install().map_err(|e| Error::Protocol(e.to_string()))?;

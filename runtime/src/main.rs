@@ -45,11 +45,13 @@ struct Cli {
     /// discarded at exit) or none (written through to the host rootfs).
     #[arg(long, global = true, default_value = "memory")]
     overlay: String,
-    /// The gofer's user namespace: identity (every host uid/gid mapped to
-    /// itself; the default), HOSTID:COUNT (ids 0..COUNT are host ids
-    /// HOSTID.., for a rootfs owned by such a range) or host (no user
-    /// namespace: host root).
-    #[arg(long, global = true, default_value = "identity")]
+    /// The gofer's user namespace: nobody (the default: the gofer is host
+    /// uid/gid 65534 and sees the served files through idmapped mounts;
+    /// where a file system cannot be idmapped, identity instead),
+    /// HOSTID:COUNT (likewise host ids HOSTID..HOSTID+COUNT for file owners
+    /// 0..COUNT), identity (every host id mapped to itself) or host (no
+    /// user namespace: host root).
+    #[arg(long, global = true, default_value = "nobody")]
     gofer_idmap: String,
     /// Network: none (the sandbox has no network stack yet).
     #[arg(long, global = true, default_value = "none")]
@@ -298,6 +300,10 @@ pub struct GoferArgs {
     /// maps when asked on this socket.
     #[arg(long)]
     userns_fd: Option<i32>,
+    /// A user namespace to idmap the served roots with and to enter
+    /// (instead of asking for maps on --userns-fd) when all could be.
+    #[arg(long)]
+    idmap_userns_fd: Option<i32>,
 }
 
 fn init_logging(debug: bool, log_fd: Option<i32>) {
@@ -735,6 +741,10 @@ fn gofer_main(args: GoferArgs) -> Result<i32> {
     let userns = args
         .userns_fd
         .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
-    gofer::run(sock, mounts, userns).context("gofer failed")?;
+    // SAFETY: likewise the idmap namespace, when given.
+    let idmap = args
+        .idmap_userns_fd
+        .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    gofer::run(sock, mounts, userns, idmap).context("gofer failed")?;
     Ok(0)
 }

@@ -13,34 +13,44 @@ const SANDBOX_HOST_ID: u32 = 65534;
 
 /// The gofer's user namespace (`--gofer-idmap`): which host uids and gids
 /// its ids 0.. stand for. Its capabilities act only on files whose owner
-/// and group are mapped, so the map must cover the owners of the files it
-/// serves (see docs/SECURITY.md).
+/// and group are mapped; the served roots are idmapped mounts through the
+/// same map where the file system allows it, so that owners on disk are
+/// mapped whatever the host ids (see docs/SECURITY.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GoferIds {
     /// No user namespace: the gofer stays host root in the host's user
     /// namespace (still in its own pid, mount, net, IPC, UTS namespaces).
     Host,
+    /// The default: ids from 0 are host ids from 65534 (nobody), through
+    /// idmapped mounts; if a served root cannot be idmapped, every host id
+    /// mapped to itself instead.
+    Nobody,
     /// A user namespace whose ids `0..count` are host ids `host..host+count`
     /// (uids and gids alike); the gofer is its uid/gid 0.
     Map { host: u32, count: u32 },
 }
 
+/// Host uid/gid that the gofer's root is by default.
+const NOBODY: u32 = 65534;
+
 impl GoferIds {
-    /// The default: every host id mapped to itself (what `/proc/1/uid_map`
-    /// shows for the host), so any owner of a served file is mapped.
+    /// Every host id mapped to itself (what `/proc/1/uid_map` shows for the
+    /// host), so any owner of a served file is mapped.
     pub const IDENTITY: GoferIds = GoferIds::Map {
         host: 0,
         count: u32::MAX,
     };
 
-    /// `identity`, `host` or `HOSTID:COUNT`.
+    /// `nobody`, `identity`, `host` or `HOSTID:COUNT`.
     pub fn parse(s: &str) -> Result<GoferIds> {
         match s {
+            "nobody" => return Ok(GoferIds::Nobody),
             "identity" => return Ok(Self::IDENTITY),
             "host" => return Ok(GoferIds::Host),
             _ => {}
         }
-        let bad = || format!("--gofer-idmap {s:?}: expected identity, host or HOSTID:COUNT");
+        let bad =
+            || format!("--gofer-idmap {s:?}: expected nobody, identity, host or HOSTID:COUNT");
         let (h, c) = s.split_once(':').with_context(bad)?;
         let host: u32 = h.parse().with_context(bad)?;
         let count: u32 = c.parse().with_context(bad)?;
@@ -55,8 +65,29 @@ impl GoferIds {
     pub fn to_arg(self) -> String {
         match self {
             GoferIds::Host => "host".into(),
+            GoferIds::Nobody => "nobody".into(),
             g if g == Self::IDENTITY => "identity".into(),
             GoferIds::Map { host, count } => format!("{host}:{count}"),
+        }
+    }
+
+    /// The (host, count) map to idmap the served roots with, if any (an
+    /// identity map needs no idmapped mount).
+    fn idmap(self) -> Option<(u32, u32)> {
+        match self {
+            GoferIds::Host => None,
+            GoferIds::Nobody => Some((NOBODY, u32::MAX - NOBODY)),
+            g if g == Self::IDENTITY => None,
+            GoferIds::Map { host, count } => Some((host, count)),
+        }
+    }
+
+    /// The (host, count) map of a user namespace without idmapped mounts.
+    fn plain(self) -> Option<(u32, u32)> {
+        match self {
+            GoferIds::Host => None,
+            GoferIds::Nobody => Some((0, u32::MAX)),
+            GoferIds::Map { host, count } => Some((host, count)),
         }
     }
 }
@@ -441,9 +472,9 @@ fn spawn_gofer(exe: &std::fs::File, l: &Launch, sock: &OwnedFd) -> Result<GoferC
         argv.push(m);
     }
     let mut keep = vec![sock.as_raw_fd()];
-    let sync = match l.gofer_ids {
-        GoferIds::Host => None,
-        GoferIds::Map { .. } => {
+    let sync = match l.gofer_ids.plain() {
+        None => None,
+        Some(_) => {
             use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
             let (ours, theirs) = socketpair(
                 AddressFamily::Unix,
@@ -457,6 +488,16 @@ fn spawn_gofer(exe: &std::fs::File, l: &Launch, sock: &OwnedFd) -> Result<GoferC
             keep.push(theirs.as_raw_fd());
             Some((ours, theirs))
         }
+    };
+    let idmap_ns = match l.gofer_ids.idmap() {
+        Some((host, count)) => {
+            let ns = mapped_user_namespace(host, count)?;
+            argv.push(b"--idmap-userns-fd".to_vec());
+            argv.push(ns.as_raw_fd().to_string().into_bytes());
+            keep.push(ns.as_raw_fd());
+            Some(ns)
+        }
+        None => None,
     };
     let devnull = std::fs::OpenOptions::new()
         .read(true)
@@ -474,21 +515,28 @@ fn spawn_gofer(exe: &std::fs::File, l: &Launch, sock: &OwnedFd) -> Result<GoferC
         },
     )
     .context("starting the gofer")?;
-    let (GoferIds::Map { host, count }, Some((ours, theirs))) = (l.gofer_ids, sync) else {
+    drop(idmap_ns);
+    let (Some((host, count)), Some((ours, theirs))) = (l.gofer_ids.plain(), sync) else {
         return Ok(GoferChild(pid));
     };
     drop(theirs);
     let maps = (|| -> Result<()> {
-        // The gofer sends one byte once it has confined itself and unshared
-        // its user namespace; EOF means it failed (its error is on stderr).
+        // The gofer sends one byte once it has confined itself: 'i' when it
+        // entered the idmapped namespace, 'u' when it unshared a user
+        // namespace of its own and waits for its maps; EOF means it failed
+        // (its error is on stderr).
         let mut b = [0u8; 1];
         loop {
             match nix::unistd::read(ours.as_raw_fd(), &mut b) {
+                Ok(1) if b[0] == b'i' => return Ok(()),
                 Ok(1) if b[0] == b'u' => break,
                 Ok(_) => bail!("the gofer failed to start"),
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => bail!("waiting for the gofer: {e}"),
             }
+        }
+        if l.gofer_ids.idmap().is_some() {
+            tracing::info!("a served root cannot be idmapped: the gofer's ids map {host}:{count}");
         }
         write_id_maps(pid, host, count, false)?;
         nix::unistd::write(&ours, b"m").context("releasing the gofer")?;
@@ -499,6 +547,44 @@ fn spawn_gofer(exe: &std::fs::File, l: &Launch, sock: &OwnedFd) -> Result<GoferC
         return Err(e);
     }
     Ok(GoferChild(pid))
+}
+
+/// A user namespace whose ids `0..count` are host ids `host..host+count`,
+/// as an fd (`/proc/PID/ns/user` of a short-lived child that made it), for
+/// the gofer to idmap its mounts with and then enter.
+fn mapped_user_namespace(host: u32, count: u32) -> Result<OwnedFd> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+    // SAFETY: the child makes only raw system calls (async-signal-safe)
+    // and never returns.
+    let child = match unsafe { nix::unistd::fork() }.context("fork")? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: raw system calls on fds this process owns; _exit ends it.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                let ok: u8 = u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0);
+                libc::write(wr.as_raw_fd(), (&ok as *const u8).cast(), 1);
+                if ok == 1 {
+                    libc::pause();
+                }
+                libc::_exit(0);
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    drop(wr);
+    let made = (|| -> Result<OwnedFd> {
+        let mut b = [0u8; 1];
+        match nix::unistd::read(rd.as_raw_fd(), &mut b) {
+            Ok(1) if b[0] == 1 => {}
+            _ => bail!("unshare(CLONE_NEWUSER) failed for the gofer's id map"),
+        }
+        write_id_maps(child, host, count, false)?;
+        let f = std::fs::File::open(format!("/proc/{child}/ns/user"))
+            .context("opening the gofer's user namespace")?;
+        Ok(OwnedFd::from(f))
+    })();
+    abandon(child);
+    made
 }
 
 /// Clone the sentry into new namespaces; it execs `rvisor boot` once the
@@ -540,6 +626,7 @@ mod tests {
     fn gofer_idmap_parses_and_round_trips() {
         assert_eq!(GoferIds::parse("identity").ok(), Some(GoferIds::IDENTITY));
         assert_eq!(GoferIds::parse("host").ok(), Some(GoferIds::Host));
+        assert_eq!(GoferIds::parse("nobody").ok(), Some(GoferIds::Nobody));
         assert_eq!(
             GoferIds::parse("100000:65536").ok(),
             Some(GoferIds::Map {
@@ -566,9 +653,15 @@ mod tests {
         for g in [
             GoferIds::IDENTITY,
             GoferIds::Host,
+            GoferIds::Nobody,
             GoferIds::Map { host: 7, count: 9 },
         ] {
             assert_eq!(GoferIds::parse(&g.to_arg()).ok(), Some(g));
         }
+        // The default map ends at the last valid id; identity needs no idmap.
+        assert_eq!(GoferIds::Nobody.idmap(), Some((65534, u32::MAX - 65534)));
+        assert_eq!(GoferIds::Nobody.plain(), Some((0, u32::MAX)));
+        assert_eq!(GoferIds::IDENTITY.idmap(), None);
+        assert_eq!(GoferIds::Host.plain(), None);
     }
 }

@@ -795,6 +795,14 @@ pub fn gofers_of(parent: i32) -> Vec<ProcInfo> {
     live_processes(|p| p.ppid == parent && p.cmdline.starts_with("rvisor-gofer "))
 }
 
+/// The gofer's default id map (`--gofer-idmap nobody`) where its served
+/// roots can be idmapped: its ids from 0 are host ids from 65534.
+pub const GOFER_NOBODY_MAP: &str = "0 65534 4294901761";
+
+/// The id map it falls back to when a root cannot be idmapped (overlayfs):
+/// every host id mapped to itself.
+pub const GOFER_IDENTITY_MAP: &str = "0 0 4294967295";
+
 /// The capability mask the gofer keeps (`gofer::filter::KEPT`): CAP_CHOWN,
 /// CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID.
 pub const GOFER_CAPS: u64 = 0x1f;

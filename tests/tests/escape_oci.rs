@@ -188,8 +188,8 @@ fn pids_limit_stops_a_fork_bomb() {
 }
 
 /// While a container with a writable bind mount runs, its gofer (seen from
-/// the host) is in user and pid namespaces of its own with the identity id
-/// map and only its five capabilities; through it the container's root still
+/// the host) is host uid 65534 in user and pid namespaces of its own, the
+/// served roots idmapped, with only its five capabilities; through it the container's root still
 /// reads a host file of another owner with mode 0600, and chown, chmod
 /// (setgid kept), mkdir and rename land on the host with the sandbox's ids.
 #[test]
@@ -242,7 +242,7 @@ fn gofer_in_its_own_namespaces_serves_a_writable_bind() {
         .flat_map(|s| rvisor_tests::gofers_of(s.pid))
         .collect();
     let checked = match gofers.as_slice() {
-        [g] => rvisor_tests::check_gofer_confinement(g.pid, Some("0 0 4294967295")),
+        [g] => rvisor_tests::check_gofer_confinement(g.pid, Some(rvisor_tests::GOFER_NOBODY_MAP)),
         _ => Err(format!(
             "expected one gofer, found {gofers:?} under {sups:?}"
         )),

@@ -20,24 +20,33 @@ fn nodename_is_not_hosts_hostname() {
     );
 }
 
-/// Starts `rvisor [global] do -- busybox sh -c 'echo ready; read x'`, waits
-/// for "ready" (the workload was exec'd from files the gofer served, so the
-/// gofer is confined and filtered by then), runs `check` on the gofer's
-/// pid, lets the workload finish and returns `check`'s result.
-fn with_running_gofer<T>(global: &[&str], check: impl FnOnce(i32) -> T) -> T {
+/// Starts `rvisor [global] do [do_args] -- busybox sh -c 'echo ready; read
+/// x; SCRIPT'` through `launcher` (a command line that ends by exec'ing
+/// its arguments, or none), waits for "ready" (the workload was exec'd from
+/// files the gofer served, so the gofer is confined and filtered by then),
+/// runs `check` on the gofer's pid, lets the workload finish and returns
+/// `check`'s result with what the script printed.
+fn with_running_gofer_in<T>(
+    launcher: &[&str],
+    global: &[&str],
+    do_args: &[&str],
+    busybox: &str,
+    script: &str,
+    check: impl FnOnce(i32) -> T,
+) -> (T, String) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     require_file(BUSYBOX, "busybox-static");
-    let mut child = Command::new(rvisor_tests::rvisor_bin())
-        .args(global)
-        .args([
-            "do",
-            "--",
-            BUSYBOX,
-            "sh",
-            "-c",
-            "echo ready; read x; echo bye",
-        ])
+    let rvisor = rvisor_tests::rvisor_bin();
+    let mut argv: Vec<String> = launcher.iter().map(|s| s.to_string()).collect();
+    argv.push(rvisor.display().to_string());
+    argv.extend(global.iter().map(|s| s.to_string()));
+    argv.push("do".into());
+    argv.extend(do_args.iter().map(|s| s.to_string()));
+    let body = format!("echo ready; read x; {script}");
+    argv.extend(["--", busybox, "sh", "-c", &body].map(String::from));
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -55,16 +64,107 @@ fn with_running_gofer<T>(global: &[&str], check: impl FnOnce(i32) -> T) -> T {
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut out, &mut rest);
     let status = child.wait().expect("wait");
-    assert!(status.success(), "rvisor do: {status}");
+    assert!(status.success(), "rvisor do: {status}\n{rest}");
+    let result = result.unwrap_or_else(|| panic!("expected one gofer child, found {gofers:?}"));
+    (result, rest)
+}
+
+fn with_running_gofer<T>(global: &[&str], check: impl FnOnce(i32) -> T) -> T {
+    let (r, rest) = with_running_gofer_in(&[], global, &[], BUSYBOX, "echo bye", check);
     assert_eq!(rest, "bye\n");
-    result.unwrap_or_else(|| panic!("expected one gofer child, found {gofers:?}"))
+    r
+}
+
+/// A small root filesystem owned by host root: busybox, an /etc/shadow only
+/// root may read, and a directory `u` only host uid 1000 may enter.
+fn small_rootfs(dir: &rvisor_tests::TempDir) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let root = dir.join("root");
+    for d in ["bin", "etc", "tmp", "u"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    std::fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
+    std::fs::write(root.join("etc/shadow"), "root-only\n").expect("write");
+    std::fs::set_permissions(root.join("etc/shadow"), PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    std::fs::set_permissions(root.join("u"), PermissionsExt::from_mode(0o700)).expect("chmod");
+    std::os::unix::fs::chown(root.join("u"), Some(1000), Some(1000)).expect("chown");
+    root
+}
+
+/// What the sandbox does on `small_rootfs`, written through to it.
+const OWNERS_SCRIPT: &str = "cat /etc/shadow; stat -c '%u %g' /u; \
+    echo new > /tmp/f && chown 5:6 /tmp/f && touch /u/x && echo wrote";
+
+fn check_owners_on_host(root: &std::path::Path, out: &str) {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(out, "root-only\n1000 1000\nwrote\n");
+    let f = std::fs::metadata(root.join("tmp/f")).expect("tmp/f on the host");
+    assert_eq!((f.uid(), f.gid()), (5, 6), "chown 5:6 landed as");
+    let x = std::fs::metadata(root.join("u/x")).expect("u/x on the host");
+    assert_eq!((x.uid(), x.gid()), (0, 0), "a file root made is owned by");
 }
 
 #[test]
-fn gofer_has_its_own_user_and_pid_namespaces() {
-    // Default: every host id mapped to itself, in a user namespace of its own.
-    with_running_gofer(&[], |pid| {
-        rvisor_tests::check_gofer_confinement(pid, Some("0 0 4294967295"))
+fn gofer_is_nobody_by_default_and_sees_owners_through_idmapped_mounts() {
+    let dir = rvisor_tests::TempDir::new("gofer-nobody");
+    let root = small_rootfs(&dir);
+    let root_s = root.display().to_string();
+    let (checked, out) = with_running_gofer_in(
+        &[],
+        &[],
+        &["--rootfs", &root_s, "--overlay", "none"],
+        "/bin/busybox",
+        OWNERS_SCRIPT,
+        |pid| rvisor_tests::check_gofer_confinement(pid, Some(rvisor_tests::GOFER_NOBODY_MAP)),
+    );
+    checked.unwrap_or_else(|e| panic!("{e}"));
+    check_owners_on_host(&root, &out);
+}
+
+/// overlayfs cannot be idmapped: on an overlay rootfs (docker's, say) the
+/// default falls back to the identity map, and the sandbox works the same.
+#[test]
+fn gofer_falls_back_to_identity_where_a_root_cannot_be_idmapped() {
+    let dir = rvisor_tests::TempDir::new("gofer-ovl");
+    let lower = small_rootfs(&dir);
+    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let mount = format!(
+        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {} && exec \"$0\" \"$@\"",
+        lower.display(),
+        upper.display(),
+        work.display(),
+        merged.display()
+    );
+    let merged_s = merged.display().to_string();
+    let (checked, out) = with_running_gofer_in(
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+        ],
+        &[],
+        &["--rootfs", &merged_s, "--overlay", "none"],
+        "/bin/busybox",
+        OWNERS_SCRIPT,
+        |pid| rvisor_tests::check_gofer_confinement(pid, Some(rvisor_tests::GOFER_IDENTITY_MAP)),
+    );
+    checked.unwrap_or_else(|e| panic!("{e}"));
+    // The overlay's writes are in its upper layer.
+    check_owners_on_host(&upper, &out);
+}
+
+#[test]
+fn gofer_idmap_identity_maps_every_id_to_itself() {
+    with_running_gofer(&["--gofer-idmap", "identity"], |pid| {
+        rvisor_tests::check_gofer_confinement(pid, Some(rvisor_tests::GOFER_IDENTITY_MAP))
     })
     .unwrap_or_else(|e| panic!("{e}"));
 }
@@ -79,17 +179,19 @@ fn gofer_idmap_host_keeps_the_host_user_namespace() {
 
 #[test]
 fn gofer_idmap_range_makes_the_gofer_an_unprivileged_host_uid() {
-    with_running_gofer(&["--gofer-idmap", "100000:65536"], |pid| {
-        rvisor_tests::check_gofer_confinement(pid, Some("0 100000 65536"))
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    // Host root's files are not mapped there: the sandbox sees them owned by
-    // the overflow id and the gofer reads them as "other" only.
-    let out = Invocation::new(&[BUSYBOX, "stat", "-c", "%u %g", BUSYBOX])
-        .rvisor_arg("--gofer-idmap=100000:65536")
-        .run_rvisor();
-    assert_eq!(out.status, 0, "{}", out.describe());
-    assert_eq!(out.stdout_str(), "65534 65534\n", "{}", out.describe());
+    let dir = rvisor_tests::TempDir::new("gofer-range");
+    let root = small_rootfs(&dir);
+    let root_s = root.display().to_string();
+    let (checked, out) = with_running_gofer_in(
+        &[],
+        &["--gofer-idmap", "100000:65536"],
+        &["--rootfs", &root_s, "--overlay", "none"],
+        "/bin/busybox",
+        OWNERS_SCRIPT,
+        |pid| rvisor_tests::check_gofer_confinement(pid, Some("0 100000 65536")),
+    );
+    checked.unwrap_or_else(|e| panic!("{e}"));
+    check_owners_on_host(&root, &out);
 }
 
 #[test]

@@ -11,6 +11,14 @@ use std::sync::{Arc, Mutex};
 /// A directory entry as getdents reports it: name, inode, DT_* type.
 pub type DirEntry = (Vec<u8>, u64, u8);
 
+/// What an open directory lists, taken at its first getdents: the inode
+/// numbers of "." and "..", then the entries (shared with the rootfs's
+/// listing cache when nothing in the upper layer changes them).
+pub struct Listing {
+    dots: [u64; 2],
+    rest: Arc<Vec<DirEntry>>,
+}
+
 pub enum FileKind {
     /// A host file opened for writing in a writable bind mount: reads and
     /// writes go to the gofer-donated fd.
@@ -25,7 +33,7 @@ pub enum FileKind {
     Mem(Arc<Inode>),
     /// A directory; the listing is taken at the first getdents.
     Dir {
-        entries: Mutex<Option<Vec<DirEntry>>>,
+        entries: Mutex<Option<Listing>>,
     },
     Dev(DevKind),
     /// One of the sandbox's stdio streams, a host fd owned by the kernel.
@@ -497,22 +505,27 @@ impl File {
         };
         let mut entries = lock(entries);
         if entries.is_none() {
-            let mut list = vec![
-                (b".".to_vec(), dentry.meta().ino, DT_DIR),
-                (
-                    b"..".to_vec(),
-                    super::path::parent_of(dentry, &t.fs_root()).meta().ino,
-                    DT_DIR,
-                ),
-            ];
-            list.extend(dentry.list(t)?);
-            *entries = Some(list);
+            let dotdot = super::path::parent_of(dentry, &t.fs_root()).meta().ino;
+            *entries = Some(Listing {
+                dots: [dentry.meta().ino, dotdot],
+                rest: dentry.list(t)?,
+            });
         }
-        let list = entries.as_ref().map(|l| l.as_slice()).unwrap_or(&[]);
+        let Some(listing) = entries.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let len = listing.rest.len() + 2;
         let mut pos = lock(&self.pos);
-        let mut out = Vec::new();
-        while (*pos as usize) < list.len() {
-            let (name, ino, kind) = &list[*pos as usize];
+        let mut out = Vec::with_capacity(cap.min(1 << 16));
+        while (*pos as usize) < len {
+            let i = *pos as usize;
+            let (name, ino, kind) = match i {
+                0 | 1 => (&b".."[..i + 1], listing.dots[i], DT_DIR),
+                _ => {
+                    let (n, ino, k) = &listing.rest[i - 2];
+                    (n.as_slice(), *ino, *k)
+                }
+            };
             let reclen = (19 + name.len() + 1).div_ceil(8) * 8;
             if out.len() + reclen > cap {
                 if out.is_empty() {
@@ -524,7 +537,7 @@ impl File {
             out.extend_from_slice(&ino.to_le_bytes());
             out.extend_from_slice(&(next as i64).to_le_bytes());
             out.extend_from_slice(&(reclen as u16).to_le_bytes());
-            out.push(*kind);
+            out.push(kind);
             out.extend_from_slice(name);
             out.resize(out.len() + (reclen - 19 - name.len()), 0);
             *pos = next;

@@ -282,7 +282,7 @@ pub struct Inode {
     /// A read-only lower directory's gofer listing, fetched once: the
     /// overlay's lower layer does not change under a running sandbox (as
     /// runsc assumes of its rootfs), so later readdirs cost no round trip.
-    pub lower_listing: OnceLock<Vec<(Vec<u8>, u64, u8)>>,
+    pub lower_listing: OnceLock<Arc<Vec<(Vec<u8>, u64, u8)>>>,
     /// A host file (writable bind mount) mapped MAP_SHARED: the fd its
     /// pages (kept in `shared`) are written back to.
     pub writeback: OnceLock<Arc<std::os::fd::OwnedFd>>,
@@ -638,13 +638,13 @@ impl Dentry {
     pub fn list(
         self: &Arc<Dentry>,
         t: &crate::kernel::task::Task,
-    ) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
+    ) -> KResult<Arc<Vec<(Vec<u8>, u64, u8)>>> {
         let inode = self.inode();
         if let Node::Proc(p) = &inode.node {
-            return crate::fs::proc::list(p, t);
+            return crate::fs::proc::list(p, t).map(Arc::new);
         }
         if let Node::MqDir = &inode.node {
-            return Ok(crate::fs::mqueue::list());
+            return Ok(Arc::new(crate::fs::mqueue::list()));
         }
         let mut out: Vec<(Vec<u8>, u64, u8)> = Vec::new();
         let children = lock(&self.children);
@@ -662,9 +662,14 @@ impl Dentry {
             // the sandbox or not) may change under it.
             let lower: &[(Vec<u8>, u64, u8)] = if self.in_rootfs() {
                 if inode.lower_listing.get().is_none() {
-                    let _ = inode.lower_listing.set(fetch()?);
+                    let _ = inode.lower_listing.set(Arc::new(fetch()?));
                 }
-                inode.lower_listing.get().map_or(&[], |v| v.as_slice())
+                match inode.lower_listing.get() {
+                    // Nothing of the upper layer to merge: share the cache.
+                    Some(l) if children.is_empty() => return Ok(l.clone()),
+                    Some(l) => l.as_slice(),
+                    None => &[],
+                }
             } else {
                 fresh = fetch()?;
                 &fresh
@@ -684,7 +689,7 @@ impl Dentry {
             .collect();
         cached.sort();
         out.extend(cached);
-        Ok(out)
+        Ok(Arc::new(out))
     }
 
     /// Whether the directory has no entries (for rmdir/rename).

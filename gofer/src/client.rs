@@ -191,6 +191,19 @@ impl Client {
         }
     }
 
+    /// A socket of type `ty` connected to the host socket file `node`
+    /// (non-blocking; see `Request::Connect`).
+    pub fn connect(&self, node: NodeId, ty: i32) -> Result<OwnedFd, i32> {
+        let (reply, mut fds) = self.call(Request::Connect { node, ty })?;
+        match reply {
+            Reply::Connected if fds.len() == 1 => match fds.pop() {
+                Some(fd) if is_socket(&fd) => Ok(fd),
+                _ => Err(self.fail("bad fd donated by connect")),
+            },
+            _ => Err(self.fail("unexpected reply to connect")),
+        }
+    }
+
     /// Creates and opens `name` in `dir` (O_CREAT|O_EXCL semantics).
     pub fn create(
         &self,
@@ -389,6 +402,11 @@ fn donated_fd_matches(fd: &OwnedFd, stat: &Stat) -> bool {
         && kind == stat.mode & libc::S_IFMT
         && st.st_ino == stat.ino
         && st.st_dev == stat.dev
+}
+
+fn is_socket(fd: &OwnedFd) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd())
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
 }
 
 fn valid_errno(e: Errno) -> bool {

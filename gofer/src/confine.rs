@@ -199,6 +199,7 @@ fn kept_flags(target: &str) -> Result<MsFlags, Error> {
 pub fn confine(
     mounts: &[MountSpec],
     idmap: Option<BorrowedFd<'_>>,
+    host_uds: bool,
 ) -> Result<(Vec<ServedRoot>, bool), Error> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("set no_new_privs", e))?;
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
@@ -310,6 +311,22 @@ pub fn confine(
     // The host fds must not survive into the confined process.
     drop(sources);
     drop(trees);
+    if host_uds {
+        // Connecting to a host socket goes through /proc/self/fd/N (see
+        // `Server::connect`): a procfs of the gofer's own pid namespace
+        // (itself alone), only its pid directories.
+        let target = format!("{base}/proc");
+        nix::unistd::mkdir(target.as_str(), Mode::from_bits_truncate(0o555))
+            .map_err(|e| Error::sys(format!("mkdir {target}"), e))?;
+        do_mount(
+            "mount proc",
+            Some("proc"),
+            &target,
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("subset=pid"),
+        )?;
+    }
 
     do_mount(
         "remount staging tmpfs read-only",
@@ -568,7 +585,7 @@ mod tests {
             host_path: dir,
             readonly: true,
         }];
-        let roots = match confine(&specs, None) {
+        let roots = match confine(&specs, None, false) {
             Ok((r, _)) => r,
             Err(Error::Sys { what, errno }) if what == "unshare" || what == "make / private" => {
                 eprintln!("cannot confine here: {what}: {errno}");
@@ -627,7 +644,7 @@ mod tests {
             nix::sys::socket::SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| e.to_string())?;
-        let server = std::thread::spawn(move || crate::server::serve(s, roots));
+        let server = std::thread::spawn(move || crate::server::serve(s, roots, false));
         let client = Client::new(c).map_err(|e| format!("handshake: {e}"))?;
         let (root, _) = client.attach(0).map_err(|e| format!("attach: {e}"))?;
         let (nodes, err) = client

@@ -4,7 +4,10 @@
 //! `confine` and `serve`.
 
 use caps::{CapSet, Capability};
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 use std::collections::{BTreeMap, HashSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -143,10 +146,37 @@ pub fn allow_list() -> Vec<(i64, &'static str)> {
     ]
 }
 
-pub fn build() -> Result<BpfProgram, FilterError> {
+/// Calls added with `--host-uds open`, each with why.
+pub fn host_uds_list() -> Vec<(i64, &'static str)> {
+    use libc::{SYS_connect, SYS_socket};
+    vec![
+        (
+            SYS_socket,
+            "AF_UNIX sockets only (argument filter) to connect to host sockets",
+        ),
+        (
+            SYS_connect,
+            "connect to a host socket file through /proc/self/fd/N",
+        ),
+    ]
+}
+
+pub fn build(host_uds: bool) -> Result<BpfProgram, FilterError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (nr, _) in allow_list() {
         rules.insert(nr, vec![]);
+    }
+    if host_uds {
+        for (nr, _) in host_uds_list() {
+            rules.insert(nr, vec![]);
+        }
+        let unix_only = SeccompRule::new(vec![SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            libc::AF_UNIX as u64,
+        )?])?;
+        rules.insert(libc::SYS_socket, vec![unix_only]);
     }
     Ok(SeccompFilter::new(
         rules,
@@ -157,8 +187,8 @@ pub fn build() -> Result<BpfProgram, FilterError> {
     .try_into()?)
 }
 
-pub fn install() -> Result<(), FilterError> {
-    let prog = build()?;
+pub fn install(host_uds: bool) -> Result<(), FilterError> {
+    let prog = build(host_uds)?;
     seccompiler::apply_filter(&prog)?;
     Ok(())
 }
@@ -181,6 +211,7 @@ mod tests {
         ] {
             assert!(!allowed.contains(&nr), "syscall {nr} must not be allowed");
         }
-        assert!(build().is_ok());
+        assert!(build(false).is_ok());
+        assert!(build(true).is_ok());
     }
 }

@@ -58,15 +58,16 @@ pub fn run(
     mounts: Vec<confine::MountSpec>,
     userns: Option<OwnedFd>,
     idmap: Option<OwnedFd>,
+    host_uds: bool,
 ) -> Result<(), Error> {
     use std::os::fd::AsFd;
-    let (roots, idmapped) = confine::confine(&mounts, idmap.as_ref().map(|f| f.as_fd()))?;
+    let (roots, idmapped) = confine::confine(&mounts, idmap.as_ref().map(|f| f.as_fd()), host_uds)?;
     match (userns, idmap) {
         (Some(sync), Some(ns)) if idmapped => confine::enter_idmapped_namespace(ns, sync)?,
         (Some(sync), _) => confine::enter_user_namespace(sync)?,
         (None, _) => {}
     }
     filter::drop_capabilities().map_err(|e| Error::Protocol(e.to_string()))?;
-    filter::install().map_err(|e| Error::Protocol(e.to_string()))?;
-    server::serve(sock, roots)
+    filter::install(host_uds).map_err(|e| Error::Protocol(e.to_string()))?;
+    server::serve(sock, roots, host_uds)
 }

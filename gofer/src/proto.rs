@@ -149,6 +149,12 @@ pub enum Request {
     },
     /// removexattr(2), with SetXattr's rules. Returns `Reply::Ok`.
     RemoveXattr { node: NodeId, name: Vec<u8> },
+    /// Connect a new AF_UNIX socket of type `ty` (SOCK_STREAM, SOCK_DGRAM
+    /// or SOCK_SEQPACKET) to the host socket file `node` in a bind mount.
+    /// Refused (ECONNREFUSED) unless the gofer was started with
+    /// `--host-uds open`. Returns `Reply::Connected` with the connected,
+    /// non-blocking socket attached by SCM_RIGHTS.
+    Connect { node: NodeId, ty: i32 },
 }
 
 /// What SetAttr changes; `None` leaves a field alone.
@@ -201,6 +207,8 @@ pub enum Reply {
     Xattr {
         value: Vec<u8>,
     },
+    /// A connected host socket accompanies this reply.
+    Connected,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -220,12 +220,14 @@ struct Server {
     roots: Vec<Root>,
     nodes: HashMap<NodeId, Node>,
     next_id: NodeId,
+    /// Whether `Connect` to host sockets is allowed (`--host-uds open`).
+    host_uds: bool,
 }
 
 type Handled = Result<(Reply, Option<OwnedFd>), Errno>;
 
 impl Server {
-    fn new(roots: Vec<ServedRoot>) -> Server {
+    fn new(roots: Vec<ServedRoot>, host_uds: bool) -> Server {
         let roots = roots
             .into_iter()
             .map(|r| Root {
@@ -242,6 +244,7 @@ impl Server {
             roots,
             nodes: HashMap::new(),
             next_id: 1,
+            host_uds,
         }
     }
 
@@ -313,6 +316,7 @@ impl Server {
                 flags,
             } => self.setxattr(node, name, value, flags),
             Request::RemoveXattr { node, name } => self.removexattr(node, name),
+            Request::Connect { node, ty } => self.connect(node, ty),
             Request::Close { node } => {
                 self.nodes.remove(&node).ok_or(Errno::EBADF)?;
                 Ok((Reply::Ok, None))
@@ -868,6 +872,59 @@ impl Server {
         Ok((Reply::Dirents { entries }, None))
     }
 
+    /// A socket connected to the host socket file `id`, through its own
+    /// O_PATH fd: `/proc/self/fd/N` names exactly that inode (the kernel
+    /// follows the magic link, nothing else), so a path swapped for a
+    /// symlink meanwhile cannot redirect the connection. /proc is this
+    /// gofer's own (mounted only with `--host-uds open`, see `confine`).
+    fn connect(&self, id: NodeId, ty: i32) -> Handled {
+        if !self.host_uds {
+            return Err(Errno::ECONNREFUSED);
+        }
+        if ![libc::SOCK_STREAM, libc::SOCK_DGRAM, libc::SOCK_SEQPACKET].contains(&ty) {
+            return Err(Errno::EPROTOTYPE);
+        }
+        let node = self.node(id)?;
+        let st = fd_stat(node.fd.as_fd())?;
+        if file_type(st.st_mode) != libc::S_IFSOCK {
+            return Err(Errno::ECONNREFUSED);
+        }
+        // SAFETY: plain socket(2); the result is checked and owned below.
+        let raw = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: a fresh fd from socket(2).
+        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+        let path = format!("/proc/self/fd/{}", node.fd.as_raw_fd());
+        // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, s) in addr.sun_path.iter_mut().zip(path.bytes()) {
+            *d = s as libc::c_char;
+        }
+        // SAFETY: connect(2) with a valid socket and a sockaddr_un of the
+        // given size (NUL-terminated: the path is far shorter than sun_path).
+        let r = unsafe {
+            libc::connect(
+                sock.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(Errno::last());
+        }
+        let fl = nix::fcntl::fcntl(sock.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
+        nix::fcntl::fcntl(
+            sock.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(
+                nix::fcntl::OFlag::from_bits_retain(fl) | nix::fcntl::OFlag::O_NONBLOCK,
+            ),
+        )?;
+        Ok((Reply::Connected, Some(sock)))
+    }
+
     fn readlink(&self, id: NodeId) -> Handled {
         let node = self.node(id)?;
         let st = fd_stat(node.fd.as_fd())?;
@@ -972,9 +1029,9 @@ fn dirent_kind(t: Option<nix::dir::Type>) -> u8 {
 /// answered with an error and ends the connection. A frame that cannot be
 /// decoded, or a request carrying fds, also ends it (with `Err`). EOF from
 /// the peer is a clean `Ok(())`.
-pub fn serve(sock: OwnedFd, roots: Vec<ServedRoot>) -> Result<(), Error> {
+pub fn serve(sock: OwnedFd, roots: Vec<ServedRoot>, host_uds: bool) -> Result<(), Error> {
     wire::check_seqpacket(sock.as_fd())?;
-    let mut server = Server::new(roots);
+    let mut server = Server::new(roots, host_uds);
     let mut greeted = false;
     loop {
         let (frame, fds) = match wire::recv_frame::<Request>(sock.as_fd()) {

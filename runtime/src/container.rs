@@ -24,6 +24,9 @@ pub struct Ctx {
     pub overlay: String,
     /// The gofer's user namespace (`--gofer-idmap`).
     pub gofer_ids: sandbox::GoferIds,
+    /// Whether the sandbox may connect to host sockets in bind mounts
+    /// (`--host-uds open`).
+    pub host_uds: bool,
 }
 
 fn ctl_path(store: &Store, id: &str) -> PathBuf {
@@ -169,6 +172,8 @@ fn create_reserved(ctx: &Ctx, o: &CreateOpts, bundle: &oci::bundle::Bundle) -> R
         .arg(&ctx.overlay)
         .arg("--gofer-idmap")
         .arg(ctx.gofer_ids.to_arg())
+        .arg("--host-uds")
+        .arg(if ctx.host_uds { "open" } else { "none" })
         .arg("supervise")
         .arg("--id")
         .arg(&o.id)
@@ -700,6 +705,7 @@ fn supervise_inner(
         log_file: None,
         debug: ctx.debug,
         gofer_ids: ctx.gofer_ids,
+        host_uds: ctx.host_uds,
     })?;
     let mut gofer = launched.gofer;
     let sentry_pid = launched.sentry;

@@ -53,6 +53,11 @@ struct Cli {
     /// user namespace: host root).
     #[arg(long, global = true, default_value = "nobody")]
     gofer_idmap: String,
+    /// Host unix sockets in bind mounts: none (connect(2) to one is
+    /// refused, the default) or open (the gofer connects the sandbox's
+    /// socket to it).
+    #[arg(long, global = true, default_value = "none")]
+    host_uds: String,
     /// Network: none (the sandbox has no network stack yet).
     #[arg(long, global = true, default_value = "none")]
     network: String,
@@ -304,6 +309,9 @@ pub struct GoferArgs {
     /// (instead of asking for maps on --userns-fd) when all could be.
     #[arg(long)]
     idmap_userns_fd: Option<i32>,
+    /// Allow connecting to host sockets in bind mounts.
+    #[arg(long)]
+    connect_host_uds: bool,
 }
 
 fn init_logging(debug: bool, log_fd: Option<i32>) {
@@ -570,11 +578,15 @@ fn run(cli: Cli) -> Result<i32> {
     if cli.overlay != "memory" && cli.overlay != "none" {
         bail!("--overlay {:?}: expected memory or none", cli.overlay);
     }
+    if cli.host_uds != "none" && cli.host_uds != "open" {
+        bail!("--host-uds {:?}: expected none or open", cli.host_uds);
+    }
     let ctx = container::Ctx {
         store: oci::state::Store::new(&cli.root),
         debug: cli.debug,
         overlay: cli.overlay.clone(),
         gofer_ids: sandbox::GoferIds::parse(&cli.gofer_idmap)?,
+        host_uds: cli.host_uds == "open",
     };
     match cli.cmd {
         Cmd::Do(args) => {
@@ -745,6 +757,6 @@ fn gofer_main(args: GoferArgs) -> Result<i32> {
     let idmap = args
         .idmap_userns_fd
         .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
-    gofer::run(sock, mounts, userns, idmap).context("gofer failed")?;
+    gofer::run(sock, mounts, userns, idmap, args.connect_host_uds).context("gofer failed")?;
     Ok(0)
 }

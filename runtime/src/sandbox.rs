@@ -135,6 +135,8 @@ pub struct Launch {
     pub debug: bool,
     /// The gofer's user namespace.
     pub gofer_ids: GoferIds,
+    /// Let the gofer connect to host sockets (`--host-uds open`).
+    pub host_uds: bool,
 }
 
 pub struct Launched {
@@ -315,6 +317,7 @@ pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds, overlay_none: bool
         log_file,
         debug,
         gofer_ids,
+        host_uds: false,
     })?;
     let mut gofer = l.gofer;
     let status = wait_exit(l.sentry);
@@ -470,6 +473,9 @@ fn spawn_gofer(exe: &std::fs::File, l: &Launch, sock: &OwnedFd) -> Result<GoferC
         let mut m = path.as_os_str().as_bytes().to_vec();
         m.extend_from_slice(if *ro { b":ro" } else { b":rw" });
         argv.push(m);
+    }
+    if l.host_uds {
+        argv.push(b"--connect-host-uds".to_vec());
     }
     let mut keep = vec![sock.as_raw_fd()];
     let sync = match l.gofer_ids.plain() {

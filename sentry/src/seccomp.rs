@@ -109,6 +109,7 @@ pub fn allow_list() -> Vec<(i64, Vec<SeccompRule>, &'static str)> {
         (SYS_getrandom, vec![], "/dev/urandom, getrandom, AT_RANDOM"),
         (SYS_sendmsg, vec![], "gofer requests"),
         (SYS_recvmsg, vec![], "gofer replies with donated fds"),
+        (SYS_shutdown, vec![], "shutdown(2) of a host socket the gofer connected for the workload (--host-uds open)"),
         (SYS_getpid, vec![], "std library and logging"),
         (SYS_gettid, vec![], "std library and logging"),
         (SYS_prctl, vec![rule(vec![eq(0, PR_SET_NAME as u64)]), rule(vec![eq(0, PR_SET_PDEATHSIG as u64)])], "thread names; stubs die with their tracer"),

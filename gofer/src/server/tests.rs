@@ -68,7 +68,7 @@ fn start() -> Fixture {
     ];
     let roots = confine_in_place(&specs).unwrap();
     let (c, s) = seqpacket_pair();
-    let server = std::thread::spawn(move || serve(s, roots));
+    let server = std::thread::spawn(move || serve(s, roots, false));
     let client = Client::new(c).unwrap();
     Fixture {
         client,
@@ -308,7 +308,7 @@ fn getdents_large_directory() {
     }])
     .unwrap();
     let (c, s) = seqpacket_pair();
-    let server = std::thread::spawn(move || serve(s, roots));
+    let server = std::thread::spawn(move || serve(s, roots, false));
     let client = Client::new(c).unwrap();
     let (root, _) = client.attach(0).unwrap();
     assert_eq!(client.getdents(root).unwrap().len(), 3000);
@@ -491,7 +491,7 @@ fn server_refuses_hostile_peers() {
     // First request is not Version.
     let (c, s) = seqpacket_pair();
     let r = roots();
-    let h = std::thread::spawn(move || serve(s, r));
+    let h = std::thread::spawn(move || serve(s, r, false));
     wire::send_frame(
         c.as_fd(),
         &Frame {
@@ -514,7 +514,7 @@ fn server_refuses_hostile_peers() {
     // Wrong version.
     let (c, s) = seqpacket_pair();
     let r = roots();
-    let h = std::thread::spawn(move || serve(s, r));
+    let h = std::thread::spawn(move || serve(s, r, false));
     wire::send_frame(
         c.as_fd(),
         &Frame {
@@ -536,7 +536,7 @@ fn server_refuses_hostile_peers() {
     // Garbage frame.
     let (c, s) = seqpacket_pair();
     let r = roots();
-    let h = std::thread::spawn(move || serve(s, r));
+    let h = std::thread::spawn(move || serve(s, r, false));
     nix::sys::socket::send(
         c.as_raw_fd(),
         b"\x02\0\0\0\xff\xff",
@@ -548,7 +548,7 @@ fn server_refuses_hostile_peers() {
     // A request carrying an fd.
     let (c, s) = seqpacket_pair();
     let r = roots();
-    let h = std::thread::spawn(move || serve(s, r));
+    let h = std::thread::spawn(move || serve(s, r, false));
     let devnull = fs::File::open("/dev/null").unwrap();
     wire::send_frame(
         c.as_fd(),

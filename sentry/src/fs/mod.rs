@@ -6,6 +6,7 @@ pub mod dev;
 pub mod dnotify;
 pub mod epoll;
 pub mod eventfd;
+pub mod hostsock;
 pub mod inet;
 pub mod inotify;
 pub mod lock;

@@ -139,6 +139,9 @@ pub struct Socket {
     pub(super) cred: Ucred,
     st: Mutex<State>,
     pub(super) cv: Condvar,
+    /// Set when connected to a host socket (`fs/hostsock.rs`): every
+    /// transfer then goes through it.
+    host: OnceLock<super::hostsock::HostConn>,
 }
 
 impl signals::Wakeable for Socket {
@@ -214,7 +217,29 @@ impl Socket {
                 ..Default::default()
             }),
             cv: Condvar::new(),
+            host: OnceLock::new(),
         })
+    }
+
+    /// connect(2) to a host socket: from now on this socket is `conn`'s
+    /// sandbox end.
+    pub fn attach_host(&self, conn: super::hostsock::HostConn) -> KResult<()> {
+        let mut s = self.state();
+        if s.listening {
+            return Err(Errno::EINVAL);
+        }
+        if s.connected || self.host.get().is_some() {
+            return Err(Errno::EISCONN);
+        }
+        self.host.set(conn).map_err(|_| Errno::EISCONN)?;
+        s.connected = true;
+        Ok(())
+    }
+
+    /// The wait limit of a send (`true`) or receive on this socket.
+    fn timeout_of(&self, send: bool) -> Option<Instant> {
+        let (r, w) = self.timeouts();
+        deadline(if send { w } else { r })
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
@@ -254,6 +279,9 @@ impl Socket {
     }
 
     pub fn peer_name(&self) -> KResult<Option<Addr>> {
+        if let Some(h) = self.host.get() {
+            return Ok(Some(Addr::Path(h.path.clone())));
+        }
         if self.is_udp() {
             let s = self.state();
             return s
@@ -457,6 +485,12 @@ impl Socket {
             2 => SHUTDOWN_MASK,
             _ => return Err(Errno::EINVAL),
         };
+        if let Some(h) = self.host.get() {
+            h.shutdown(how)?;
+            self.state().shutdown |= mode;
+            notify_pollers();
+            return Ok(());
+        }
         let peer = {
             let mut s = self.state();
             s.shutdown |= mode;
@@ -561,6 +595,13 @@ impl Socket {
         cred: Ucred,
         nonblock: bool,
     ) -> KResult<usize> {
+        if let Some(h) = self.host.get() {
+            if rights.is_some() {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let stream = self.ty == SOCK_STREAM;
+            return h.send(data, stream, nonblock, self.timeout_of(true));
+        }
         let (peer, sndbuf, timeout) = {
             let s = self.state();
             if s.shutdown & SEND_SHUTDOWN != 0 {
@@ -653,6 +694,15 @@ impl Socket {
         cred: Ucred,
         nonblock: bool,
     ) -> KResult<usize> {
+        if let Some(h) = self.host.get() {
+            if to.is_some() {
+                return Err(Errno::EISCONN);
+            }
+            if rights.is_some() {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            return h.send(data, false, nonblock, self.timeout_of(true));
+        }
         let (target, from, sndbuf, timeout) = {
             let mut s = self.state();
             if s.shutdown & SEND_SHUTDOWN != 0 {
@@ -752,6 +802,18 @@ impl Socket {
     /// SO_PASSCRED, where the sender changes); a datagram or record is
     /// read whole or truncated.
     pub fn recv(self: &Arc<Self>, want: usize, peek: bool, nonblock: bool) -> KResult<Received> {
+        if let Some(h) = self.host.get() {
+            let record = self.ty != SOCK_STREAM;
+            let (data, full_len) = h.recv(want, peek, record, nonblock, self.timeout_of(false))?;
+            return Ok(Received {
+                truncated: full_len > data.len(),
+                data,
+                full_len,
+                rights: None,
+                cred: None,
+                from: None,
+            });
+        }
         let s = self.state();
         let (mut s, any) = self.wait_readable(s, nonblock)?;
         let mut r = Received {
@@ -833,6 +895,11 @@ impl Socket {
 
     /// Bytes readable now: all of a stream's, the next record's length.
     pub fn inq(&self) -> KResult<usize> {
+        if self.host.get().is_some() {
+            // The host's queue length would take an ioctl the sentry may
+            // not make.
+            return Err(Errno::EOPNOTSUPP);
+        }
         let s = self.state();
         if s.listening {
             return Err(Errno::EINVAL);
@@ -856,6 +923,9 @@ impl Socket {
     /// poll(2) readiness, as unix_poll/unix_dgram_poll compute it.
     pub fn poll(&self) -> i16 {
         use crate::syscalls::poll::*;
+        if let Some(h) = self.host.get() {
+            return h.poll();
+        }
         let (mut v, peer, sndbuf) = {
             let s = self.state();
             let mut v = 0;

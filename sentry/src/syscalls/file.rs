@@ -1295,6 +1295,30 @@ pub(crate) fn find_socket_node(t: &Task, path: &[u8]) -> KResult<Arc<crate::fs::
     w.upgrade().ok_or(Errno::ECONNREFUSED)
 }
 
+/// connect(2) to `path` when it names a host socket file in a bind mount:
+/// the gofer connects a host socket of type `ty` to it (only if the
+/// sandbox was started with `--host-uds open`; else ECONNREFUSED, as for
+/// any socket file nobody in the sandbox listens on). `None` for every
+/// other path, which the sandbox's own sockets serve.
+pub(crate) fn connect_host_socket(
+    t: &Task,
+    path: &[u8],
+    ty: i32,
+) -> KResult<Option<crate::fs::hostsock::HostConn>> {
+    let d = Walker::new(t).walk(&t.cwd(), path, true)?;
+    let inode = d.inode();
+    let Node::Lower(l) = &inode.node else {
+        return Ok(None);
+    };
+    let meta = inode.meta();
+    if meta.mode & S_IFMT != S_IFSOCK || d.in_rootfs() {
+        return Ok(None);
+    }
+    t.may_access(&meta, 2)?;
+    let fd = l.gofer.connect(l.node, ty).map_err(Errno)?;
+    Ok(Some(crate::fs::hostsock::HostConn::new(fd, path.to_vec())))
+}
+
 /// mknod(2): regular files, FIFOs, and (with CAP_MKNOD) device nodes,
 /// which exist but have no driver in the sentry (ENXIO on open, as a
 /// socket inode gives too).

@@ -352,6 +352,11 @@ pub fn sys_connect(t: &mut Task, a: &Args) -> KResult<u64> {
     if sock.is_inet() {
         return connect_inet(&f, &sock, addr);
     }
+    if let SockAddr::Unix(Addr::Path(p)) = &addr {
+        if let Some(conn) = super::file::connect_host_socket(t, p, sock.ty)? {
+            return sock.attach_host(conn).map(|_| 0);
+        }
+    }
     if sock.ty == SOCK_DGRAM {
         let target = match addr {
             SockAddr::Unspec => None,

@@ -282,7 +282,7 @@ pub struct Inode {
     /// A read-only lower directory's gofer listing, fetched once: the
     /// overlay's lower layer does not change under a running sandbox (as
     /// runsc assumes of its rootfs), so later readdirs cost no round trip.
-    pub lower_listing: OnceLock<Arc<Vec<(Vec<u8>, u64, u8)>>>,
+    pub lower_listing: OnceLock<Arc<Vec<crate::vfs::file::DirEntry>>>,
     /// A host file (writable bind mount) mapped MAP_SHARED: the fd its
     /// pages (kept in `shared`) are written back to.
     pub writeback: OnceLock<Arc<std::os::fd::OwnedFd>>,
@@ -638,7 +638,7 @@ impl Dentry {
     pub fn list(
         self: &Arc<Dentry>,
         t: &crate::kernel::task::Task,
-    ) -> KResult<Arc<Vec<(Vec<u8>, u64, u8)>>> {
+    ) -> KResult<Arc<Vec<crate::vfs::file::DirEntry>>> {
         let inode = self.inode();
         if let Node::Proc(p) = &inode.node {
             return crate::fs::proc::list(p, t).map(Arc::new);

@@ -30,6 +30,27 @@ int main(int argc, char **argv) {
     printf("connect: %s\n", E(r));
     if (r)
         return 1;
+    if (argc > 2 && strcmp(argv[2], "recvfd") == 0) {
+        /* The host peer sends a line with a file attached. */
+        char data[64];
+        struct iovec iov = {data, sizeof data};
+        union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } u;
+        memset(&u, 0, sizeof u);
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1,
+                           .msg_control = u.b, .msg_controllen = sizeof u.b};
+        ssize_t n = recvmsg(s, &m, 0);
+        printf("recvmsg: %zd, control bytes %zu\n", n, (size_t)m.msg_controllen);
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        if (h && h->cmsg_type == SCM_RIGHTS) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(h), sizeof fd);
+            char buf[64] = {0};
+            printf("got fd %d reading: %zd\n", fd, read(fd, buf, sizeof buf - 1));
+        } else {
+            printf("no fd\n");
+        }
+        return 0;
+    }
     if (argc > 2) {
         /* Try to hand a file to the host peer. */
         char c = 'x';
@@ -201,6 +222,57 @@ fn host_uds_open_reaches_only_sockets_in_bind_mounts() {
     let b = bundle(&s.dir, &s.client, &s.shared, &["/data/link"]);
     let (out, _) = run_rvisor(&s.dir, &b, &["--host-uds", "open"]);
     assert_eq!(out, "connect: ENOENT\n");
+}
+
+/// A host peer that sends a file along with data: the sandbox gets the
+/// data and no file (natively the client would get a readable fd).
+#[test]
+fn no_host_file_reaches_the_sandbox_through_scm_rights() {
+    use std::os::fd::AsRawFd;
+    let dir = TempDir::new("uds-recvfd");
+    let client = compile_static_c(&dir, "client", CLIENT);
+    let shared = dir.join("shared");
+    std::fs::create_dir_all(&shared).expect("mkdir");
+    let secret = dir.join("host-secret");
+    std::fs::write(&secret, "host file content\n").expect("write");
+    let listener = UnixListener::bind(shared.join("srv.sock")).expect("bind");
+    let server = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        let file = std::fs::File::open(&secret).expect("open secret");
+        let data = *b"with a file\n";
+        let fd = file.as_raw_fd();
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        let mut cbuf = [0u64; 8];
+        // SAFETY: msghdr is plain data; the control buffer holds one int.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        // SAFETY: CMSG macros on our own buffer, large enough for one int.
+        unsafe {
+            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+            let h = libc::CMSG_FIRSTHDR(&msg);
+            (*h).cmsg_level = libc::SOL_SOCKET;
+            (*h).cmsg_type = libc::SCM_RIGHTS;
+            (*h).cmsg_len = libc::CMSG_LEN(4) as usize;
+            std::ptr::copy_nonoverlapping(&fd as *const i32 as *const u8, libc::CMSG_DATA(h), 4);
+            assert_eq!(
+                libc::sendmsg(conn.as_raw_fd(), &msg, 0),
+                data.len() as isize
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    });
+    let b = bundle(&dir, &client, &shared, &["/data/srv.sock", "recvfd"]);
+    let (out, code) = run_rvisor(&dir, &b, &["--host-uds", "open"]);
+    server.join().expect("server");
+    assert_eq!(
+        out, "connect: ok\nrecvmsg: 12, control bytes 0\nno fd\n",
+        "exit {code}"
+    );
 }
 
 #[test]

@@ -921,3 +921,57 @@ int main(void) {
         Some("-rw-r----- oci-queue\nQSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     \n0\n"),
     );
 }
+
+#[test]
+fn annotations_in_state() {
+    // config.json's annotations are part of the state JSON, as created and
+    // after the container stopped.
+    let dir = TempDir::new("oci-annot");
+    let mut seen = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &["true"]);
+        cfg["annotations"] = json!({
+            "org.example.key": "value",
+            "io.kubernetes.cri.container-type": "container",
+            "empty": ""
+        });
+        write_config(&b, &cfg);
+        let id = format!("annot-{}", std::process::id());
+        let n = rt.name;
+        assert!(
+            ok(&rt, &["create", "--bundle", b.to_str().expect("utf8"), &id]),
+            "{n}: create"
+        );
+        let created = state(&rt, &id).expect("state");
+        assert!(ok(&rt, &["start", &id]), "{n}: start");
+        wait_stopped(&rt, &id);
+        let stopped = state(&rt, &id).expect("state");
+        assert!(ok(&rt, &["delete", &id]), "{n}: delete");
+        assert_eq!(
+            created["annotations"], stopped["annotations"],
+            "{n}: annotations change with the status"
+        );
+        seen.push(created["annotations"].clone());
+    }
+    assert_eq!(seen[0], seen[1], "annotations: runc vs rvisor");
+    assert_eq!(
+        seen[1],
+        json!({"org.example.key": "value", "io.kubernetes.cri.container-type": "container", "empty": ""})
+    );
+
+    // Without annotations neither runtime shows the field.
+    let mut absent = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, cfg) = bundle(&dir, &format!("{}-none", rt.name), &["true"]);
+        write_config(&b, &cfg);
+        let id = format!("annot0-{}", std::process::id());
+        assert!(ok(
+            &rt,
+            &["create", "--bundle", b.to_str().expect("utf8"), &id]
+        ));
+        let s = state(&rt, &id).expect("state");
+        assert!(ok(&rt, &["delete", "--force", &id]));
+        absent.push(s.get("annotations").cloned());
+    }
+    assert_eq!(absent[0], absent[1], "no annotations: runc vs rvisor");
+}

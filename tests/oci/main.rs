@@ -975,3 +975,68 @@ fn annotations_in_state() {
     }
     assert_eq!(absent[0], absent[1], "no annotations: runc vs rvisor");
 }
+
+#[test]
+fn domainname() {
+    // uname(2), getdomainname(2) and /proc/sys/kernel show the UTS names;
+    // changing them needs CAP_SYS_ADMIN (not granted here): EPERM.
+    let src = TempDir::new("domainname-src");
+    let exe = rvisor_tests::compile_static_c(
+        &src,
+        "uts",
+        r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+int main(void) {
+    struct utsname u;
+    if (uname(&u)) { perror("uname"); return 1; }
+    printf("%s %s\n", u.nodename, u.domainname);
+    char d[65];
+    if (getdomainname(d, sizeof d)) { perror("getdomainname"); return 1; }
+    printf("%s\n", d);
+    printf("%d %d\n", setdomainname("x", 1) ? errno : 0, sethostname("x", 1) ? errno : 0);
+    return 0;
+}
+"#,
+    );
+    let argv = [
+        "sh",
+        "-c",
+        "/bin/uts; cat /proc/sys/kernel/domainname /proc/sys/kernel/hostname",
+    ];
+    // No domainname in config.json: the kernel's default.
+    same(
+        "domainname-unset",
+        &argv,
+        |c, b| {
+            std::fs::copy(&exe, b.join("rootfs/bin/uts")).expect("copy uts");
+            c["hostname"] = json!("box-8");
+        },
+        Some("box-8 (none)\n(none)\n1 1\n(none)\nbox-8\n"),
+    );
+    // With one: the spec's value. runc applies it from 1.2 on; older runc
+    // (Debian 12's 1.1.5) ignores the field and leaves "(none)", which is
+    // the only difference accepted.
+    let dir = TempDir::new("oci-domainname");
+    let mut outs = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &argv);
+        std::fs::copy(&exe, b.join("rootfs/bin/uts")).expect("copy uts");
+        cfg["hostname"] = json!("box-8");
+        cfg["domainname"] = json!("example.org");
+        write_config(&b, &cfg);
+        let (out, err, code) = run(&rt, &b, &format!("dom-{}", std::process::id()));
+        assert_eq!(code, 0, "{}: {err}", rt.name);
+        outs.push(out);
+    }
+    let want = "box-8 example.org\nexample.org\n1 1\nexample.org\nbox-8\n";
+    assert_eq!(outs[1], want, "rvisor: not what the spec says");
+    assert!(
+        outs[0] == want || outs[0] == want.replace("example.org", "(none)"),
+        "runc and rvisor differ beyond runc 1.1's missing domainname support:\n{}",
+        outs[0]
+    );
+}

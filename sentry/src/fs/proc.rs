@@ -44,6 +44,9 @@ pub enum ProcFile {
     Static(&'static str),
     /// /proc/net/{tcp,tcp6,udp,udp6}: the sandbox's IP sockets.
     NetSockets(&'static str),
+    /// /proc/sys/kernel/{hostname,domainname}: the UTS names.
+    Hostname,
+    Domainname,
 }
 
 #[derive(Clone, Debug)]
@@ -275,6 +278,13 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
                     return Ok(dir(ProcNode::SysDir(sub)));
                 }
             }
+            if *path == "sys/kernel" {
+                match name_s {
+                    "hostname" => return Ok(file(ProcFile::Hostname)),
+                    "domainname" => return Ok(file(ProcFile::Domainname)),
+                    _ => {}
+                }
+            }
             for (name, value) in sys_files(path) {
                 if *name == name_s {
                     if *path == "net" && crate::fs::inet::is_socket_table(name) {
@@ -358,6 +368,10 @@ pub fn list(p: &ProcNode, t: &Task) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
             }
             for (name, _) in sys_files(path) {
                 push(name, DT_REG);
+            }
+            if *path == "sys/kernel" {
+                push("domainname", DT_REG);
+                push("hostname", DT_REG);
             }
         }
         ProcNode::PidDir(_) => {
@@ -529,6 +543,16 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             }
         }
         ProcFile::Static(s) => s.to_string(),
+        ProcFile::Hostname | ProcFile::Domainname => {
+            let mut name = lock(if matches!(f, ProcFile::Hostname) {
+                &k.hostname
+            } else {
+                &k.domainname
+            })
+            .clone();
+            name.push(b'\n');
+            return Ok(name);
+        }
         ProcFile::NetSockets(name) => {
             let header = sys_files("net")
                 .iter()

@@ -200,6 +200,7 @@ fn record(k: &Kernel, m: &spec::MountSpec, ty: &str, source: &str) {
         &m.source
     };
     k.record_mount(&m.dest, ty, src, m.readonly);
+    k.set_mount_options(&m.dest, m.flags.show(), m.data.clone());
 }
 
 /// A gofer root (host file or directory) at `m.dest`. Writable binds write
@@ -227,10 +228,9 @@ fn mount_bind(
     } else {
         FsType::Bind
     };
-    mount(
-        &at,
-        Dentry::new_mount_root(inode, fs, Some(at.clone()), m.readonly),
-    );
+    let r = Dentry::new_mount_root(inode, fs, Some(at.clone()), m.readonly);
+    r.set_mount_flags(m.flags.noexec, m.flags.nodev);
+    mount(&at, r);
     let ty = if m.fstype.is_empty() {
         "none"
     } else {
@@ -238,6 +238,7 @@ fn mount_bind(
     };
     // The bind's source shows as the mount's root in mountinfo.
     k.record_mount_at(&m.dest, ty, &m.source, &m.source, m.readonly);
+    k.set_mount_options(&m.dest, m.flags.show(), m.data.clone());
     Ok(())
 }
 
@@ -305,9 +306,28 @@ fn setup_mounts(
     }
     for m in mounts {
         match &m.kind {
-            // The sandbox keeps its own /dev/shm (in the memory file, so its
-            // files can be shared-mapped); the mount is only listed.
-            MountKind::Tmpfs { .. } if m.dest == b"/dev/shm" => {
+            // /dev/shm stays a devfs directory (its files live in the memory
+            // file, so they can be shared-mapped), now the root of its own
+            // mount with the tmpfs's mode, size and flags.
+            MountKind::Tmpfs {
+                mode,
+                size,
+                nr_inodes,
+            } if m.dest == b"/dev/shm" => {
+                let at = ensure_path(root, &m.dest, true, t);
+                let r = Dentry::new_mount_root(
+                    Inode::new(
+                        Node::MemDir,
+                        Meta::new(S_IFDIR | (mode & 0o7777), vfs::SHM_DEV, 0, 0),
+                    ),
+                    FsType::Dev,
+                    Some(at.clone()),
+                    m.readonly,
+                );
+                let mem = k.memory_limit.load(std::sync::atomic::Ordering::Relaxed);
+                fs::tmpfs::register(&r, *size, *nr_inodes, mem);
+                r.set_mount_flags(m.flags.noexec, m.flags.nodev);
+                mount(&at, r);
                 record(k, m, "tmpfs", "tmpfs");
             }
             MountKind::Bind { index } => mount_bind(k, root, m, *index, t)?,
@@ -345,6 +365,7 @@ fn setup_mounts(
                     // Devfs (the remaining kind).
                     _ => (fs::dev::build(&at), "tmpfs"),
                 };
+                r.set_mount_flags(m.flags.noexec, m.flags.nodev);
                 mount(&at, r);
                 record(k, m, ty, ty);
             }

@@ -47,6 +47,55 @@ pub struct MountSpec {
     pub fstype: String,
     #[serde(default)]
     pub source: String,
+    /// MS_NOSUID, MS_NODEV, MS_NOEXEC from the mount's options.
+    #[serde(default)]
+    pub flags: MountFlags,
+    /// The filesystem's own options as /proc/mounts shows them after the
+    /// mount flags (tmpfs: `size=65536k,mode=755`), empty for none.
+    #[serde(default)]
+    pub data: String,
+}
+
+/// Per-mount flags (mount(8)'s nosuid, nodev, noexec).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+impl MountFlags {
+    /// From mount options: the last of `X` / `noX` wins, as with mount(8).
+    pub fn from_options<S: AsRef<str>>(opts: &[S]) -> MountFlags {
+        let mut f = MountFlags::default();
+        for o in opts {
+            match o.as_ref() {
+                "nosuid" => f.nosuid = true,
+                "suid" => f.nosuid = false,
+                "nodev" => f.nodev = true,
+                "dev" => f.nodev = false,
+                "noexec" => f.noexec = true,
+                "exec" => f.noexec = false,
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// As /proc/mounts lists them after rw/ro: `,nosuid,nodev,noexec`.
+    pub fn show(&self) -> String {
+        let mut s = String::new();
+        for (on, name) in [
+            (self.nosuid, ",nosuid"),
+            (self.nodev, ",nodev"),
+            (self.noexec, ",noexec"),
+        ] {
+            if on {
+                s.push_str(name);
+            }
+        }
+        s
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

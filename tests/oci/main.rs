@@ -1040,3 +1040,51 @@ int main(void) {
         outs[0]
     );
 }
+
+#[test]
+fn dev_shm_mount_as_docker_writes_it() {
+    // Docker's /dev/shm: listed in /proc/mounts and mountinfo with its
+    // flags and size, mode 1777, 64 MiB (df finds the mount, statfs says
+    // so), writable by anyone; noexec refuses execve (EACCES) and
+    // PROT_EXEC mappings (EPERM).
+    let src = TempDir::new("devshm-src");
+    let exe = rvisor_tests::compile_static_c(
+        &src,
+        "mapx",
+        r#"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_RDONLY);
+    if (fd < 0) { perror("open"); return 1; }
+    void *r = mmap(0, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *x = mmap(0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+    printf("map r %s, rx %d\n", r == MAP_FAILED ? "failed" : "ok", x == MAP_FAILED ? errno : 0);
+    return 0;
+}
+"#,
+    );
+    same(
+        "devshm",
+        &[
+            "sh",
+            "-c",
+            "grep -E ' /dev(/shm)? ' /proc/mounts; grep ' /dev/shm ' /proc/self/mountinfo | cut -d' ' -f5,6,8-; stat -c '%a %U' /dev/shm; df -k /dev/shm | tail -n 1 | awk '{print $2}'; stat -f -c '%T %b %S' /dev/shm; su -s /bin/sh nobody -c 'echo data > /dev/shm/f' && cat /dev/shm/f && stat -c %U /dev/shm/f; cp /bin/busybox /dev/shm/true && (/dev/shm/true 2>/dev/null && echo exec || echo noexec); /bin/mapx /dev/shm/true; /bin/mapx /bin/busybox",
+        ],
+        |c, b| {
+            std::fs::copy(&exe, b.join("rootfs/bin/mapx")).expect("copy mapx");
+            std::fs::write(
+                b.join("rootfs/etc/passwd"),
+                "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+            )
+            .expect("passwd");
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]
+            }));
+        },
+        Some("tmpfs /dev tmpfs rw,nosuid,relatime,size=65536k,mode=755 0 0\nshm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k 0 0\n/dev/shm rw,nosuid,nodev,noexec,relatime tmpfs shm rw,size=65536k\n1777 root\n65536\ntmpfs 16384 4096\ndata\nnobody\nnoexec\nmap r ok, rx 1\nmap r ok, rx 0\n"),
+    );
+}

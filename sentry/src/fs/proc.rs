@@ -508,12 +508,18 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
         ProcFile::Mounts => {
             let mut s = String::new();
             for m in lock(&k.mounts).iter() {
+                let data = if m.data.is_empty() {
+                    String::new()
+                } else {
+                    format!(",{}", m.data)
+                };
                 s += &format!(
-                    "{} {} {} {},relatime 0 0\n",
+                    "{} {} {} {}{},relatime{data} 0 0\n",
                     m.source,
                     String::from_utf8_lossy(&m.dest),
                     m.fstype,
-                    if m.readonly { "ro" } else { "rw" }
+                    if m.readonly { "ro" } else { "rw" },
+                    m.flags
                 );
             }
             s
@@ -522,13 +528,19 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             let mut s = String::new();
             for m in lock(&k.mounts).iter() {
                 let ro = if m.readonly { "ro" } else { "rw" };
+                let data = if m.data.is_empty() {
+                    String::new()
+                } else {
+                    format!(",{}", m.data)
+                };
                 s += &format!(
-                    "{} {} 0:{} {} {} {ro},relatime - {} {} {ro}\n",
+                    "{} {} 0:{} {} {} {ro}{},relatime - {} {} {ro}{data}\n",
                     m.id,
                     m.parent,
                     m.id + 10,
                     m.root,
                     String::from_utf8_lossy(&m.dest),
+                    m.flags,
                     m.fstype,
                     m.source
                 );

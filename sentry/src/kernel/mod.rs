@@ -143,6 +143,8 @@ impl Kernel {
                 fstype: "overlay".into(),
                 source: "none".into(),
                 readonly: false,
+                flags: String::new(),
+                data: String::new(),
             }]),
             mem_limit: mem,
             boot: Instant::now(),
@@ -456,6 +458,11 @@ pub struct MountInfo {
     pub fstype: String,
     pub source: String,
     pub readonly: bool,
+    /// The mount flags as listed after rw/ro (`,nosuid,nodev,noexec`).
+    pub flags: String,
+    /// The filesystem's options after rw/ro in its superblock column
+    /// (`size=65536k,mode=755`), empty for none.
+    pub data: String,
 }
 
 impl Kernel {
@@ -491,7 +498,18 @@ impl Kernel {
             fstype: fstype.into(),
             source: source.into(),
             readonly,
+            flags: String::new(),
+            data: String::new(),
         });
+    }
+
+    /// Sets the flags and filesystem options the newest mount at `dest`
+    /// lists (`flags` as `,nosuid,nodev`, `data` without a leading comma).
+    pub fn set_mount_options(&self, dest: &[u8], flags: String, data: String) {
+        if let Some(m) = lock(&self.mounts).iter_mut().rev().find(|m| m.dest == dest) {
+            m.flags = flags;
+            m.data = data;
+        }
     }
 }
 

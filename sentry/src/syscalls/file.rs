@@ -73,6 +73,9 @@ pub fn open_dentry(t: &Task, d: &Arc<Dentry>, flags: i32) -> KResult<Arc<File>> 
     if meta.is_lnk() {
         return Err(Errno::ELOOP);
     }
+    if matches!(inode.node, Node::Dev(_)) && d.nodev() {
+        return Err(Errno::EACCES);
+    }
     let kind = match &inode.node {
         Node::Lower(l) => FileKind::Lower { fd: l.fd()? },
         Node::Mem(_) | Node::Shm(_) => FileKind::Mem(inode.clone()),
@@ -122,8 +125,14 @@ fn new_meta(t: &Task, dir: &Arc<Dentry>, node: &Node, mode: u32) -> KResult<Meta
     }
     t.may_access(&dir.meta(), 2 | 1)?;
     let c = t.creds();
-    let mut m = Meta::new(mode, MEM_DEV, c.fsuid, c.fsgid);
     let dmeta = dir.meta();
+    // Files made in /dev (or an OCI /dev/shm mount) share its device.
+    let dev = if dir.fs == FsType::Dev {
+        dmeta.dev
+    } else {
+        MEM_DEV
+    };
+    let mut m = Meta::new(mode, dev, c.fsuid, c.fsgid);
     if dmeta.mode & 0o2000 != 0 {
         m.gid = dmeta.gid;
         if m.mode & S_IFMT == S_IFDIR {

@@ -108,6 +108,8 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
         caps: caps_of(p)?,
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         terminal: p.terminal().unwrap_or(false),
+        oom_score_adj: p.oom_score_adj(),
+        oom_score_adj_min: None,
     })
 }
 

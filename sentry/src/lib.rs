@@ -20,6 +20,7 @@ pub mod vfs;
 
 use abi::*;
 use kernel::creds::Creds;
+use kernel::process::OomScoreAdj;
 use kernel::task::Task;
 use kernel::Kernel;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -428,6 +429,17 @@ fn new_process(
     if let Some(m) = p.umask {
         vfs::lock(&t.info.fs).umask = m & 0o777;
     }
+    // As the runtime set it on the sandbox's host processes.
+    use std::sync::atomic::Ordering::Relaxed;
+    let value = p
+        .oom_score_adj
+        .unwrap_or_else(|| k.oom_score_adj.load(Relaxed))
+        .clamp(OomScoreAdj::MIN, OomScoreAdj::MAX);
+    let min = p
+        .oom_score_adj_min
+        .unwrap_or_else(|| k.oom_score_adj_min.load(Relaxed))
+        .min(value);
+    *vfs::lock(&t.proc_().oom) = OomScoreAdj { value, min };
     Ok(t)
 }
 
@@ -526,6 +538,14 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             .store(m, std::sync::atomic::Ordering::Relaxed);
     }
     *vfs::lock(&kern.cpu_max) = spec.cpu_max;
+    if let Some(adj) = spec.process.oom_score_adj {
+        kern.oom_score_adj
+            .store(adj, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(min) = spec.process.oom_score_adj_min {
+        kern.oom_score_adj_min
+            .store(min, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some(root_mount) = vfs::lock(&kern.mounts).first_mut() {
         root_mount.readonly = spec.root_readonly;
     }

@@ -23,6 +23,14 @@ pub struct ProcessSpec {
     pub no_new_privs: bool,
     /// stdio is a terminal: the process becomes its session's controller.
     pub terminal: bool,
+    /// process.oomScoreAdj (None: the sandbox's, i.e. the init's).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// The lowest value the process may set without CAP_SYS_RESOURCE
+    /// (Linux's oom_score_adj_min: the value itself when the runtime
+    /// that set it held CAP_SYS_RESOURCE). None: the sandbox's.
+    #[serde(default)]
+    pub oom_score_adj_min: Option<i32>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default)]

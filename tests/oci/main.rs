@@ -1088,3 +1088,141 @@ int main(int argc, char **argv) {
         Some("tmpfs /dev tmpfs rw,nosuid,relatime,size=65536k,mode=755 0 0\nshm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k 0 0\n/dev/shm rw,nosuid,nodev,noexec,relatime tmpfs shm rw,size=65536k\n1777 root\n65536\ntmpfs 16384 4096\ndata\nnobody\nnoexec\nmap r ok, rx 1\nmap r ok, rx 0\n"),
     );
 }
+
+/// The host processes a container's state pid leads: itself and every
+/// descendant (rvisor: supervisor, gofer, sentry, stubs).
+fn process_tree(pid: i64) -> Vec<i64> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        for task in std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let kids = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            out.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<i64>().ok()),
+            );
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether this (test) process holds CAP_SYS_RESOURCE: then runc sets
+/// oomScoreAdj as a floor the container cannot go under without it.
+fn host_has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|c| c & (1 << 24) != 0)
+}
+
+#[test]
+fn oom_score_adj() {
+    // process.oomScoreAdj: what the container reads, and how writes behave
+    // (raise freely; lower only down to the floor, which is the configured
+    // value when the runtime held CAP_SYS_RESOURCE, else the inherited 0;
+    // -1000..1000 only; inherited by children).
+    let script = "cat /proc/self/oom_score_adj; \
+        for v in 600 550 100 ' 0x226 ' -1 1001 -1001 abc; do echo \"$v\" > /proc/self/oom_score_adj 2>/dev/null; echo \"$v: $? $(cat /proc/$$/oom_score_adj)\"; done; \
+        sh -c 'cat /proc/$$/oom_score_adj'";
+    let want = if host_has_cap_sys_resource() {
+        "500\n600: 0 600\n550: 0 550\n100: 1 550\n 0x226 : 0 550\n-1: 1 550\n1001: 1 550\n-1001: 1 550\nabc: 1 550\n550\n"
+    } else {
+        "500\n600: 0 600\n550: 0 550\n100: 0 100\n 0x226 : 0 550\n-1: 1 550\n1001: 1 550\n-1001: 1 550\nabc: 1 550\n550\n"
+    };
+    same(
+        "oom",
+        &["sh", "-c", script],
+        |c, _| c["process"]["oomScoreAdj"] = json!(500),
+        Some(want),
+    );
+    // With CAP_SYS_RESOURCE in the container any value goes and the floor
+    // follows each write (runc can only grant it when it holds it).
+    let cap_argv = [
+        "sh",
+        "-c",
+        "for v in -500 -400 -600 -1000; do echo $v > /proc/self/oom_score_adj; echo \"$v: $? $(cat /proc/$$/oom_score_adj)\"; done; su -s /bin/sh nobody -c 'echo -999 > /proc/self/oom_score_adj 2>/dev/null; echo $?; echo -900 > /proc/self/oom_score_adj; echo $?; cat /proc/self/oom_score_adj'",
+    ];
+    let cap_edit = |c: &mut Value, b: &Path| {
+        std::fs::write(
+            b.join("rootfs/etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        )
+        .expect("passwd");
+        c["process"]["oomScoreAdj"] = json!(100);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .expect("caps")
+                .push(json!("CAP_SYS_RESOURCE"));
+        }
+    };
+    // nobody (no capabilities, its own 0644 file) inherits the value and
+    // the floor -1000, so any value above it is allowed.
+    let cap_want = "-500: 0 -500\n-400: 0 -400\n-600: 0 -600\n-1000: 0 -1000\n0\n0\n-900\n";
+    if host_has_cap_sys_resource() {
+        same("oom-cap", &cap_argv, cap_edit, Some(cap_want));
+    } else {
+        // runc cannot grant a capability it lacks: rvisor alone.
+        let dir = TempDir::new("oci-oom-cap");
+        let rt = runtimes(&dir).pop().expect("rvisor");
+        let (b, mut cfg) = bundle(&dir, "b", &cap_argv);
+        cap_edit(&mut cfg, &b);
+        write_config(&b, &cfg);
+        let (out, err, code) = run(&rt, &b, &format!("oomcap-{}", std::process::id()));
+        assert_eq!((out.as_str(), code), (cap_want, 0), "{err}");
+    }
+    // Without oomScoreAdj: 0.
+    same(
+        "oom-unset",
+        &["cat", "/proc/self/oom_score_adj"],
+        |_, _| {},
+        Some("0\n"),
+    );
+
+    // The host side: the state pid (runc's init, rvisor's supervisor) and,
+    // for rvisor, every host process of the sandbox run with the value.
+    let dir = TempDir::new("oci-oom");
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &["sleep", "30"]);
+        cfg["process"]["oomScoreAdj"] = json!(321);
+        write_config(&b, &cfg);
+        let id = format!("oom-{}", std::process::id());
+        assert!(
+            ok(&rt, &["create", "--bundle", b.to_str().expect("utf8"), &id]),
+            "{}: create",
+            rt.name
+        );
+        let pid = state(&rt, &id).expect("state")["pid"]
+            .as_i64()
+            .expect("pid");
+        let tree = process_tree(pid);
+        let adjs: Vec<String> = tree
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/oom_score_adj")).ok())
+            .map(|s| s.trim().to_string())
+            .collect();
+        assert!(ok(&rt, &["delete", "--force", &id]), "{}: delete", rt.name);
+        assert!(!adjs.is_empty(), "{}", rt.name);
+        assert!(
+            adjs.iter().all(|a| a == "321"),
+            "{}: host processes {tree:?}: {adjs:?}",
+            rt.name
+        );
+        if rt.name == "rvisor" {
+            assert!(
+                tree.len() >= 3,
+                "rvisor: supervisor, gofer and sentry: {tree:?}"
+            );
+        }
+    }
+}

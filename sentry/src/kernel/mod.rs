@@ -76,6 +76,10 @@ pub struct Kernel {
     pub root: Arc<Dentry>,
     pub hostname: Mutex<Vec<u8>>,
     pub domainname: Mutex<Vec<u8>>,
+    /// process.oomScoreAdj: the sandbox's host processes run with it, and
+    /// a new session's process (init, exec) starts with it.
+    pub oom_score_adj: AtomicI32,
+    pub oom_score_adj_min: AtomicI32,
     pub ncpus: usize,
     /// Most tasks the sandbox may hold (its pids limit).
     pub pids_limit: AtomicUsize,
@@ -129,6 +133,8 @@ impl Kernel {
             root,
             hostname: Mutex::new(hostname.as_bytes().to_vec()),
             domainname: Mutex::new(b"(none)".to_vec()),
+            oom_score_adj: AtomicI32::new(0),
+            oom_score_adj_min: AtomicI32::new(0),
             ncpus,
             pids_limit: AtomicUsize::new(4096),
             memory_limit: AtomicU64::new(0),

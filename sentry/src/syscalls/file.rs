@@ -372,6 +372,8 @@ fn do_open_resolve(
             &meta,
             access_mask(flags) | if flags & O_TRUNC != 0 { 2 } else { 0 },
         )?;
+        // A writable procfs file (oom_score_adj): O_TRUNC is ignored.
+        let proc_rw = wants_write && matches!(&d.inode().node, Node::Proc(p) if proc::writable(p));
         if wants_write && meta.is_reg() && d.fs == FsType::Bind {
             writable_fs(&d)?;
             if let Node::Lower(l) = &d.inode().node {
@@ -386,7 +388,7 @@ fn do_open_resolve(
                 return install(t, f, flags & O_CLOEXEC != 0);
             }
         }
-        if wants_write && meta.is_reg() {
+        if wants_write && meta.is_reg() && !proc_rw {
             writable_fs(&d)?;
             let inode = d.copy_up()?;
             if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY {
@@ -400,7 +402,7 @@ fn do_open_resolve(
                 truncated = true;
             }
         }
-        if wants_write && matches!(d.inode().node, Node::Proc(_)) {
+        if wants_write && !proc_rw && matches!(d.inode().node, Node::Proc(_)) {
             return Err(Errno::EACCES);
         }
     } else if flags & O_DIRECTORY != 0 && !meta.is_dir() {
@@ -500,6 +502,11 @@ pub(crate) fn raise_sigpipe(t: &Task) {
 
 /// Write `data` to `f`; a broken pipe also raises SIGPIPE.
 pub(crate) fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<usize> {
+    if let (FileKind::Synthetic(_), Some(d)) = (&f.kind, &f.dentry) {
+        if let Node::Proc(p) = &d.inode().node {
+            return proc::write(p, t, data);
+        }
+    }
     let r = match (&f.kind, off) {
         (FileKind::Tty(tf), _) => tf.write(t, f, data),
         (_, Some(o)) => f.pwrite(data, o),

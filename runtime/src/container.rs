@@ -505,7 +505,7 @@ pub fn exec(ctx: &Ctx, o: ExecOpts) -> Result<i32> {
             .console_socket
             .as_ref()
             .context("--tty needs --console-socket")?;
-        let p = console::open_pty()?;
+        let p = console::open_pty(o.process.console_size)?;
         console::send_master(sock, &p.master)?;
         Some(p)
     } else {
@@ -692,7 +692,7 @@ fn supervise_inner(
     // A terminal: the sandbox's stdio becomes a pty replica.
     if plan.spec.process.terminal {
         let sock = console_socket.context("a terminal needs --console-socket")?;
-        let p = console::open_pty()?;
+        let p = console::open_pty(plan.spec.process.console_size)?;
         console::send_master(&sock, &p.master)?;
         for fd in 0..3 {
             nix::unistd::dup2(p.replica.as_raw_fd(), fd).context("dup2 of the pty")?;

@@ -110,6 +110,10 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
         terminal: p.terminal().unwrap_or(false),
         oom_score_adj: p.oom_score_adj(),
         oom_score_adj_min: None,
+        console_size: p.console_size().map(|b| {
+            let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+            (clamp(b.height()), clamp(b.width()))
+        }),
     })
 }
 

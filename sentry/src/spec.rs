@@ -31,6 +31,10 @@ pub struct ProcessSpec {
     /// that set it held CAP_SYS_RESOURCE). None: the sandbox's.
     #[serde(default)]
     pub oom_score_adj_min: Option<i32>,
+    /// process.consoleSize (rows, columns): the terminal's first window
+    /// size (the runtime sets it on the host pty).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default)]

@@ -1226,3 +1226,132 @@ fn oom_score_adj() {
         }
     }
 }
+
+/// A console socket: listens at `path`; the returned thread accepts one
+/// connection and returns the fd that came with its message (SCM_RIGHTS)
+/// and the message text.
+fn console_receiver(path: &Path) -> std::thread::JoinHandle<(std::os::fd::OwnedFd, String)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind console socket");
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept console connection");
+        let mut data = [0u8; 4096];
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // Room for one control message holding one fd (u64 for alignment).
+        let mut control = [0u64; 8];
+        // SAFETY: a zeroed msghdr is valid; the pointers set below outlive
+        // the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: recvmsg into the buffers described by msg.
+        let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+        // SAFETY: walking the control buffer recvmsg filled, within
+        // msg_controllen.
+        let fd = unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            assert!(!c.is_null(), "no control message");
+            assert_eq!(
+                ((*c).cmsg_level, (*c).cmsg_type),
+                (libc::SOL_SOCKET, libc::SCM_RIGHTS)
+            );
+            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>())
+        };
+        // SAFETY: the fd just received is ours alone.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        (
+            fd,
+            String::from_utf8_lossy(&data[..n as usize]).into_owned(),
+        )
+    })
+}
+
+/// Everything read from a pty master until the replica side is gone
+/// (EIO) or 20 s pass.
+fn read_master(master: &std::os::fd::OwnedFd) -> String {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut p = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll of one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(1000) as i32) };
+        if r == 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        // SAFETY: read into a local buffer of that length.
+        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn terminal_with_console_socket() {
+    // process.terminal: create --console-socket hands the pty master over
+    // the socket; after start, the container's stdio is the replica (a tty
+    // with a name under /dev/pts, its window size consoleSize), and its
+    // output arrives on the master with ONLCR's CR LF.
+    let dir = TempDir::new("oci-console");
+    let script = "tty; stty size; for f in 0 1 2; do test -t $f && echo tty$f; done; \
+        stty -a | grep -o -- '-\\?icanon' | head -n 1; echo done";
+    let mut outs = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &["sh", "-c", script]);
+        cfg["process"]["terminal"] = json!(true);
+        cfg["process"]["consoleSize"] = json!({"height": 25, "width": 100});
+        cfg["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+        }));
+        write_config(&b, &cfg);
+        let sock = dir.join(&format!("{}-console.sock", rt.name));
+        let rx = console_receiver(&sock);
+        let id = format!("console-{}", std::process::id());
+        let n = rt.name;
+        assert!(
+            ok(
+                &rt,
+                &[
+                    "create",
+                    "--bundle",
+                    b.to_str().expect("utf8"),
+                    "--console-socket",
+                    sock.to_str().expect("utf8"),
+                    &id
+                ]
+            ),
+            "{n}: create"
+        );
+        let (master, _name) = rx.join().expect("console receiver");
+        assert!(ok(&rt, &["start", &id]), "{n}: start");
+        let out = read_master(&master);
+        wait_stopped(&rt, &id);
+        assert!(ok(&rt, &["delete", &id]), "{n}: delete");
+        outs.push(out);
+    }
+    assert_eq!(outs[0], outs[1], "terminal: runc vs rvisor");
+    assert!(
+        outs[1].starts_with("/dev/pts/") && outs[1].contains("tty0\r\ntty1\r\ntty2\r\n"),
+        "{}",
+        outs[1]
+    );
+}

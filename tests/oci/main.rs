@@ -1087,6 +1087,22 @@ int main(int argc, char **argv) {
         },
         Some("tmpfs /dev tmpfs rw,nosuid,relatime,size=65536k,mode=755 0 0\nshm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k 0 0\n/dev/shm rw,nosuid,nodev,noexec,relatime tmpfs shm rw,size=65536k\n1777 root\n65536\ntmpfs 16384 4096\ndata\nnobody\nnoexec\nmap r ok, rx 1\nmap r ok, rx 0\n"),
     );
+    // A small /dev/shm: writes stop at its size, rm gives the room back.
+    same(
+        "devshm-size",
+        &[
+            "sh",
+            "-c",
+            "head -c 100000 /dev/zero > /dev/shm/f 2>/dev/null || echo full; wc -c < /dev/shm/f; df -k /dev/shm | tail -n 1 | awk '{print $2, $3}'; rm /dev/shm/f; head -c 60000 /dev/zero > /dev/shm/g && wc -c < /dev/shm/g; : > /dev/shm/g; df -k /dev/shm | tail -n 1 | awk '{print $3}'",
+        ],
+        |c, _| {
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=64k"]
+            }));
+        },
+        Some("full\n65536\n64 64\n60000\n0\n"),
+    );
 }
 
 /// The host processes a container's state pid leads: itself and every

@@ -398,6 +398,7 @@ fn do_open_resolve(
                 }
                 if let Some(f) = inode.shm() {
                     f.truncate(0)?;
+                    crate::fs::tmpfs::truncated(&inode, 0);
                 }
                 truncated = true;
             }
@@ -2062,7 +2063,11 @@ fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
     }
     let inode = d.copy_up()?;
     match &inode.node {
-        Node::Shm(f) => f.truncate(len as u64).map(|_| 0),
+        Node::Shm(f) => {
+            f.truncate(len as u64)?;
+            crate::fs::tmpfs::truncated(&inode, len as u64);
+            Ok(0)
+        }
         Node::Mem(data) => {
             if len > (1 << 40) {
                 return Err(Errno::EFBIG);

@@ -1227,6 +1227,19 @@ fn oom_score_adj() {
             .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/oom_score_adj")).ok())
             .map(|s| s.trim().to_string())
             .collect();
+        // A process exec'd into the container starts with the value too.
+        assert!(ok(&rt, &["start", &id]), "{}: start", rt.name);
+        let exec = rt
+            .cmd()
+            .args(["exec", &id, "cat", "/proc/self/oom_score_adj"])
+            .output()
+            .expect("exec");
+        assert_eq!(
+            String::from_utf8_lossy(&exec.stdout),
+            "321\n",
+            "{}: exec",
+            rt.name
+        );
         assert!(ok(&rt, &["delete", "--force", &id]), "{}: delete", rt.name);
         assert!(!adjs.is_empty(), "{}", rt.name);
         assert!(

@@ -11,7 +11,8 @@ pub struct Pty {
     pub replica: OwnedFd,
 }
 
-pub fn open_pty() -> Result<Pty> {
+/// A new host pty pair, its window `size` (rows, columns) set if given.
+pub fn open_pty(size: Option<(u16, u16)>) -> Result<Pty> {
     use nix::fcntl::OFlag;
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
@@ -33,6 +34,18 @@ pub fn open_pty() -> Result<Pty> {
             master,
         ))
     };
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one struct winsize from a valid pointer.
+        if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("setting the console size");
+        }
+    }
     Ok(Pty { master, replica })
 }
 

@@ -510,7 +510,7 @@ pub fn exec(ctx: &Ctx, o: ExecOpts) -> Result<i32> {
             .console_socket
             .as_ref()
             .context("--tty needs --console-socket")?;
-        let p = console::open_pty()?;
+        let p = console::open_pty(o.process.console_size)?;
         console::send_master(sock, &p.master)?;
         Some(p)
     } else {
@@ -635,6 +635,19 @@ pub fn supervise(
     }
 }
 
+/// Whether this process holds CAP_SYS_RESOURCE (effective).
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
 fn supervise_inner(
     ctx: &Ctx,
     id: &str,
@@ -663,13 +676,28 @@ fn supervise_inner(
         // The sandbox's host processes inherit it, as a runc container's do.
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .context("setting oom_score_adj")?;
+        // Linux keeps a floor for unprivileged writes: the value when the
+        // writer held CAP_SYS_RESOURCE; else the one inherited (0 unless
+        // a privileged ancestor set one, which the value cannot be under).
+        plan.spec.process.oom_score_adj_min = Some(if has_cap_sys_resource() {
+            adj
+        } else {
+            adj.min(0)
+        });
+    } else if let Some(adj) = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
+        // Unset: the container sees what it inherits, as under runc.
+        plan.spec.process.oom_score_adj = Some(adj);
+        plan.spec.process.oom_score_adj_min = Some(adj.min(0));
     }
     ctx.store.save(&rec).map_err(|e| anyhow!("{e}"))?;
 
     // A terminal: the sandbox's stdio becomes a pty replica.
     if plan.spec.process.terminal {
         let sock = console_socket.context("a terminal needs --console-socket")?;
-        let p = console::open_pty()?;
+        let p = console::open_pty(plan.spec.process.console_size)?;
         console::send_master(&sock, &p.master)?;
         for fd in 0..3 {
             nix::unistd::dup2(p.replica.as_raw_fd(), fd).context("dup2 of the pty")?;

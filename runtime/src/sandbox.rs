@@ -226,7 +226,7 @@ pub fn launch(l: Launch) -> Result<Launched> {
 
 /// The mounts every sandbox gets when nothing else is asked for.
 pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
-    use sentry::spec::{MountKind, MountSpec};
+    use sentry::spec::{MountFlags, MountKind, MountSpec};
     vec![
         MountSpec {
             dest: b"/dev".to_vec(),
@@ -234,6 +234,8 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
             readonly: false,
             fstype: String::new(),
             source: String::new(),
+            flags: MountFlags::default(),
+            data: String::new(),
         },
         // devfs's /dev/mqueue, listed in the mount table as on a host.
         MountSpec {
@@ -244,6 +246,8 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
             readonly: false,
             fstype: String::new(),
             source: String::new(),
+            flags: MountFlags::default(),
+            data: String::new(),
         },
         MountSpec {
             dest: b"/proc".to_vec(),
@@ -251,6 +255,8 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
             readonly: false,
             fstype: String::new(),
             source: String::new(),
+            flags: MountFlags::default(),
+            data: String::new(),
         },
         MountSpec {
             dest: b"/sys".to_vec(),
@@ -258,6 +264,8 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
             readonly: true,
             fstype: String::new(),
             source: String::new(),
+            flags: MountFlags::default(),
+            data: String::new(),
         },
     ]
 }

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use oci::bundle::Bundle;
 use oci_spec::runtime::{PosixRlimit, Process, Spec};
-use sentry::spec::{CapSpec, MountKind, MountSpec, ProcessSpec, SandboxSpec};
+use sentry::spec::{CapSpec, MountFlags, MountKind, MountSpec, ProcessSpec, SandboxSpec};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -108,6 +108,12 @@ pub fn process_spec(p: &Process) -> Result<ProcessSpec> {
         caps: caps_of(p)?,
         no_new_privs: p.no_new_privileges().unwrap_or(false),
         terminal: p.terminal().unwrap_or(false),
+        oom_score_adj: p.oom_score_adj(),
+        oom_score_adj_min: None,
+        console_size: p.console_size().map(|b| {
+            let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+            (clamp(b.height()), clamp(b.width()))
+        }),
     })
 }
 
@@ -200,6 +206,21 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
                 ),
             }
         };
+        // What /proc/mounts shows after the flags: a tmpfs's own options
+        // (also for /dev, which is the sentry's devfs).
+        let data = match &kind {
+            MountKind::Tmpfs {
+                mode,
+                size,
+                nr_inodes,
+            } => sentry::fs::tmpfs::show_options(*mode, *size, *nr_inodes),
+            MountKind::Devfs if typ == "tmpfs" => sentry::fs::tmpfs::show_options(
+                mode_option(&opts).unwrap_or(0o1777),
+                size_option(&opts, "size=")?,
+                size_option(&opts, "nr_inodes=")?,
+            ),
+            _ => String::new(),
+        };
         mounts.push(MountSpec {
             dest,
             kind,
@@ -210,6 +231,8 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
+            flags: MountFlags::from_options(&opts),
+            data,
         });
     }
     if let Some(l) = spec.linux() {
@@ -220,6 +243,8 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
                 readonly: true,
                 fstype: String::new(),
                 source: String::new(),
+                flags: MountFlags::default(),
+                data: String::new(),
             });
         }
         for p in l.readonly_paths().iter().flatten() {
@@ -229,6 +254,8 @@ pub fn plan(b: &Bundle) -> Result<Plan> {
                 readonly: true,
                 fstype: String::new(),
                 source: String::new(),
+                flags: MountFlags::default(),
+                data: String::new(),
             });
         }
     }

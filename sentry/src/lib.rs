@@ -20,6 +20,7 @@ pub mod vfs;
 
 use abi::*;
 use kernel::creds::Creds;
+use kernel::process::OomScoreAdj;
 use kernel::task::Task;
 use kernel::Kernel;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -200,6 +201,7 @@ fn record(k: &Kernel, m: &spec::MountSpec, ty: &str, source: &str) {
         &m.source
     };
     k.record_mount(&m.dest, ty, src, m.readonly);
+    k.set_mount_options(&m.dest, m.flags.show(), m.data.clone());
 }
 
 /// A gofer root (host file or directory) at `m.dest`. Writable binds write
@@ -227,10 +229,9 @@ fn mount_bind(
     } else {
         FsType::Bind
     };
-    mount(
-        &at,
-        Dentry::new_mount_root(inode, fs, Some(at.clone()), m.readonly),
-    );
+    let r = Dentry::new_mount_root(inode, fs, Some(at.clone()), m.readonly);
+    r.set_mount_flags(m.flags.noexec, m.flags.nodev);
+    mount(&at, r);
     let ty = if m.fstype.is_empty() {
         "none"
     } else {
@@ -238,6 +239,7 @@ fn mount_bind(
     };
     // The bind's source shows as the mount's root in mountinfo.
     k.record_mount_at(&m.dest, ty, &m.source, &m.source, m.readonly);
+    k.set_mount_options(&m.dest, m.flags.show(), m.data.clone());
     Ok(())
 }
 
@@ -305,9 +307,28 @@ fn setup_mounts(
     }
     for m in mounts {
         match &m.kind {
-            // The sandbox keeps its own /dev/shm (in the memory file, so its
-            // files can be shared-mapped); the mount is only listed.
-            MountKind::Tmpfs { .. } if m.dest == b"/dev/shm" => {
+            // /dev/shm stays a devfs directory (its files live in the memory
+            // file, so they can be shared-mapped), now the root of its own
+            // mount with the tmpfs's mode, size and flags.
+            MountKind::Tmpfs {
+                mode,
+                size,
+                nr_inodes,
+            } if m.dest == b"/dev/shm" => {
+                let at = ensure_path(root, &m.dest, true, t);
+                let r = Dentry::new_mount_root(
+                    Inode::new(
+                        Node::MemDir,
+                        Meta::new(S_IFDIR | (mode & 0o7777), vfs::SHM_DEV, 0, 0),
+                    ),
+                    FsType::Dev,
+                    Some(at.clone()),
+                    m.readonly,
+                );
+                let mem = k.memory_limit.load(std::sync::atomic::Ordering::Relaxed);
+                fs::tmpfs::register(&r, *size, *nr_inodes, mem);
+                r.set_mount_flags(m.flags.noexec, m.flags.nodev);
+                mount(&at, r);
                 record(k, m, "tmpfs", "tmpfs");
             }
             MountKind::Bind { index } => mount_bind(k, root, m, *index, t)?,
@@ -345,6 +366,7 @@ fn setup_mounts(
                     // Devfs (the remaining kind).
                     _ => (fs::dev::build(&at), "tmpfs"),
                 };
+                r.set_mount_flags(m.flags.noexec, m.flags.nodev);
                 mount(&at, r);
                 record(k, m, ty, ty);
             }
@@ -407,6 +429,17 @@ fn new_process(
     if let Some(m) = p.umask {
         vfs::lock(&t.info.fs).umask = m & 0o777;
     }
+    // As the runtime set it on the sandbox's host processes.
+    use std::sync::atomic::Ordering::Relaxed;
+    let value = p
+        .oom_score_adj
+        .unwrap_or_else(|| k.oom_score_adj.load(Relaxed))
+        .clamp(OomScoreAdj::MIN, OomScoreAdj::MAX);
+    let min = p
+        .oom_score_adj_min
+        .unwrap_or_else(|| k.oom_score_adj_min.load(Relaxed))
+        .min(value);
+    *vfs::lock(&t.proc_().oom) = OomScoreAdj { value, min };
     Ok(t)
 }
 
@@ -505,6 +538,14 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
             .store(m, std::sync::atomic::Ordering::Relaxed);
     }
     *vfs::lock(&kern.cpu_max) = spec.cpu_max;
+    if let Some(adj) = spec.process.oom_score_adj {
+        kern.oom_score_adj
+            .store(adj, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(min) = spec.process.oom_score_adj_min {
+        kern.oom_score_adj_min
+            .store(min, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some(root_mount) = vfs::lock(&kern.mounts).first_mut() {
         root_mount.readonly = spec.root_readonly;
     }

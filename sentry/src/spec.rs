@@ -23,6 +23,18 @@ pub struct ProcessSpec {
     pub no_new_privs: bool,
     /// stdio is a terminal: the process becomes its session's controller.
     pub terminal: bool,
+    /// process.oomScoreAdj (None: the sandbox's, i.e. the init's).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// The lowest value the process may set without CAP_SYS_RESOURCE
+    /// (Linux's oom_score_adj_min: the value itself when the runtime
+    /// that set it held CAP_SYS_RESOURCE). None: the sandbox's.
+    #[serde(default)]
+    pub oom_score_adj_min: Option<i32>,
+    /// process.consoleSize (rows, columns): the terminal's first window
+    /// size (the runtime sets it on the host pty).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default)]
@@ -47,6 +59,55 @@ pub struct MountSpec {
     pub fstype: String,
     #[serde(default)]
     pub source: String,
+    /// MS_NOSUID, MS_NODEV, MS_NOEXEC from the mount's options.
+    #[serde(default)]
+    pub flags: MountFlags,
+    /// The filesystem's own options as /proc/mounts shows them after the
+    /// mount flags (tmpfs: `size=65536k,mode=755`), empty for none.
+    #[serde(default)]
+    pub data: String,
+}
+
+/// Per-mount flags (mount(8)'s nosuid, nodev, noexec).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+impl MountFlags {
+    /// From mount options: the last of `X` / `noX` wins, as with mount(8).
+    pub fn from_options<S: AsRef<str>>(opts: &[S]) -> MountFlags {
+        let mut f = MountFlags::default();
+        for o in opts {
+            match o.as_ref() {
+                "nosuid" => f.nosuid = true,
+                "suid" => f.nosuid = false,
+                "nodev" => f.nodev = true,
+                "dev" => f.nodev = false,
+                "noexec" => f.noexec = true,
+                "exec" => f.noexec = false,
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// As /proc/mounts lists them after rw/ro: `,nosuid,nodev,noexec`.
+    pub fn show(&self) -> String {
+        let mut s = String::new();
+        for (on, name) in [
+            (self.nosuid, ",nosuid"),
+            (self.nodev, ",nodev"),
+            (self.noexec, ",noexec"),
+        ] {
+            if on {
+                s.push_str(name);
+            }
+        }
+        s
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]

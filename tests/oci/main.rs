@@ -921,3 +921,466 @@ int main(void) {
         Some("-rw-r----- oci-queue\nQSIZE:5          NOTIFY:0     SIGNO:0     NOTIFY_PID:0     \n0\n"),
     );
 }
+
+#[test]
+fn annotations_in_state() {
+    // config.json's annotations are part of the state JSON, as created and
+    // after the container stopped.
+    let dir = TempDir::new("oci-annot");
+    let mut seen = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &["true"]);
+        cfg["annotations"] = json!({
+            "org.example.key": "value",
+            "io.kubernetes.cri.container-type": "container",
+            "empty": ""
+        });
+        write_config(&b, &cfg);
+        let id = format!("annot-{}", std::process::id());
+        let n = rt.name;
+        assert!(
+            ok(&rt, &["create", "--bundle", b.to_str().expect("utf8"), &id]),
+            "{n}: create"
+        );
+        let created = state(&rt, &id).expect("state");
+        assert!(ok(&rt, &["start", &id]), "{n}: start");
+        wait_stopped(&rt, &id);
+        let stopped = state(&rt, &id).expect("state");
+        assert!(ok(&rt, &["delete", &id]), "{n}: delete");
+        assert_eq!(
+            created["annotations"], stopped["annotations"],
+            "{n}: annotations change with the status"
+        );
+        seen.push(created["annotations"].clone());
+    }
+    assert_eq!(seen[0], seen[1], "annotations: runc vs rvisor");
+    assert_eq!(
+        seen[1],
+        json!({"org.example.key": "value", "io.kubernetes.cri.container-type": "container", "empty": ""})
+    );
+
+    // Without annotations neither runtime shows the field.
+    let mut absent = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, cfg) = bundle(&dir, &format!("{}-none", rt.name), &["true"]);
+        write_config(&b, &cfg);
+        let id = format!("annot0-{}", std::process::id());
+        assert!(ok(
+            &rt,
+            &["create", "--bundle", b.to_str().expect("utf8"), &id]
+        ));
+        let s = state(&rt, &id).expect("state");
+        assert!(ok(&rt, &["delete", "--force", &id]));
+        absent.push(s.get("annotations").cloned());
+    }
+    assert_eq!(absent[0], absent[1], "no annotations: runc vs rvisor");
+}
+
+#[test]
+fn domainname() {
+    // uname(2), getdomainname(2) and /proc/sys/kernel show the UTS names;
+    // changing them needs CAP_SYS_ADMIN (not granted here): EPERM.
+    let src = TempDir::new("domainname-src");
+    let exe = rvisor_tests::compile_static_c(
+        &src,
+        "uts",
+        r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+int main(void) {
+    struct utsname u;
+    if (uname(&u)) { perror("uname"); return 1; }
+    printf("%s %s\n", u.nodename, u.domainname);
+    char d[65];
+    if (getdomainname(d, sizeof d)) { perror("getdomainname"); return 1; }
+    printf("%s\n", d);
+    printf("%d %d\n", setdomainname("x", 1) ? errno : 0, sethostname("x", 1) ? errno : 0);
+    return 0;
+}
+"#,
+    );
+    let argv = [
+        "sh",
+        "-c",
+        "/bin/uts; cat /proc/sys/kernel/domainname /proc/sys/kernel/hostname",
+    ];
+    // No domainname in config.json: the kernel's default.
+    same(
+        "domainname-unset",
+        &argv,
+        |c, b| {
+            std::fs::copy(&exe, b.join("rootfs/bin/uts")).expect("copy uts");
+            c["hostname"] = json!("box-8");
+        },
+        Some("box-8 (none)\n(none)\n1 1\n(none)\nbox-8\n"),
+    );
+    // With one: the spec's value. runc applies it from 1.2 on; older runc
+    // (Debian 12's 1.1.5) ignores the field and leaves "(none)", which is
+    // the only difference accepted.
+    let dir = TempDir::new("oci-domainname");
+    let mut outs = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &argv);
+        std::fs::copy(&exe, b.join("rootfs/bin/uts")).expect("copy uts");
+        cfg["hostname"] = json!("box-8");
+        cfg["domainname"] = json!("example.org");
+        write_config(&b, &cfg);
+        let (out, err, code) = run(&rt, &b, &format!("dom-{}", std::process::id()));
+        assert_eq!(code, 0, "{}: {err}", rt.name);
+        outs.push(out);
+    }
+    let want = "box-8 example.org\nexample.org\n1 1\nexample.org\nbox-8\n";
+    assert_eq!(outs[1], want, "rvisor: not what the spec says");
+    assert!(
+        outs[0] == want || outs[0] == want.replace("example.org", "(none)"),
+        "runc and rvisor differ beyond runc 1.1's missing domainname support:\n{}",
+        outs[0]
+    );
+}
+
+#[test]
+fn dev_shm_mount_as_docker_writes_it() {
+    // Docker's /dev/shm: listed in /proc/mounts and mountinfo with its
+    // flags and size, mode 1777, 64 MiB (df finds the mount, statfs says
+    // so), writable by anyone; noexec refuses execve (EACCES) and
+    // PROT_EXEC mappings (EPERM).
+    let src = TempDir::new("devshm-src");
+    let exe = rvisor_tests::compile_static_c(
+        &src,
+        "mapx",
+        r#"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_RDONLY);
+    if (fd < 0) { perror("open"); return 1; }
+    void *r = mmap(0, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *x = mmap(0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+    printf("map r %s, rx %d\n", r == MAP_FAILED ? "failed" : "ok", x == MAP_FAILED ? errno : 0);
+    return 0;
+}
+"#,
+    );
+    same(
+        "devshm",
+        &[
+            "sh",
+            "-c",
+            "grep -E ' /dev(/shm)? ' /proc/mounts; grep ' /dev/shm ' /proc/self/mountinfo | cut -d' ' -f5,6,8-; stat -c '%a %U' /dev/shm; df -k /dev/shm | tail -n 1 | awk '{print $2}'; stat -f -c '%T %b %S' /dev/shm; su -s /bin/sh nobody -c 'echo data > /dev/shm/f' && cat /dev/shm/f && stat -c %U /dev/shm/f; cp /bin/busybox /dev/shm/true && (/dev/shm/true 2>/dev/null && echo exec || echo noexec); /bin/mapx /dev/shm/true; /bin/mapx /bin/busybox",
+        ],
+        |c, b| {
+            std::fs::copy(&exe, b.join("rootfs/bin/mapx")).expect("copy mapx");
+            std::fs::write(
+                b.join("rootfs/etc/passwd"),
+                "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+            )
+            .expect("passwd");
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]
+            }));
+        },
+        Some("tmpfs /dev tmpfs rw,nosuid,relatime,size=65536k,mode=755 0 0\nshm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k 0 0\n/dev/shm rw,nosuid,nodev,noexec,relatime tmpfs shm rw,size=65536k\n1777 root\n65536\ntmpfs 16384 4096\ndata\nnobody\nnoexec\nmap r ok, rx 1\nmap r ok, rx 0\n"),
+    );
+    // A small /dev/shm: writes stop at its size, rm gives the room back.
+    same(
+        "devshm-size",
+        &[
+            "sh",
+            "-c",
+            "head -c 100000 /dev/zero > /dev/shm/f 2>/dev/null || echo full; wc -c < /dev/shm/f; df -k /dev/shm | tail -n 1 | awk '{print $2, $3}'; rm /dev/shm/f; head -c 60000 /dev/zero > /dev/shm/g && wc -c < /dev/shm/g; : > /dev/shm/g; df -k /dev/shm | tail -n 1 | awk '{print $3}'",
+        ],
+        |c, _| {
+            c["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=64k"]
+            }));
+        },
+        Some("full\n65536\n64 64\n60000\n0\n"),
+    );
+}
+
+/// The host processes a container's state pid leads: itself and every
+/// descendant (rvisor: supervisor, gofer, sentry, stubs).
+fn process_tree(pid: i64) -> Vec<i64> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        for task in std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let kids = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            out.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<i64>().ok()),
+            );
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether this (test) process holds CAP_SYS_RESOURCE: then runc sets
+/// oomScoreAdj as a floor the container cannot go under without it.
+fn host_has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|c| c & (1 << 24) != 0)
+}
+
+#[test]
+fn oom_score_adj() {
+    // process.oomScoreAdj: what the container reads, and how writes behave
+    // (raise freely; lower only down to the floor, which is the configured
+    // value when the runtime held CAP_SYS_RESOURCE, else the inherited 0;
+    // -1000..1000 only; inherited by children).
+    let script = "cat /proc/self/oom_score_adj; \
+        for v in 600 550 100 ' 0x226 ' -1 1001 -1001 abc; do echo \"$v\" > /proc/self/oom_score_adj 2>/dev/null; echo \"$v: $? $(cat /proc/$$/oom_score_adj)\"; done; \
+        sh -c 'cat /proc/$$/oom_score_adj'";
+    let want = if host_has_cap_sys_resource() {
+        "500\n600: 0 600\n550: 0 550\n100: 1 550\n 0x226 : 0 550\n-1: 1 550\n1001: 1 550\n-1001: 1 550\nabc: 1 550\n550\n"
+    } else {
+        "500\n600: 0 600\n550: 0 550\n100: 0 100\n 0x226 : 0 550\n-1: 1 550\n1001: 1 550\n-1001: 1 550\nabc: 1 550\n550\n"
+    };
+    same(
+        "oom",
+        &["sh", "-c", script],
+        |c, _| c["process"]["oomScoreAdj"] = json!(500),
+        Some(want),
+    );
+    // With CAP_SYS_RESOURCE in the container any value goes and the floor
+    // follows each write (runc can only grant it when it holds it).
+    let cap_argv = [
+        "sh",
+        "-c",
+        "for v in -500 -400 -600 -1000; do echo $v > /proc/self/oom_score_adj; echo \"$v: $? $(cat /proc/$$/oom_score_adj)\"; done; su -s /bin/sh nobody -c 'echo -999 > /proc/self/oom_score_adj 2>/dev/null; echo $?; echo -900 > /proc/self/oom_score_adj; echo $?; cat /proc/self/oom_score_adj'",
+    ];
+    let cap_edit = |c: &mut Value, b: &Path| {
+        std::fs::write(
+            b.join("rootfs/etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+        )
+        .expect("passwd");
+        c["process"]["oomScoreAdj"] = json!(100);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .expect("caps")
+                .push(json!("CAP_SYS_RESOURCE"));
+        }
+    };
+    // nobody (no capabilities, its own 0644 file) inherits the value and
+    // the floor -1000, so any value above it is allowed.
+    let cap_want = "-500: 0 -500\n-400: 0 -400\n-600: 0 -600\n-1000: 0 -1000\n0\n0\n-900\n";
+    if host_has_cap_sys_resource() {
+        same("oom-cap", &cap_argv, cap_edit, Some(cap_want));
+    } else {
+        // runc cannot grant a capability it lacks: rvisor alone.
+        let dir = TempDir::new("oci-oom-cap");
+        let rt = runtimes(&dir).pop().expect("rvisor");
+        let (b, mut cfg) = bundle(&dir, "b", &cap_argv);
+        cap_edit(&mut cfg, &b);
+        write_config(&b, &cfg);
+        let (out, err, code) = run(&rt, &b, &format!("oomcap-{}", std::process::id()));
+        assert_eq!((out.as_str(), code), (cap_want, 0), "{err}");
+    }
+    // Without oomScoreAdj: 0.
+    same(
+        "oom-unset",
+        &["cat", "/proc/self/oom_score_adj"],
+        |_, _| {},
+        Some("0\n"),
+    );
+
+    // The host side: the state pid (runc's init, rvisor's supervisor) and,
+    // for rvisor, every host process of the sandbox run with the value.
+    let dir = TempDir::new("oci-oom");
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &["sleep", "30"]);
+        cfg["process"]["oomScoreAdj"] = json!(321);
+        write_config(&b, &cfg);
+        let id = format!("oom-{}", std::process::id());
+        assert!(
+            ok(&rt, &["create", "--bundle", b.to_str().expect("utf8"), &id]),
+            "{}: create",
+            rt.name
+        );
+        let pid = state(&rt, &id).expect("state")["pid"]
+            .as_i64()
+            .expect("pid");
+        let tree = process_tree(pid);
+        let adjs: Vec<String> = tree
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/oom_score_adj")).ok())
+            .map(|s| s.trim().to_string())
+            .collect();
+        // A process exec'd into the container starts with the value too.
+        assert!(ok(&rt, &["start", &id]), "{}: start", rt.name);
+        let exec = rt
+            .cmd()
+            .args(["exec", &id, "cat", "/proc/self/oom_score_adj"])
+            .output()
+            .expect("exec");
+        assert_eq!(
+            String::from_utf8_lossy(&exec.stdout),
+            "321\n",
+            "{}: exec",
+            rt.name
+        );
+        assert!(ok(&rt, &["delete", "--force", &id]), "{}: delete", rt.name);
+        assert!(!adjs.is_empty(), "{}", rt.name);
+        assert!(
+            adjs.iter().all(|a| a == "321"),
+            "{}: host processes {tree:?}: {adjs:?}",
+            rt.name
+        );
+        if rt.name == "rvisor" {
+            assert!(
+                tree.len() >= 3,
+                "rvisor: supervisor, gofer and sentry: {tree:?}"
+            );
+        }
+    }
+}
+
+/// A console socket: listens at `path`; the returned thread accepts one
+/// connection and returns the fd that came with its message (SCM_RIGHTS)
+/// and the message text.
+fn console_receiver(path: &Path) -> std::thread::JoinHandle<(std::os::fd::OwnedFd, String)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind console socket");
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept console connection");
+        let mut data = [0u8; 4096];
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // Room for one control message holding one fd (u64 for alignment).
+        let mut control = [0u64; 8];
+        // SAFETY: a zeroed msghdr is valid; the pointers set below outlive
+        // the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: recvmsg into the buffers described by msg.
+        let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+        // SAFETY: walking the control buffer recvmsg filled, within
+        // msg_controllen.
+        let fd = unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            assert!(!c.is_null(), "no control message");
+            assert_eq!(
+                ((*c).cmsg_level, (*c).cmsg_type),
+                (libc::SOL_SOCKET, libc::SCM_RIGHTS)
+            );
+            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>())
+        };
+        // SAFETY: the fd just received is ours alone.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        (
+            fd,
+            String::from_utf8_lossy(&data[..n as usize]).into_owned(),
+        )
+    })
+}
+
+/// Everything read from a pty master until the replica side is gone
+/// (EIO) or 20 s pass.
+fn read_master(master: &std::os::fd::OwnedFd) -> String {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut p = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll of one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(1000) as i32) };
+        if r == 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        // SAFETY: read into a local buffer of that length.
+        let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn terminal_with_console_socket() {
+    // process.terminal: create --console-socket hands the pty master over
+    // the socket; after start, the container's stdio is the replica (a tty
+    // with a name under /dev/pts, its window size consoleSize), and its
+    // output arrives on the master with ONLCR's CR LF.
+    let dir = TempDir::new("oci-console");
+    let script = "tty; stty size; for f in 0 1 2; do test -t $f && echo tty$f; done; \
+        stty -a | grep -o -- '-\\?icanon' | head -n 1; echo done";
+    let mut outs = Vec::new();
+    for rt in runtimes(&dir) {
+        let (b, mut cfg) = bundle(&dir, rt.name, &["sh", "-c", script]);
+        cfg["process"]["terminal"] = json!(true);
+        cfg["process"]["consoleSize"] = json!({"height": 25, "width": 100});
+        cfg["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/dev/pts", "type": "devpts", "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]
+        }));
+        write_config(&b, &cfg);
+        let sock = dir.join(&format!("{}-console.sock", rt.name));
+        let rx = console_receiver(&sock);
+        let id = format!("console-{}", std::process::id());
+        let n = rt.name;
+        assert!(
+            ok(
+                &rt,
+                &[
+                    "create",
+                    "--bundle",
+                    b.to_str().expect("utf8"),
+                    "--console-socket",
+                    sock.to_str().expect("utf8"),
+                    &id
+                ]
+            ),
+            "{n}: create"
+        );
+        let (master, _name) = rx.join().expect("console receiver");
+        assert!(ok(&rt, &["start", &id]), "{n}: start");
+        let out = read_master(&master);
+        wait_stopped(&rt, &id);
+        assert!(ok(&rt, &["delete", &id]), "{n}: delete");
+        outs.push(out);
+    }
+    assert_eq!(outs[0], outs[1], "terminal: runc vs rvisor");
+    assert!(
+        outs[1].starts_with("/dev/pts/") && outs[1].contains("tty0\r\ntty1\r\ntty2\r\n"),
+        "{}",
+        outs[1]
+    );
+}

@@ -12,6 +12,7 @@ const MOUNT: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +30,18 @@ static int listed(const char *path, const char *type) {
             char *dash = strstr(line, " - ");
             found = dash && !strncmp(dash + 3, type, strlen(type));
         }
+    }
+    fclose(f);
+    return found;
+}
+/* Whether the mount at `path` lists options starting with `opts`. */
+static int flagged(const char *path, const char *opts) {
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[2048]; int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        char a[1024], mp[1024], o[1024];
+        if (sscanf(line, "%s %s %s %s %s %s", a, a, a, a, mp, o) == 6 && !strcmp(mp, path))
+            found = !strncmp(o, opts, strlen(opts));
     }
     fclose(f);
     return found;
@@ -92,6 +105,23 @@ int main(int argc, char **argv) {
     printf("create on ro tmpfs: %s\n", E(cr(f)));
     printf("propagation: %s\n", E(mount(NULL, P[4], NULL, MS_PRIVATE, NULL)));
     printf("umount ro tmpfs: %s\n", E(umount(P[4])));
+    /* noexec, nodev: listed; execve EACCES, PROT_EXEC mapping EPERM */
+    printf("noexec tmpfs: %s\n", E(mount("tmpfs", P[4], "tmpfs", MS_NOEXEC | MS_NODEV | MS_NOSUID, NULL)));
+    printf("listed noexec: %d\n", flagged(P[4], "rw,nosuid,nodev,noexec,"));
+    snprintf(f, sizeof f, "%s/prog", P[4]);
+    {
+        int in = open(argv[0], O_RDONLY), out = open(f, O_CREAT | O_WRONLY, 0755);
+        char b[65536]; long n;
+        while ((n = read(in, b, sizeof b)) > 0) write(out, b, n);
+        close(in); close(out);
+        char *args[] = {f, NULL};
+        printf("exec on noexec: %s\n", E(execve(f, args, args + 1)));
+        int fd = open(f, O_RDONLY);
+        void *x = mmap(0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+        printf("PROT_EXEC on noexec: %s\n", x == MAP_FAILED ? strerrorname_np(errno) : "ok");
+        close(fd);
+    }
+    printf("umount noexec tmpfs: %s\n", E(umount(P[4])));
     printf("bind file onto dir: %s\n", E(mount(argv[0], P[4], NULL, MS_BIND, NULL)));
     if (fork() == 0) {
         setuid(1000);
@@ -115,4 +145,7 @@ fn mount_and_umount_in_the_sandbox() {
     let out = native.stdout_str();
     assert!(out.contains("through bind: bound"), "{out}");
     assert!(out.contains("create on ro: EROFS"), "{out}");
+    assert!(out.contains("listed noexec: 1"), "{out}");
+    assert!(out.contains("exec on noexec: EACCES"), "{out}");
+    assert!(out.contains("PROT_EXEC on noexec: EPERM"), "{out}");
 }

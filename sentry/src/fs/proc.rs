@@ -44,6 +44,11 @@ pub enum ProcFile {
     Static(&'static str),
     /// /proc/net/{tcp,tcp6,udp,udp6}: the sandbox's IP sockets.
     NetSockets(&'static str),
+    /// /proc/PID/oom_score_adj (writable).
+    PidOomScoreAdj(i32),
+    /// /proc/sys/kernel/{hostname,domainname}: the UTS names.
+    Hostname,
+    Domainname,
 }
 
 #[derive(Clone, Debug)]
@@ -275,6 +280,13 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
                     return Ok(dir(ProcNode::SysDir(sub)));
                 }
             }
+            if *path == "sys/kernel" {
+                match name_s {
+                    "hostname" => return Ok(file(ProcFile::Hostname)),
+                    "domainname" => return Ok(file(ProcFile::Domainname)),
+                    _ => {}
+                }
+            }
             for (name, value) in sys_files(path) {
                 if *name == name_s {
                     if *path == "net" && crate::fs::inet::is_socket_table(name) {
@@ -299,7 +311,17 @@ pub fn lookup(p: &ProcNode, name: &[u8], t: &Task) -> KResult<Arc<Inode>> {
                 "mounts" => file(ProcFile::Mounts),
                 "mountinfo" => file(ProcFile::Mountinfo),
                 "cgroup" => file(ProcFile::Static("0::/\n")),
-                "oom_score_adj" => file(ProcFile::Static("0\n")),
+                "oom_score_adj" => {
+                    // 0644, owned by the process's user, as on Linux.
+                    let uid = thread(t, pid)?
+                        .proc_
+                        .ruid
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    Inode::new(
+                        Node::Proc(ProcNode::File(ProcFile::PidOomScoreAdj(pid))),
+                        Meta::new(S_IFREG | 0o644, PROC_DEV, uid, uid),
+                    )
+                }
                 "uid_map" | "gid_map" => {
                     file(ProcFile::Static("         0          0 4294967295\n"))
                 }
@@ -358,6 +380,10 @@ pub fn list(p: &ProcNode, t: &Task) -> KResult<Vec<(Vec<u8>, u64, u8)>> {
             }
             for (name, _) in sys_files(path) {
                 push(name, DT_REG);
+            }
+            if *path == "sys/kernel" {
+                push("domainname", DT_REG);
+                push("hostname", DT_REG);
             }
         }
         ProcNode::PidDir(_) => {
@@ -450,6 +476,50 @@ fn join0(v: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// Whether `p` is a file that may be opened for writing.
+pub fn writable(p: &ProcNode) -> bool {
+    matches!(p, ProcNode::File(ProcFile::PidOomScoreAdj(_)))
+}
+
+/// Linux's kstrtoint(s, 0): optional sign, then 0x hex, 0 octal or decimal.
+fn parse_int(s: &str) -> Option<i32> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (radix, digits) = if let Some(h) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        (16, h)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let v = i64::from_str_radix(digits, radix).ok()?;
+    i32::try_from(if neg { -v } else { v }).ok()
+}
+
+/// A write to a writable procfs file (see [`writable`]); returns the bytes
+/// consumed.
+pub fn write(p: &ProcNode, t: &Task, data: &[u8]) -> KResult<usize> {
+    let ProcNode::File(ProcFile::PidOomScoreAdj(pid)) = p else {
+        return Err(Errno::EINVAL);
+    };
+    // As Linux: at most 12 bytes are looked at, surrounding blanks ignored.
+    let n = data.len().min(12);
+    let text = std::str::from_utf8(&data[..n]).map_err(|_| Errno::EINVAL)?;
+    let v = parse_int(text.trim()).ok_or(Errno::EINVAL)?;
+    let th = thread(t, *pid)?;
+    let privileged = t.creds().has_cap(crate::kernel::creds::CAP_SYS_RESOURCE);
+    lock(&th.proc_.oom).set(v, privileged)?;
+    Ok(n)
+}
+
 /// Content of a synthetic file, generated at open.
 pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
     let k = &t.k;
@@ -494,12 +564,18 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
         ProcFile::Mounts => {
             let mut s = String::new();
             for m in lock(&k.mounts).iter() {
+                let data = if m.data.is_empty() {
+                    String::new()
+                } else {
+                    format!(",{}", m.data)
+                };
                 s += &format!(
-                    "{} {} {} {},relatime 0 0\n",
+                    "{} {} {} {}{},relatime{data} 0 0\n",
                     m.source,
                     String::from_utf8_lossy(&m.dest),
                     m.fstype,
-                    if m.readonly { "ro" } else { "rw" }
+                    if m.readonly { "ro" } else { "rw" },
+                    m.flags
                 );
             }
             s
@@ -508,13 +584,19 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             let mut s = String::new();
             for m in lock(&k.mounts).iter() {
                 let ro = if m.readonly { "ro" } else { "rw" };
+                let data = if m.data.is_empty() {
+                    String::new()
+                } else {
+                    format!(",{}", m.data)
+                };
                 s += &format!(
-                    "{} {} 0:{} {} {} {ro},relatime - {} {} {ro}\n",
+                    "{} {} 0:{} {} {} {ro}{},relatime - {} {} {ro}{data}\n",
                     m.id,
                     m.parent,
                     m.id + 10,
                     m.root,
                     String::from_utf8_lossy(&m.dest),
+                    m.flags,
                     m.fstype,
                     m.source
                 );
@@ -529,6 +611,19 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
             }
         }
         ProcFile::Static(s) => s.to_string(),
+        ProcFile::PidOomScoreAdj(pid) => {
+            format!("{}\n", lock(&thread(t, *pid)?.proc_.oom).value)
+        }
+        ProcFile::Hostname | ProcFile::Domainname => {
+            let mut name = lock(if matches!(f, ProcFile::Hostname) {
+                &k.hostname
+            } else {
+                &k.domainname
+            })
+            .clone();
+            name.push(b'\n');
+            return Ok(name);
+        }
         ProcFile::NetSockets(name) => {
             let header = sys_files("net")
                 .iter()
@@ -615,4 +710,24 @@ pub fn generate(f: &ProcFile, t: &Task) -> KResult<Vec<u8>> {
         }
     };
     Ok(s.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_int;
+
+    #[test]
+    fn kstrtoint_bases() {
+        assert_eq!(parse_int("550"), Some(550));
+        assert_eq!(parse_int("-5"), Some(-5));
+        assert_eq!(parse_int("+7"), Some(7));
+        assert_eq!(parse_int("0x226"), Some(550));
+        assert_eq!(parse_int("010"), Some(8));
+        assert_eq!(parse_int("0"), Some(0));
+        assert_eq!(parse_int(""), None);
+        assert_eq!(parse_int("-"), None);
+        assert_eq!(parse_int("08"), None);
+        assert_eq!(parse_int("1 2"), None);
+        assert_eq!(parse_int("99999999999"), None);
+    }
 }

@@ -103,6 +103,22 @@ pub fn parse_size(v: &str) -> Option<u64> {
     n.checked_mul(1u64 << shift)
 }
 
+/// A tmpfs's options as Linux's shmem_show_options lists them: size= (in
+/// KiB of whole pages) and nr_inodes= when given, mode= unless 1777.
+pub fn show_options(mode: u32, size: Option<u64>, nr_inodes: Option<u64>) -> String {
+    let mut opts = Vec::new();
+    if let Some(s) = size {
+        opts.push(format!("size={}k", s.div_ceil(PAGE) * (PAGE / 1024)));
+    }
+    if let Some(n) = nr_inodes {
+        opts.push(format!("nr_inodes={n}"));
+    }
+    if mode & 0o7777 != 0o1777 {
+        opts.push(format!("mode={:03o}", mode & 0o7777));
+    }
+    opts.join(",")
+}
+
 /// Records the limits of the tmpfs whose root is `root`: `size` in bytes
 /// (rounded up to pages), `nr_inodes`; `mem_limit` is the sandbox's memory
 /// limit (0: none) for the default size.
@@ -127,7 +143,8 @@ pub fn register(root: &Arc<Dentry>, size: Option<u64>, nr_inodes: Option<u64>, m
 
 /// The quota of the tmpfs holding `d`, if it has one.
 fn quota_of(d: &Arc<Dentry>) -> Option<Arc<Quota>> {
-    if d.fs != FsType::Tmpfs {
+    // A tmpfs, or /dev/shm (a devfs tree mounted with tmpfs options).
+    if d.fs != FsType::Tmpfs && d.fs != FsType::Dev {
         return None;
     }
     let mut top = d;

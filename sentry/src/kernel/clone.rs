@@ -102,6 +102,7 @@ pub fn spawn(
             me.sid.load(std::sync::atomic::Ordering::Relaxed),
         ));
         *lock(&p.rlimits) = *lock(&me.rlimits);
+        *lock(&p.oom) = *lock(&me.oom);
         p.ruid.store(t.creds.uid, Ordering::Relaxed);
         if let Some(fd) = &pidfd {
             fd.set(p.clone());

@@ -76,6 +76,10 @@ pub struct Kernel {
     pub root: Arc<Dentry>,
     pub hostname: Mutex<Vec<u8>>,
     pub domainname: Mutex<Vec<u8>>,
+    /// process.oomScoreAdj: the sandbox's host processes run with it, and
+    /// a new session's process (init, exec) starts with it.
+    pub oom_score_adj: AtomicI32,
+    pub oom_score_adj_min: AtomicI32,
     pub ncpus: usize,
     /// Most tasks the sandbox may hold (its pids limit).
     pub pids_limit: AtomicUsize,
@@ -129,6 +133,8 @@ impl Kernel {
             root,
             hostname: Mutex::new(hostname.as_bytes().to_vec()),
             domainname: Mutex::new(b"(none)".to_vec()),
+            oom_score_adj: AtomicI32::new(0),
+            oom_score_adj_min: AtomicI32::new(0),
             ncpus,
             pids_limit: AtomicUsize::new(4096),
             memory_limit: AtomicU64::new(0),
@@ -143,6 +149,8 @@ impl Kernel {
                 fstype: "overlay".into(),
                 source: "none".into(),
                 readonly: false,
+                flags: String::new(),
+                data: String::new(),
             }]),
             mem_limit: mem,
             boot: Instant::now(),
@@ -456,6 +464,11 @@ pub struct MountInfo {
     pub fstype: String,
     pub source: String,
     pub readonly: bool,
+    /// The mount flags as listed after rw/ro (`,nosuid,nodev,noexec`).
+    pub flags: String,
+    /// The filesystem's options after rw/ro in its superblock column
+    /// (`size=65536k,mode=755`), empty for none.
+    pub data: String,
 }
 
 impl Kernel {
@@ -491,7 +504,18 @@ impl Kernel {
             fstype: fstype.into(),
             source: source.into(),
             readonly,
+            flags: String::new(),
+            data: String::new(),
         });
+    }
+
+    /// Sets the flags and filesystem options the newest mount at `dest`
+    /// lists (`flags` as `,nosuid,nodev`, `data` without a leading comma).
+    pub fn set_mount_options(&self, dest: &[u8], flags: String, data: String) {
+        if let Some(m) = lock(&self.mounts).iter_mut().rev().find(|m| m.dest == dest) {
+            m.flags = flags;
+            m.data = data;
+        }
     }
 }
 

@@ -57,6 +57,37 @@ pub struct Process {
     pub cpu_limit: Mutex<Option<[std::sync::Arc<super::timers::Timer>; 2]>>,
     /// POSIX timers by id.
     pub posix_timers: Mutex<BTreeMap<i32, std::sync::Arc<super::timers::Timer>>>,
+    /// /proc/PID/oom_score_adj (inherited on fork).
+    pub oom: Mutex<OomScoreAdj>,
+}
+
+/// A process's oom_score_adj and the lowest value it may set without
+/// CAP_SYS_RESOURCE (Linux's signal_struct oom_score_adj_min).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomScoreAdj {
+    pub value: i32,
+    pub min: i32,
+}
+
+impl OomScoreAdj {
+    pub const MIN: i32 = -1000;
+    pub const MAX: i32 = 1000;
+
+    /// A write of `v`: EINVAL out of range, EACCES below `min` without
+    /// CAP_SYS_RESOURCE; a privileged writer also moves `min` to `v`.
+    pub fn set(&mut self, v: i32, cap_sys_resource: bool) -> crate::abi::KResult<()> {
+        if !(Self::MIN..=Self::MAX).contains(&v) {
+            return Err(crate::abi::Errno::EINVAL);
+        }
+        if v < self.min && !cap_sys_resource {
+            return Err(crate::abi::Errno::EACCES);
+        }
+        self.value = v;
+        if cap_sys_resource {
+            self.min = v;
+        }
+        Ok(())
+    }
 }
 
 impl Process {
@@ -82,6 +113,7 @@ impl Process {
             itimers: Mutex::new([None, None, None]),
             posix_timers: Mutex::new(BTreeMap::new()),
             cpu_limit: Mutex::new(None),
+            oom: Mutex::new(OomScoreAdj::default()),
         }
     }
 
@@ -106,5 +138,32 @@ pub fn wait_status(st: ExitStatus) -> i32 {
         // The 0x80 (core dumped) bit rides in the status when RLIMIT_CORE
         // allowed a dump (see Task::core_status).
         ExitStatus::Signaled(s) => s & 0xff,
+    }
+}
+
+#[cfg(test)]
+mod oom_tests {
+    use super::OomScoreAdj;
+    use crate::abi::Errno;
+
+    #[test]
+    fn floor_and_range() {
+        let mut o = OomScoreAdj { value: 500, min: 0 };
+        assert_eq!(o.set(100, false), Ok(()));
+        assert_eq!(o.set(-1, false), Err(Errno::EACCES));
+        assert_eq!(o.set(1001, true), Err(Errno::EINVAL));
+        assert_eq!(o.set(-1001, true), Err(Errno::EINVAL));
+        assert_eq!(o, OomScoreAdj { value: 100, min: 0 });
+        assert_eq!(o.set(-300, true), Ok(()));
+        assert_eq!(
+            o,
+            OomScoreAdj {
+                value: -300,
+                min: -300
+            }
+        );
+        assert_eq!(o.set(-200, false), Ok(()));
+        assert_eq!(o.set(-300, false), Ok(()));
+        assert_eq!(o.set(-301, false), Err(Errno::EACCES));
     }
 }

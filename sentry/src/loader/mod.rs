@@ -43,7 +43,7 @@ fn open_exec_dentry(t: &Task, d: Arc<Dentry>) -> KResult<(Arc<Dentry>, Arc<File>
     if m.is_dir() {
         return Err(Errno::EACCES);
     }
-    if !m.is_reg() {
+    if !m.is_reg() || d.noexec() {
         return Err(Errno::EACCES);
     }
     t.may_access(&m, 1)?;

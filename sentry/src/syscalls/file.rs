@@ -73,6 +73,9 @@ pub fn open_dentry(t: &Task, d: &Arc<Dentry>, flags: i32) -> KResult<Arc<File>> 
     if meta.is_lnk() {
         return Err(Errno::ELOOP);
     }
+    if matches!(inode.node, Node::Dev(_)) && d.nodev() {
+        return Err(Errno::EACCES);
+    }
     let kind = match &inode.node {
         Node::Lower(l) => FileKind::Lower { fd: l.fd()? },
         Node::Mem(_) | Node::Shm(_) => FileKind::Mem(inode.clone()),
@@ -122,8 +125,14 @@ fn new_meta(t: &Task, dir: &Arc<Dentry>, node: &Node, mode: u32) -> KResult<Meta
     }
     t.may_access(&dir.meta(), 2 | 1)?;
     let c = t.creds();
-    let mut m = Meta::new(mode, MEM_DEV, c.fsuid, c.fsgid);
     let dmeta = dir.meta();
+    // Files made in /dev (or an OCI /dev/shm mount) share its device.
+    let dev = if dir.fs == FsType::Dev {
+        dmeta.dev
+    } else {
+        MEM_DEV
+    };
+    let mut m = Meta::new(mode, dev, c.fsuid, c.fsgid);
     if dmeta.mode & 0o2000 != 0 {
         m.gid = dmeta.gid;
         if m.mode & S_IFMT == S_IFDIR {
@@ -363,6 +372,8 @@ fn do_open_resolve(
             &meta,
             access_mask(flags) | if flags & O_TRUNC != 0 { 2 } else { 0 },
         )?;
+        // A writable procfs file (oom_score_adj): O_TRUNC is ignored.
+        let proc_rw = wants_write && matches!(&d.inode().node, Node::Proc(p) if proc::writable(p));
         if wants_write && meta.is_reg() && d.fs == FsType::Bind {
             writable_fs(&d)?;
             if let Node::Lower(l) = &d.inode().node {
@@ -377,7 +388,7 @@ fn do_open_resolve(
                 return install(t, f, flags & O_CLOEXEC != 0);
             }
         }
-        if wants_write && meta.is_reg() {
+        if wants_write && meta.is_reg() && !proc_rw {
             writable_fs(&d)?;
             let inode = d.copy_up()?;
             if flags & O_TRUNC != 0 && flags & O_ACCMODE != O_RDONLY {
@@ -387,11 +398,12 @@ fn do_open_resolve(
                 }
                 if let Some(f) = inode.shm() {
                     f.truncate(0)?;
+                    crate::fs::tmpfs::truncated(&inode, 0);
                 }
                 truncated = true;
             }
         }
-        if wants_write && matches!(d.inode().node, Node::Proc(_)) {
+        if wants_write && !proc_rw && matches!(d.inode().node, Node::Proc(_)) {
             return Err(Errno::EACCES);
         }
     } else if flags & O_DIRECTORY != 0 && !meta.is_dir() {
@@ -491,6 +503,11 @@ pub(crate) fn raise_sigpipe(t: &Task) {
 
 /// Write `data` to `f`; a broken pipe also raises SIGPIPE.
 pub(crate) fn write_file(t: &mut Task, f: &File, data: &[u8], off: Option<u64>) -> KResult<usize> {
+    if let (FileKind::Synthetic(_), Some(d)) = (&f.kind, &f.dentry) {
+        if let Node::Proc(p) = &d.inode().node {
+            return proc::write(p, t, data);
+        }
+    }
     let r = match (&f.kind, off) {
         (FileKind::Tty(tf), _) => tf.write(t, f, data),
         (_, Some(o)) => f.pwrite(data, o),
@@ -2070,7 +2087,11 @@ fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
     }
     let inode = d.copy_up()?;
     match &inode.node {
-        Node::Shm(f) => f.truncate(len as u64).map(|_| 0),
+        Node::Shm(f) => {
+            f.truncate(len as u64)?;
+            crate::fs::tmpfs::truncated(&inode, len as u64);
+            Ok(0)
+        }
         Node::Mem(data) => {
             if len > (1 << 40) {
                 return Err(Errno::EFBIG);

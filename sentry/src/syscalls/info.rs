@@ -22,6 +22,35 @@ pub fn sys_uname(t: &mut Task, a: &Args) -> KResult<u64> {
     t.copy_out(a.u(0), &buf).map(|_| 0)
 }
 
+/// sethostname(2) and setdomainname(2): CAP_SYS_ADMIN in the sandbox's
+/// UTS namespace, at most 64 bytes.
+fn set_uts_name(t: &mut Task, a: &Args, domain: bool) -> KResult<u64> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    if !t.creds().has_cap(CAP_SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    let len = a.u(1) as i64;
+    if !(0..=64).contains(&len) {
+        return Err(Errno::EINVAL);
+    }
+    let mut name = vec![0u8; len as usize];
+    t.copy_in(a.u(0), &mut name)?;
+    *lock(if domain {
+        &t.k.domainname
+    } else {
+        &t.k.hostname
+    }) = name;
+    Ok(0)
+}
+
+pub fn sys_sethostname(t: &mut Task, a: &Args) -> KResult<u64> {
+    set_uts_name(t, a, false)
+}
+
+pub fn sys_setdomainname(t: &mut Task, a: &Args) -> KResult<u64> {
+    set_uts_name(t, a, true)
+}
+
 pub fn sys_sysinfo(t: &mut Task, a: &Args) -> KResult<u64> {
     let mut b = [0u8; 112];
     let up = t.k.boot.elapsed().as_secs();

@@ -53,6 +53,9 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
     if shared && prot & PROT_WRITE != 0 && !f.writable() {
         return Err(Errno::EACCES);
     }
+    if prot & PROT_EXEC != 0 && f.dentry.as_ref().is_some_and(|d| d.noexec()) {
+        return Err(Errno::EPERM);
+    }
     let (path, dev, ino, file_size) = match &f.dentry {
         Some(d) => {
             let m = d.meta();

@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 const CAP_SYS_ADMIN: u32 = 21;
 
 const MS_RDONLY: u64 = 1;
+const MS_NOSUID: u64 = 2;
+const MS_NODEV: u64 = 4;
+const MS_NOEXEC: u64 = 8;
 const MS_REMOUNT: u64 = 32;
 const MS_BIND: u64 = 4096;
 const MS_MOVE: u64 = 8192;
@@ -155,7 +158,14 @@ pub fn sys_mount(t: &mut Task, a: &Args) -> KResult<u64> {
     } else {
         source
     };
+    let mf = crate::spec::MountFlags {
+        nosuid: flags & MS_NOSUID != 0,
+        nodev: flags & MS_NODEV != 0,
+        noexec: flags & MS_NOEXEC != 0,
+    };
+    root.set_mount_flags(mf.noexec, mf.nodev);
     attach(t, &at, root, name, &source, ro);
+    t.k.set_mount_options(&at.path(), mf.show(), String::new());
     Ok(0)
 }
 

@@ -326,8 +326,14 @@ impl File {
         match &self.kind {
             FileKind::Mem(inode) => {
                 if let Node::Shm(f) = &inode.node {
+                    // A /dev/shm mount's size= takes what fits, as tmpfs.
+                    let append = self.flags() & O_APPEND != 0;
+                    let start = if append { f.size() } else { off };
+                    let end = start.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
+                    let end =
+                        crate::fs::tmpfs::charge_write(self.dentry.as_ref(), inode, start, end)?;
                     return f
-                        .pwrite(buf, off, self.flags() & O_APPEND != 0)
+                        .pwrite(&buf[..(end - start) as usize], off, append)
                         .map(|(n, _)| n);
                 }
                 let Node::Mem(data) = &inode.node else {

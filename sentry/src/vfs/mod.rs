@@ -23,6 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 pub const MEM_DEV: u64 = 0x2d;
 pub const PROC_DEV: u64 = 0x16;
 pub const DEV_DEV: u64 = 0x5;
+/// Device number of an OCI /dev/shm mount (its own filesystem, so tools
+/// that find a path's mount by st_dev, like df, find it).
+pub const SHM_DEV: u64 = 0x2e;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(1_000_000);
 
@@ -456,6 +459,10 @@ pub struct Dentry {
     /// Set on a read-only mount's root (or a bind root remounted
     /// read-only): writes beneath fail with EROFS. See [`Dentry::readonly`].
     pub ro: std::sync::atomic::AtomicBool,
+    /// Set on the root of a mount with MS_NOEXEC / MS_NODEV (see
+    /// [`Dentry::noexec`], [`Dentry::nodev`]).
+    pub noexec: std::sync::atomic::AtomicBool,
+    pub nodev: std::sync::atomic::AtomicBool,
 }
 
 impl Dentry {
@@ -479,6 +486,8 @@ impl Dentry {
             mountpoint,
             fs,
             ro: std::sync::atomic::AtomicBool::new(readonly),
+            noexec: std::sync::atomic::AtomicBool::new(false),
+            nodev: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -492,6 +501,8 @@ impl Dentry {
             mountpoint: None,
             fs: parent.fs,
             ro: std::sync::atomic::AtomicBool::new(false),
+            noexec: std::sync::atomic::AtomicBool::new(false),
+            nodev: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -508,6 +519,36 @@ impl Dentry {
                 None => return false,
             }
         }
+    }
+
+    /// The root of the mount this dentry belongs to.
+    fn mount_root(&self) -> &Dentry {
+        let mut d = self;
+        while let Some(p) = &d.parent {
+            d = p;
+        }
+        d
+    }
+
+    /// Whether nothing beneath this mount may be executed (MS_NOEXEC).
+    pub fn noexec(&self) -> bool {
+        self.mount_root()
+            .noexec
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether device nodes beneath this mount cannot be opened (MS_NODEV).
+    pub fn nodev(&self) -> bool {
+        self.mount_root()
+            .nodev
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets a mount root's MS_NOEXEC and MS_NODEV.
+    pub fn set_mount_flags(&self, noexec: bool, nodev: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.noexec.store(noexec, Relaxed);
+        self.nodev.store(nodev, Relaxed);
     }
 
     pub fn inode(&self) -> Arc<Inode> {

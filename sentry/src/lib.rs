@@ -531,6 +531,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
         kern.mem_limit = kern.mem_limit.min(m);
     }
     vfs::set_mem_file_cap(kern.mem_limit, spec.memory_limit);
+    vfs::set_memory_file(&kern.mf);
     kern.pids_limit
         .store(spec.pids_limit.max(1), std::sync::atomic::Ordering::Relaxed);
     if let Some(m) = spec.memory_limit {

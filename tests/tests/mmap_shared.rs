@@ -4,6 +4,75 @@
 
 use rvisor_tests::{compile_static_c, Invocation, TempDir};
 
+/// Files that grow past the sentry's heap threshold (1 MiB) into the
+/// memory file: contents kept across the move, a sparse 5 GiB file mapped
+/// shared near its end, holes and truncation reading as zeroes, growth
+/// while mapped.
+const LARGE: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char p[512], blk[65536], buf[16];
+    snprintf(p, sizeof p, "%s/large.dat", argv[1]);
+    unlink(p);
+    int fd = open(p, O_RDWR | O_CREAT, 0644);
+    for (int i = 0; i < 40; i++) {
+        memset(blk, 'a' + i % 26, sizeof blk);
+        if (write(fd, blk, sizeof blk) != sizeof blk)
+            printf("write %d: %s\n", i, strerror(errno));
+    }
+    for (long at = 0; at < 40 * 65536L; at += 300000) {
+        pread(fd, buf, 1, at);
+        printf("byte at %ld: %c\n", at, buf[0]);
+    }
+    off_t big = 5LL << 30;
+    printf("pwrite at 5 GiB: %zd\n", pwrite(fd, "tail", 4, big));
+    struct stat st;
+    fstat(fd, &st);
+    printf("size %lld\n", (long long)st.st_size);
+    char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, big & ~4095LL);
+    printf("mmap near the end: %s\n", m == MAP_FAILED ? strerror(errno) : "ok");
+    if (m == MAP_FAILED)
+        return 1;
+    printf("window: %.4s\n", m + (big & 4095));
+    memcpy(m + (big & 4095), "TAIL", 4);
+    memset(buf, 0, sizeof buf);
+    pread(fd, buf, 4, big);
+    printf("read after store: %s\n", buf);
+    munmap(m, 4096);
+    memset(buf, 1, sizeof buf);
+    pread(fd, buf, 8, 3LL << 30);
+    int zero = 1;
+    for (int i = 0; i < 8; i++)
+        zero &= buf[i] == 0;
+    printf("hole reads zero: %d\n", zero);
+    ftruncate(fd, (1 << 20) + 5);
+    ftruncate(fd, 4 << 20);
+    buf[0] = 1;
+    pread(fd, buf, 1, (1 << 20) + 10);
+    printf("after shrink and grow: %d\n", buf[0]);
+    m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    printf("mmap at 0: %s\n", m == MAP_FAILED ? strerror(errno) : "ok");
+    printf("ftruncate 8 MiB while mapped: %d\n", ftruncate(fd, 8 << 20));
+    printf("pwrite at 7 MiB: %zd\n", pwrite(fd, "x", 1, 7 << 20));
+    memcpy(m, "HEAD", 4);
+    memset(buf, 0, sizeof buf);
+    pread(fd, buf, 4, 0);
+    printf("head: %s\n", buf);
+    pread(fd, buf, 1, 7 << 20);
+    printf("at 7 MiB: %c\n", buf[0]);
+    close(fd);
+    unlink(p);
+    return 0;
+}
+"#;
+
 const MMAP: &str = r#"
 #define _GNU_SOURCE
 #include <errno.h>
@@ -132,4 +201,17 @@ fn shared_file_mappings_are_coherent() {
         Invocation::new(&[exe.to_str().unwrap(), work.to_str().unwrap()]).assert_same();
     let out = native.stdout_str();
     assert!(out.contains("child's store seen: from the child"), "{out}");
+}
+
+#[test]
+fn large_and_sparse_files_in_the_memory_file() {
+    let dir = TempDir::new("mmap-large");
+    let exe = compile_static_c(&dir, "large", LARGE);
+    let work = dir.join("work");
+    std::fs::create_dir(&work).expect("mkdir work");
+    let (native, _) =
+        Invocation::new(&[exe.to_str().unwrap(), work.to_str().unwrap()]).assert_same();
+    let out = native.stdout_str();
+    assert!(out.contains("read after store: TAIL"), "{out}");
+    assert!(out.contains("at 7 MiB: x"), "{out}");
 }

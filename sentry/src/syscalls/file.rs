@@ -2096,18 +2096,21 @@ fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
             if len > (1 << 40) {
                 return Err(Errno::EFBIG);
             }
+            if len as u64 > crate::vfs::MEM_FILE_HEAP_MAX && inode.shared.get().is_none() {
+                inode.make_shared(&t.k.mf)?;
+            }
             let mut g = lock(data);
             if let Some(f) = inode.shared.get() {
                 drop(g);
-                return f.truncate(len as u64).map(|_| 0);
+                f.truncate(len as u64)?;
+            } else {
+                crate::vfs::resize_mem(&mut g, len as u64, Errno::EFBIG)?;
+                drop(g);
             }
-            crate::vfs::resize_mem(&mut g, len as u64, Errno::EFBIG)?;
             crate::fs::tmpfs::truncated(&inode, len as u64);
-            drop(g);
             let mut mm = lock(&inode.meta);
             mm.mtime = crate::vfs::now();
             mm.ctime = mm.mtime;
-            let _ = t;
             Ok(0)
         }
         _ => Err(Errno::EINVAL),

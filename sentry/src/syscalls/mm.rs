@@ -250,9 +250,6 @@ fn map_shm(
     let end = off
         .checked_add(page_round_up(len).ok_or(Errno::ENOMEM)?)
         .ok_or(Errno::EINVAL)?;
-    if end > crate::fs::shm::SHM_CAP {
-        return Err(Errno::ENOMEM);
-    }
     if shared
         && prot & PROT_WRITE != 0
         && shm.seals() & (crate::fs::shm::F_SEAL_WRITE | crate::fs::shm::F_SEAL_FUTURE_WRITE) != 0
@@ -260,14 +257,15 @@ fn map_shm(
         return Err(Errno::EPERM);
     }
     if shared {
+        let (range, base) = shm.mapping(end)?;
         lock(&mm).mmap_shared_range(
             addr,
             len,
             prot,
             fixed,
             noreplace,
-            shm.range.clone(),
-            shm.off + off,
+            range,
+            base + off,
             path,
             dev,
             ino,

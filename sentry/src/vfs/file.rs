@@ -339,10 +339,23 @@ impl File {
                 let Node::Mem(data) = &inode.node else {
                     return Err(Errno::EINVAL);
                 };
+                let append = self.flags() & O_APPEND != 0;
+                let grows_big = {
+                    let data = lock(data);
+                    let start = if append { data.len() as u64 } else { off };
+                    start.saturating_add(buf.len() as u64) > super::MEM_FILE_HEAP_MAX
+                };
+                if grows_big && inode.shared.get().is_none() {
+                    inode.make_shared(super::memory_file()?)?;
+                }
                 let mut data = lock(data);
                 if let Some(f) = inode.shared.get() {
                     drop(data);
-                    let n = f.pwrite(buf, off, self.flags() & O_APPEND != 0)?.0;
+                    let start = if append { f.size() } else { off };
+                    let end = start.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
+                    let end =
+                        crate::fs::tmpfs::charge_write(self.dentry.as_ref(), inode, start, end)?;
+                    let n = f.pwrite(&buf[..(end - start) as usize], off, append)?.0;
                     let mut m = lock(&inode.meta);
                     m.mtime = super::now();
                     m.ctime = m.mtime;

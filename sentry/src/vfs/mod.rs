@@ -218,6 +218,27 @@ pub fn set_mem_file_cap(bytes: u64, limit: Option<u64>) {
     MEM_LIMIT.store(limit.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
 }
 
+/// An in-memory file larger than this keeps its data in the memory file
+/// (sparse, mappable in place) rather than the sentry's heap.
+pub const MEM_FILE_HEAP_MAX: u64 = 1 << 20;
+
+static MEMORY_FILE: OnceLock<Arc<crate::mm::memfile::MemoryFile>> = OnceLock::new();
+
+/// At boot: the memory file that large in-memory files move into.
+pub fn set_memory_file(mf: &Arc<crate::mm::memfile::MemoryFile>) {
+    let _ = MEMORY_FILE.set(mf.clone());
+}
+
+/// The memory file (ENOMEM before boot set it).
+pub fn memory_file() -> KResult<&'static Arc<crate::mm::memfile::MemoryFile>> {
+    MEMORY_FILE.get().ok_or(Errno::ENOMEM)
+}
+
+/// The most one in-memory file may hold (the sandbox's memory).
+pub fn mem_file_cap() -> u64 {
+    MEM_FILE_CAP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Bytes held by in-memory files now (for the memory-limit monitor).
 pub fn mem_file_bytes() -> u64 {
     MEM_FILE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
@@ -310,8 +331,8 @@ impl Inode {
     }
 
     /// The memory-file storage of a regular in-memory file, moving its
-    /// data there first (MAP_SHARED needs it). Files past the shared
-    /// size cap cannot move: ENOMEM, as a failed mapping.
+    /// data there first (MAP_SHARED needs it, and files past
+    /// [`MEM_FILE_HEAP_MAX`] live there).
     pub fn make_shared(
         &self,
         mf: &Arc<crate::mm::memfile::MemoryFile>,
@@ -325,9 +346,6 @@ impl Inode {
         let mut data = lock(d);
         if let Some(f) = self.shared.get() {
             return Ok(f);
-        }
-        if data.len() as u64 > crate::fs::shm::SHM_CAP {
-            return Err(Errno::ENOMEM);
         }
         let f = crate::fs::shm::ShmFile::new(mf, false)?;
         f.pwrite(&data, 0, false)?;
@@ -355,9 +373,6 @@ impl Inode {
         let size = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&**fd))?
             .st_size
             .max(0) as u64;
-        if size > crate::fs::shm::SHM_CAP {
-            return Err(Errno::ENOMEM);
-        }
         let f = crate::fs::shm::ShmFile::new(mf, false)?;
         let mut buf = vec![0u8; (1 << 20).min(size as usize)];
         let mut at = 0u64;
@@ -748,7 +763,15 @@ impl Dentry {
             return Ok(inode);
         };
         let meta = inode.meta();
-        let new_node = if meta.is_reg() {
+        let mut big = None;
+        let new_node = if meta.is_reg() && meta.size > MEM_FILE_HEAP_MAX {
+            // Straight into the memory file.
+            let f = crate::fs::shm::ShmFile::new(memory_file()?, false)?;
+            let fd = l.fd()?;
+            f.fill_from_fd(std::os::fd::AsRawFd::as_raw_fd(&*fd), meta.size)?;
+            big = Some(f);
+            Node::Mem(Mutex::new(Vec::new()))
+        } else if meta.is_reg() {
             let fd = l.fd()?;
             let mut data = Vec::new();
             resize_mem(&mut data, meta.size, Errno::ENOSPC)?;
@@ -776,6 +799,9 @@ impl Dentry {
         let mut m = meta;
         m.dev = MEM_DEV;
         let up = Inode::new(new_node, m);
+        if let Some(f) = big {
+            let _ = up.shared.set(f);
+        }
         // The host file's attributes come along.
         crate::fs::xattr::seed(&inode)?;
         *lock(&up.xattrs) = lock(&inode.xattrs).clone();

@@ -726,6 +726,10 @@ fn supervise_inner(
     listen(&listener, Backlog::new(16).context("backlog")?).context("listen")?;
 
     let (ours, sentry_end) = sandbox::seqpacket_pair()?;
+    let filestore = match (ctx.overlay.as_str(), plan.gofer_mounts.first()) {
+        ("self", Some((rootfs, _))) => Some(sandbox::open_filestore(rootfs)?),
+        _ => None,
+    };
     let launched = sandbox::launch(sandbox::Launch {
         gofer_mounts: plan.gofer_mounts,
         spec: plan.spec,
@@ -734,6 +738,7 @@ fn supervise_inner(
         debug: ctx.debug,
         gofer_ids: ctx.gofer_ids,
         host_uds: ctx.host_uds,
+        filestore,
     })?;
     let mut gofer = launched.gofer;
     let sentry_pid = launched.sentry;

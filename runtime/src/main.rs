@@ -292,6 +292,9 @@ pub struct BootArgs {
     report_fd: Option<i32>,
     #[arg(long)]
     log_fd: Option<i32>,
+    /// `--overlay self`: the host file to keep the upper layer's data in.
+    #[arg(long)]
+    filestore_fd: Option<i32>,
 }
 
 #[derive(Args, Debug)]
@@ -575,8 +578,8 @@ fn run(cli: Cli) -> Result<i32> {
             cli.network
         );
     }
-    if cli.overlay != "memory" && cli.overlay != "none" {
-        bail!("--overlay {:?}: expected memory or none", cli.overlay);
+    if !["memory", "self", "none"].contains(&cli.overlay.as_str()) {
+        bail!("--overlay {:?}: expected memory, self or none", cli.overlay);
     }
     if cli.host_uds != "none" && cli.host_uds != "open" {
         bail!("--host-uds {:?}: expected none or open", cli.host_uds);
@@ -591,7 +594,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Do(args) => {
             init_logging(cli.debug, None);
-            sandbox::run_do(args, cli.debug, ctx.gofer_ids, ctx.overlay == "none")
+            sandbox::run_do(args, cli.debug, ctx.gofer_ids, &ctx.overlay)
         }
         Cmd::Boot(args) => {
             init_logging(cli.debug, args.log_fd);
@@ -726,6 +729,7 @@ fn boot(args: BootArgs, debug: bool) -> Result<i32> {
         spec,
         debug: debug || args.log_fd.is_some(),
         report_fd: args.report_fd,
+        filestore_fd: args.filestore_fd,
     };
     sentry::boot(cfg).context("sentry boot failed")
 }

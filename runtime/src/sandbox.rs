@@ -137,6 +137,41 @@ pub struct Launch {
     pub gofer_ids: GoferIds,
     /// Let the gofer connect to host sockets (`--host-uds open`).
     pub host_uds: bool,
+    /// `--overlay self`: the filestore ([`open_filestore`]).
+    pub filestore: Option<OwnedFd>,
+}
+
+/// `--overlay self`: an unnamed host file in the directory holding the
+/// rootfs (O_TMPFILE; where the file system cannot, a file created and
+/// unlinked at once), for the sentry to keep the rootfs's upper layer in.
+/// Nothing of it is visible on the host, and its blocks are freed when the
+/// sandbox ends, however it ends.
+pub fn open_filestore(rootfs: &std::path::Path) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = rootfs.parent().unwrap_or(rootfs);
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+    {
+        Ok(f) => return Ok(OwnedFd::from(f)),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("--overlay self: a file in {}", dir.display()))
+        }
+    }
+    let name = dir.join(format!(".rvisor-filestore-{}", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&name)
+        .with_context(|| format!("--overlay self: creating {}", name.display()))?;
+    std::fs::remove_file(&name).with_context(|| format!("unlinking {}", name.display()))?;
+    Ok(OwnedFd::from(f))
 }
 
 pub struct Launched {
@@ -193,6 +228,11 @@ pub fn launch(l: Launch) -> Result<Launched> {
     argv.push(b"--spec-fd".to_vec());
     argv.push(spec_fd.as_raw_fd().to_string().into_bytes());
     let mut keep = vec![sentry_end.as_raw_fd(), spec_fd.as_raw_fd()];
+    if let Some(f) = &l.filestore {
+        argv.push(b"--filestore-fd".to_vec());
+        argv.push(f.as_raw_fd().to_string().into_bytes());
+        keep.push(f.as_raw_fd());
+    }
     if let Some(c) = &l.control {
         argv.push(b"--control-fd".to_vec());
         argv.push(c.as_raw_fd().to_string().into_bytes());
@@ -270,9 +310,11 @@ pub fn default_mounts() -> Vec<sentry::spec::MountSpec> {
     ]
 }
 
-/// `overlay_none`: the global `--overlay none`, the rootfs served
-/// writable and written through (as for a container).
-pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds, overlay_none: bool) -> Result<i32> {
+/// `overlay`: the global `--overlay`: `none` serves the rootfs writable and
+/// writes through (as for a container), `self` keeps the upper layer in a
+/// host file beside the rootfs.
+pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds, overlay: &str) -> Result<i32> {
+    let overlay_none = overlay == "none";
     let rootfs = std::fs::canonicalize(&args.rootfs)
         .with_context(|| format!("rootfs {}", args.rootfs.display()))?;
     if !rootfs.is_dir() {
@@ -318,6 +360,10 @@ pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds, overlay_none: bool
         root_passthrough: overlay_none,
         ..Default::default()
     };
+    let filestore = match overlay {
+        "self" => Some(open_filestore(&rootfs)?),
+        _ => None,
+    };
     let l = launch(Launch {
         gofer_mounts: vec![(rootfs, !overlay_none)],
         spec,
@@ -326,6 +372,7 @@ pub fn run_do(args: DoArgs, debug: bool, gofer_ids: GoferIds, overlay_none: bool
         debug,
         gofer_ids,
         host_uds: false,
+        filestore,
     })?;
     let mut gofer = l.gofer;
     let status = wait_exit(l.sentry);

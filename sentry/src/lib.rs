@@ -39,6 +39,9 @@ pub struct BootConfig {
     pub debug: bool,
     /// Where to write the unimplemented-syscall report (an inherited fd).
     pub report_fd: Option<RawFd>,
+    /// `--overlay self`: an empty host file beside the rootfs (inherited)
+    /// to keep the rootfs's upper-layer file data in.
+    pub filestore_fd: Option<RawFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -499,6 +502,11 @@ fn load_program(k: &Kernel, t: &mut Task, p: &spec::ProcessSpec) -> Result<(), (
 pub fn boot(cfg: BootConfig) -> Result<i32, BootError> {
     let spec = &cfg.spec;
     let mf = Arc::new(mm::memfile::MemoryFile::new().map_err(BootError::MemoryFile)?);
+    if let Some(fd) = cfg.filestore_fd {
+        // SAFETY: the runtime passed us this fd to own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        mf.set_filestore(fd).map_err(BootError::MemoryFile)?;
+    }
     let plat = platform::ptrace::PtracePlatform::new(mf.clone())?;
     // SAFETY: the runtime passed us this fd to own.
     let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };

@@ -215,3 +215,18 @@ fn large_and_sparse_files_in_the_memory_file() {
     assert!(out.contains("read after store: TAIL"), "{out}");
     assert!(out.contains("at 7 MiB: x"), "{out}");
 }
+
+/// The same programs with `--overlay self`: the rootfs's upper layer (where
+/// these files are) lives in the filestore, a host file beside the rootfs.
+#[test]
+fn shared_and_large_files_with_overlay_self() {
+    let dir = TempDir::new("mmap-self");
+    for (name, src) in [("mmapshared", MMAP), ("large", LARGE)] {
+        let exe = compile_static_c(&dir, name, src);
+        let work = dir.join(&format!("work-{name}"));
+        std::fs::create_dir(&work).expect("mkdir work");
+        Invocation::new(&[exe.to_str().unwrap(), work.to_str().unwrap()])
+            .rvisor_arg("--overlay=self")
+            .assert_same();
+    }
+}

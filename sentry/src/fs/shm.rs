@@ -48,7 +48,17 @@ impl ShmState {
 
 impl ShmFile {
     pub fn new(mf: &Arc<MemoryFile>, sealable: bool) -> KResult<ShmFile> {
-        let off = mf.allocate(INITIAL_CAP)?;
+        Self::new_in(mf, sealable, false)
+    }
+
+    /// A new file in the memory file, or in the filestore (`--overlay
+    /// self`) when `filestore`.
+    pub fn new_in(mf: &Arc<MemoryFile>, sealable: bool, filestore: bool) -> KResult<ShmFile> {
+        let off = if filestore {
+            mf.allocate_filestore(INITIAL_CAP)?
+        } else {
+            mf.allocate(INITIAL_CAP)?
+        };
         Ok(ShmFile {
             mf: mf.clone(),
             state: Mutex::new(ShmState {
@@ -76,7 +86,7 @@ impl ShmFile {
     }
 
     fn relocate(&self, st: &mut ShmState, cap: u64) -> KResult<()> {
-        let off = self.mf.allocate(cap)?;
+        let off = self.mf.allocate_like(st.off, cap)?;
         let used = page_round_up(st.size).unwrap_or(st.cap).min(st.cap);
         if let Err(e) = self.mf.copy_sparse(st.off, off, used) {
             self.mf.free(off, cap);

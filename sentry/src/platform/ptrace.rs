@@ -132,7 +132,11 @@ impl Platform for PtracePlatform {
         }
     }
     fn new_context(&self) -> Result<Box<dyn Context>, PlatformError> {
-        let pid = crate::platform::ptrace_sys::fork_stub(self.memfd, STUB_CODE + STUB_INIT)?;
+        let pid = crate::platform::ptrace_sys::fork_stub(
+            self.memfd,
+            self.mf.filestore_fd(),
+            STUB_CODE + STUB_INIT,
+        )?;
         let pid = Pid::from_raw(pid);
         // The child traps (int3) once its address space is empty.
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
@@ -163,7 +167,6 @@ impl Platform for PtracePlatform {
             .map_err(|_| PlatformError::StubDied("no memory for the stub".into()))?;
         let mut ctx = PtraceContext {
             pid,
-            memfd: self.memfd,
             template,
             keep: self.keep,
             mf: self.mf.clone(),
@@ -313,7 +316,6 @@ pub struct PtraceContext {
     /// Memory-file offset of the batch page (mapped at STUB_ADDR).
     ops_off: u64,
     pid: Pid,
-    memfd: RawFd,
     template: Regs,
     bound: Option<Bound>,
     dead: bool,
@@ -394,15 +396,18 @@ impl PtraceContext {
                     len,
                     off,
                     prot,
-                } => [
-                    libc::SYS_mmap as u64,
-                    addr,
-                    len,
-                    prot as u64,
-                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                    self.memfd as u64,
-                    off,
-                ],
+                } => {
+                    let (fd, off) = self.mf.fd_for(off);
+                    [
+                        libc::SYS_mmap as u64,
+                        addr,
+                        len,
+                        prot as u64,
+                        (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                        fd as u64,
+                        off,
+                    ]
+                }
                 AsOp::Unmap { addr, len } => [libc::SYS_munmap as u64, addr, len, 0, 0, 0, 0],
             };
             for w in words {
@@ -439,17 +444,20 @@ impl PtraceContext {
                 len,
                 off,
                 prot,
-            } => self.inject(
-                libc::SYS_mmap,
-                [
-                    addr,
-                    len,
-                    prot as u64,
-                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                    self.memfd as u64,
-                    off,
-                ],
-            )?,
+            } => {
+                let (fd, off) = self.mf.fd_for(off);
+                self.inject(
+                    libc::SYS_mmap,
+                    [
+                        addr,
+                        len,
+                        prot as u64,
+                        (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                        fd as u64,
+                        off,
+                    ],
+                )?
+            }
             AsOp::Unmap { addr, len } => self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?,
         };
         if (-4095..0).contains(&ret) {

@@ -47,9 +47,15 @@ extern "C" {
 }
 
 /// Fork a stub: the child asks to be traced by the calling thread, keeps only
-/// `memfd` open, and jumps to the stub page's init code, which empties its
-/// address space and stops. Returns the child's pid.
-pub fn fork_stub(memfd: RawFd, entry: u64) -> Result<i32, PlatformError> {
+/// `memfd` (and the filestore's fd, if any) open, and jumps to the stub
+/// page's init code, which empties its address space and stops. Returns the
+/// child's pid.
+pub fn fork_stub(memfd: RawFd, filestore: Option<RawFd>, entry: u64) -> Result<i32, PlatformError> {
+    // The fds to keep, in order (close_range around them).
+    let (lo, hi) = match filestore {
+        Some(f) if f != memfd => (memfd.min(f), memfd.max(f)),
+        _ => (memfd, memfd),
+    };
     // SAFETY: after fork the child runs only raw syscalls and then jumps into
     // the stub page; it never returns into Rust code or touches locks.
     let pid = unsafe { libc::fork() };
@@ -97,10 +103,13 @@ pub fn fork_stub(memfd: RawFd, entry: u64) -> Result<i32, PlatformError> {
                 0,
             );
             libc::syscall(libc::SYS_setsid);
-            if memfd > 0 {
-                libc::syscall(libc::SYS_close_range, 0, memfd - 1, 0);
+            if lo > 0 {
+                libc::syscall(libc::SYS_close_range, 0, lo - 1, 0);
             }
-            libc::syscall(libc::SYS_close_range, memfd + 1, u32::MAX, 0);
+            if hi > lo + 1 {
+                libc::syscall(libc::SYS_close_range, lo + 1, hi - 1, 0);
+            }
+            libc::syscall(libc::SYS_close_range, hi + 1, u32::MAX, 0);
             let empty: u64 = 0;
             libc::syscall(
                 libc::SYS_rt_sigprocmask,

@@ -2096,8 +2096,9 @@ fn truncate_inner(t: &Task, d: &Arc<Dentry>, len: i64) -> KResult<u64> {
             if len > (1 << 40) {
                 return Err(Errno::EFBIG);
             }
-            if len as u64 > crate::vfs::MEM_FILE_HEAP_MAX && inode.shared.get().is_none() {
-                inode.make_shared(&t.k.mf)?;
+            let (heap_max, filestore) = crate::vfs::file_store(Some(d));
+            if len as u64 > heap_max && inode.shared.get().is_none() {
+                inode.make_shared(&t.k.mf, filestore)?;
             }
             let mut g = lock(data);
             if let Some(f) = inode.shared.get() {

@@ -113,7 +113,8 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
         // (its data moves into the memory file first): one set of pages
         // for every mapping, read and write.
         FileKind::Mem(inode) if shared || inode.shm().is_some() => {
-            let shm = inode.make_shared(&t.k.mf)?;
+            let (_, filestore) = crate::vfs::file_store(f.dentry.as_ref());
+            let shm = inode.make_shared(&t.k.mf, filestore)?;
             map_shm(
                 t, shm, addr, len, prot, shared, fixed, noreplace, off, path, dev, ino,
             )

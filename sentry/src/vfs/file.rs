@@ -340,13 +340,14 @@ impl File {
                     return Err(Errno::EINVAL);
                 };
                 let append = self.flags() & O_APPEND != 0;
+                let (heap_max, filestore) = super::file_store(self.dentry.as_ref());
                 let grows_big = {
                     let data = lock(data);
                     let start = if append { data.len() as u64 } else { off };
-                    start.saturating_add(buf.len() as u64) > super::MEM_FILE_HEAP_MAX
+                    start.saturating_add(buf.len() as u64) > heap_max
                 };
                 if grows_big && inode.shared.get().is_none() {
-                    inode.make_shared(super::memory_file()?)?;
+                    inode.make_shared(super::memory_file()?, filestore)?;
                 }
                 let mut data = lock(data);
                 if let Some(f) = inode.shared.get() {

@@ -234,6 +234,19 @@ pub fn memory_file() -> KResult<&'static Arc<crate::mm::memfile::MemoryFile>> {
     MEMORY_FILE.get().ok_or(Errno::ENOMEM)
 }
 
+/// Where a regular in-memory file under `d` keeps its data once it has
+/// any: (the size past which it leaves the sentry's heap, whether in the
+/// filestore). With `--overlay self` the rootfs's upper-layer files go to
+/// the filestore (a host file beside the rootfs) whatever their size.
+pub fn file_store(d: Option<&Arc<Dentry>>) -> (u64, bool) {
+    let selfish = MEMORY_FILE.get().is_some_and(|m| m.has_filestore());
+    if selfish && d.is_some_and(|d| d.in_rootfs()) {
+        (0, true)
+    } else {
+        (MEM_FILE_HEAP_MAX, false)
+    }
+}
+
 /// The most one in-memory file may hold (the sandbox's memory).
 pub fn mem_file_cap() -> u64 {
     MEM_FILE_CAP.load(std::sync::atomic::Ordering::Relaxed)
@@ -336,6 +349,7 @@ impl Inode {
     pub fn make_shared(
         &self,
         mf: &Arc<crate::mm::memfile::MemoryFile>,
+        filestore: bool,
     ) -> KResult<&crate::fs::shm::ShmFile> {
         if let Node::Shm(f) = &self.node {
             return Ok(f);
@@ -347,7 +361,7 @@ impl Inode {
         if let Some(f) = self.shared.get() {
             return Ok(f);
         }
-        let f = crate::fs::shm::ShmFile::new(mf, false)?;
+        let f = crate::fs::shm::ShmFile::new_in(mf, false, filestore)?;
         f.pwrite(&data, 0, false)?;
         let _ = self.shared.set(f);
         account(data.len(), 0);
@@ -764,9 +778,10 @@ impl Dentry {
         };
         let meta = inode.meta();
         let mut big = None;
-        let new_node = if meta.is_reg() && meta.size > MEM_FILE_HEAP_MAX {
-            // Straight into the memory file.
-            let f = crate::fs::shm::ShmFile::new(memory_file()?, false)?;
+        let (heap_max, filestore) = file_store(Some(self));
+        let new_node = if meta.is_reg() && meta.size > heap_max {
+            // Straight into the memory file (or the filestore).
+            let f = crate::fs::shm::ShmFile::new_in(memory_file()?, false, filestore)?;
             let fd = l.fd()?;
             f.fill_from_fd(std::os::fd::AsRawFd::as_raw_fd(&*fd), meta.size)?;
             big = Some(f);

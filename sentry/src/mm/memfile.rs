@@ -309,6 +309,26 @@ impl MemoryFile {
         Ok(())
     }
 
+    /// pwrite(2) of `[off, off + len)` of the file to the host fd `fd` at
+    /// `file_off`, straight from the sentry's mapping (a workload buffer
+    /// written to a host file without a copy through the heap). Returns
+    /// bytes written.
+    pub fn write_to_fd(&self, off: u64, len: usize, fd: RawFd, file_off: u64) -> KResult<usize> {
+        let (s, o) = self.store(off)?;
+        let src = s.at(o, len)?;
+        loop {
+            // SAFETY: the source range lies in our mapping (checked by `at`).
+            let n = unsafe { libc::pwrite(fd, src as *const libc::c_void, len, file_off as i64) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = Errno::last_host();
+            if e != Errno::EINTR {
+                return Err(e);
+            }
+        }
+    }
+
     /// Read from a host fd straight into the file (used to populate private
     /// file mappings). Returns bytes read (short at EOF).
     pub fn fill_from_fd(&self, off: u64, len: usize, fd: RawFd, file_off: u64) -> KResult<usize> {

@@ -735,6 +735,12 @@ impl MemoryManager {
         Ok(out)
     }
 
+    /// The memory-file ranges holding `[addr, addr + len)`, which must be
+    /// readable (EFAULT otherwise): for I/O straight from workload memory.
+    pub fn read_pieces(&self, addr: u64, len: usize) -> KResult<Vec<(u64, usize)>> {
+        self.pieces(addr, len, PROT_READ)
+    }
+
     pub fn copy_in(&self, addr: u64, dst: &mut [u8]) -> KResult<()> {
         let mut done = 0;
         for (off, n) in self.pieces(addr, dst.len(), PROT_READ)? {

@@ -584,6 +584,20 @@ fn write_common(t: &mut Task, fd: i32, buf: u64, count: usize, off: Option<u64>)
     if n == 0 {
         return Ok(0);
     }
+    if matches!(f.kind, FileKind::Passthrough { .. }) {
+        // A host file: written straight from the workload's pages.
+        let pieces = {
+            let mm = t.mm();
+            let mm = lock(&mm);
+            mm.read_pieces(buf, n)?
+        };
+        if let Some(r) = f.write_direct(&t.k.mf, &pieces, off) {
+            if let (Some(d), Ok(1..)) = (&f.dentry, &r) {
+                crate::fs::inotify::modified(d);
+            }
+            return r.map(|n| n as u64);
+        }
+    }
     let mut data = vec![0u8; n];
     t.copy_in(buf, &mut data)?;
     write_file(t, &f, &data, off).map(|n| n as u64)

@@ -433,6 +433,51 @@ impl File {
         }
     }
 
+    /// write/pwrite of a host file of a writable bind mount straight from
+    /// the memory-file ranges `pieces` (workload memory), without a copy
+    /// through the heap. `None` where that does not apply (another kind of
+    /// file, O_APPEND, a shared-mapped host file, whose pages must follow).
+    pub fn write_direct(
+        &self,
+        mf: &crate::mm::memfile::MemoryFile,
+        pieces: &[(u64, usize)],
+        off: Option<u64>,
+    ) -> Option<KResult<usize>> {
+        let FileKind::Passthrough { fd } = &self.kind else {
+            return None;
+        };
+        if self.flags() & O_APPEND != 0 || self.host_shared().is_some() {
+            return None;
+        }
+        let mut pos = lock(&self.pos);
+        let start = off.unwrap_or(*pos);
+        let mut done = 0usize;
+        for &(p, len) in pieces {
+            match mf.write_to_fd(p, len, fd.as_raw_fd(), start + done as u64) {
+                Ok(n) => {
+                    done += n;
+                    if n < len {
+                        break;
+                    }
+                }
+                Err(e) if done == 0 => return Some(Err(e)),
+                Err(_) => break,
+            }
+        }
+        if off.is_none() {
+            *pos += done as u64;
+        }
+        drop(pos);
+        if let Some(d) = &self.dentry {
+            let inode = d.inode();
+            let mut m = lock(&inode.meta);
+            m.size = m.size.max(start + done as u64);
+            m.mtime = super::now();
+            m.ctime = m.mtime;
+        }
+        Some(Ok(done))
+    }
+
     pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
         if !self.is_seekable() {
             return self.pread(buf, 0);

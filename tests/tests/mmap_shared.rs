@@ -230,3 +230,56 @@ fn shared_and_large_files_with_overlay_self() {
             .assert_same();
     }
 }
+
+/// Stores through a shared mapping of a host file reach the host file at
+/// munmap, while the file is still open (the page cache would show them).
+const UNMAP: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
+    ftruncate(fd, 4096);
+    char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    memcpy(m, "before munmap", 13);
+    munmap(m, 4096);
+    printf("ready\n");
+    fflush(stdout);
+    char c;
+    read(0, &c, 1);
+    close(fd);
+    return 0;
+}
+"#;
+
+#[test]
+fn munmap_writes_a_host_file_back() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("mmap-unmap");
+    let exe = compile_static_c(&dir, "unmap", UNMAP);
+    let target = dir.join("target.dat");
+    let mut child = Command::new(rvisor_tests::rvisor_bin())
+        .args(["--overlay", "none", "do", "--"])
+        .arg(&exe)
+        .arg(&target)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn rvisor");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    let data = std::fs::read(&target).expect("the host file");
+    let _ = child.stdin.take().expect("stdin").write_all(b"x");
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+    assert_eq!(
+        &data[..13],
+        b"before munmap",
+        "the host file while the sandbox still holds it open"
+    );
+}

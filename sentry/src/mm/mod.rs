@@ -886,6 +886,16 @@ impl MemoryManager {
         matches!(self.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && addr >= v.bus_from && v.prot != 0)
     }
 
+    /// Whether `[addr, addr + len)` overlaps a shared mapping of a file.
+    pub fn maps_shared_file(&self, addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
+        self.overlapping(addr, end).iter().any(|k| {
+            self.vmas
+                .get(k)
+                .is_some_and(|v| v.shared && matches!(v.kind, VmaKind::File { .. }))
+        })
+    }
+
     /// Whether the VMA holding `addr` is shared.
     pub fn is_shared(&self, addr: u64) -> bool {
         matches!(self.vmas.range(..=addr).next_back(), Some((_, v)) if v.end > addr && v.shared)

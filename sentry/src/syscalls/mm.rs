@@ -150,7 +150,17 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
 }
 
 pub fn sys_munmap(t: &mut Task, a: &Args) -> KResult<u64> {
-    lock(&t.mm()).munmap(a.u(0), a.u(1)).map(|_| 0)
+    let mm = t.mm();
+    let mut g = lock(&mm);
+    let file = g.maps_shared_file(a.u(0), a.u(1));
+    g.munmap(a.u(0), a.u(1))?;
+    drop(g);
+    if file {
+        // Shared mappings of host files: their pages go back to the host,
+        // as the page cache would show them.
+        crate::vfs::write_back_all();
+    }
+    Ok(0)
 }
 
 pub fn sys_mprotect(t: &mut Task, a: &Args) -> KResult<u64> {

@@ -21,6 +21,41 @@ pub const F_SEAL_GROW: u32 = 4;
 pub const F_SEAL_WRITE: u32 = 8;
 pub const F_SEAL_FUTURE_WRITE: u32 = 16;
 
+/// What a write copies from.
+#[derive(Clone, Copy)]
+pub enum Src<'a> {
+    Bytes(&'a [u8]),
+    /// Memory-file ranges (offset, length), in order.
+    Pieces(&'a [(u64, usize)]),
+}
+
+impl Src<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Src::Bytes(b) => b.len(),
+            Src::Pieces(p) => p.iter().map(|&(_, n)| n).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The first `n` bytes of memory-file ranges.
+pub fn take_pieces(pieces: &[(u64, usize)], mut n: usize) -> Vec<(u64, usize)> {
+    let mut out = Vec::new();
+    for &(p, len) in pieces {
+        if n == 0 {
+            break;
+        }
+        let k = len.min(n);
+        out.push((p, k));
+        n -= k;
+    }
+    out
+}
+
 /// A regular file whose data is a range of the memory file, reserved
 /// sparsely: holes cost nothing, and every mapping of the file maps that
 /// same range.
@@ -81,7 +116,14 @@ impl ShmFile {
         if st.mapped() || need > crate::vfs::mem_file_cap() {
             return Err(err);
         }
-        let cap = page_round_up(need.max(st.cap.saturating_mul(2))).ok_or(err)?;
+        // Room to grow (a relocation copies the data): four times the old
+        // room or twice what is needed, within the sandbox's memory.
+        let room = st
+            .cap
+            .saturating_mul(4)
+            .max(need.saturating_mul(2))
+            .min(crate::vfs::mem_file_cap());
+        let cap = page_round_up(need.max(room)).ok_or(err)?;
         self.relocate(st, cap).map_err(|_| err)
     }
 
@@ -150,19 +192,39 @@ impl ShmFile {
     }
 
     pub fn pwrite(&self, buf: &[u8], off: u64, append: bool) -> KResult<(usize, u64)> {
+        self.pwrite_src(Src::Bytes(buf), off, append)
+    }
+
+    /// pwrite from `src`: bytes, or memory-file ranges (workload pages,
+    /// copied within the sentry's mappings, no copy through the heap).
+    /// Returns the count written and the end offset.
+    pub fn pwrite_src(&self, src: Src<'_>, off: u64, append: bool) -> KResult<(usize, u64)> {
+        let len = src.len();
         let mut st = lock(&self.state);
         if st.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
             return Err(Errno::EPERM);
         }
         let off = if append { st.size } else { off };
-        let end = off.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
+        let end = off.checked_add(len as u64).ok_or(Errno::EFBIG)?;
         if end > st.size && st.seals & F_SEAL_GROW != 0 {
             return Err(Errno::EPERM);
         }
         self.reserve(&mut st, end, Errno::ENOSPC)?;
-        self.mf.write(st.off + off, buf)?;
+        if len >= 1 << 16 {
+            self.mf.populate(st.off + off, len as u64);
+        }
+        match src {
+            Src::Bytes(b) => self.mf.write(st.off + off, b)?,
+            Src::Pieces(pieces) => {
+                let mut at = st.off + off;
+                for &(p, n) in pieces {
+                    self.mf.copy(p, at, n as u64)?;
+                    at += n as u64;
+                }
+            }
+        }
         st.size = st.size.max(end);
-        Ok((buf.len(), end))
+        Ok((len, end))
     }
 
     /// Fill a new file with the first `size` bytes of the host file `fd`

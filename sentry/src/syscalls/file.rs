@@ -584,8 +584,9 @@ fn write_common(t: &mut Task, fd: i32, buf: u64, count: usize, off: Option<u64>)
     if n == 0 {
         return Ok(0);
     }
-    if matches!(f.kind, FileKind::Passthrough { .. }) {
-        // A host file: written straight from the workload's pages.
+    if matches!(f.kind, FileKind::Passthrough { .. } | FileKind::Mem(_)) {
+        // A host file, or a file in the memory file: written straight from
+        // the workload's pages.
         let pieces = {
             let mm = t.mm();
             let mm = lock(&mm);

@@ -443,6 +443,9 @@ impl File {
         pieces: &[(u64, usize)],
         off: Option<u64>,
     ) -> Option<KResult<usize>> {
+        if let FileKind::Mem(inode) = &self.kind {
+            return self.write_direct_mem(inode, pieces, off).transpose();
+        }
         let FileKind::Passthrough { fd } = &self.kind else {
             return None;
         };
@@ -476,6 +479,53 @@ impl File {
             m.ctime = m.mtime;
         }
         Some(Ok(done))
+    }
+
+    /// write/pwrite of an in-memory file whose data is (or, growing past
+    /// the heap's share, now goes) in the memory file, straight from the
+    /// workload's pages. `Ok(None)` for a file still in the heap.
+    fn write_direct_mem(
+        &self,
+        inode: &Arc<Inode>,
+        pieces: &[(u64, usize)],
+        off: Option<u64>,
+    ) -> KResult<Option<usize>> {
+        use crate::fs::shm::{take_pieces, Src};
+        let len: usize = pieces.iter().map(|&(_, n)| n).sum();
+        let append = self.flags() & O_APPEND != 0;
+        let mut pos = lock(&self.pos);
+        let at = off.unwrap_or(*pos);
+        let f = match &inode.node {
+            Node::Shm(f) => f,
+            Node::Mem(data) => {
+                if inode.shared.get().is_none() {
+                    let (heap_max, filestore) = super::file_store(self.dentry.as_ref());
+                    let start = if append { lock(data).len() as u64 } else { at };
+                    if start.saturating_add(len as u64) <= heap_max {
+                        return Ok(None);
+                    }
+                    inode.make_shared(super::memory_file()?, filestore)?;
+                }
+                inode.shared.get().ok_or(Errno::EIO)?
+            }
+            _ => return Ok(None),
+        };
+        let start = if append { f.size() } else { at };
+        let end = start.checked_add(len as u64).ok_or(Errno::EFBIG)?;
+        // A sized tmpfs may take only part of it (ENOSPC: none).
+        let end = crate::fs::tmpfs::charge_write(self.dentry.as_ref(), inode, start, end)?;
+        let part = take_pieces(pieces, (end - start) as usize);
+        let (n, new_end) = f.pwrite_src(Src::Pieces(&part), at, append)?;
+        if off.is_none() {
+            *pos = if append { new_end } else { at + n as u64 };
+        }
+        drop(pos);
+        if matches!(inode.node, Node::Mem(_)) {
+            let mut m = lock(&inode.meta);
+            m.mtime = super::now();
+            m.ctime = m.mtime;
+        }
+        Ok(Some(n))
     }
 
     pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {

@@ -716,6 +716,79 @@ pub fn sys_pwritev(t: &mut Task, a: &Args) -> KResult<u64> {
     writev_common(t, a.int(0), a.u(1), a.usize(2), Some(a.u(3)))
 }
 
+/// preadv2/pwritev2 flags (include/uapi/linux/fs.h).
+const RWF_HIPRI: i32 = 0x1;
+const RWF_DSYNC: i32 = 0x2;
+const RWF_SYNC: i32 = 0x4;
+const RWF_NOWAIT: i32 = 0x8;
+const RWF_APPEND: i32 = 0x10;
+
+/// The offset argument of preadv2/pwritev2: -1 is the file position.
+fn rw2_offset(a: &Args) -> KResult<Option<u64>> {
+    match a.i64(3) {
+        -1 => Ok(None),
+        o if o < 0 => Err(Errno::EINVAL),
+        o => Ok(Some(o as u64)),
+    }
+}
+
+/// RWF_NOWAIT asks never to wait: regular files never make a reader or
+/// writer wait here; other files do not support it (EOPNOTSUPP, as for
+/// files without FMODE_NOWAIT).
+fn check_nowait(t: &Task, fd: i32, flags: i32) -> KResult<()> {
+    if flags & RWF_NOWAIT != 0 {
+        let f = get_file(t, fd)?;
+        if !matches!(
+            f.kind,
+            FileKind::Mem(_) | FileKind::Lower { .. } | FileKind::Passthrough { .. }
+        ) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+    }
+    Ok(())
+}
+
+/// preadv2(2): preadv with flags (RWF_HIPRI is a hint with nothing to
+/// poll here; RWF_NOWAIT see `check_nowait`).
+pub fn sys_preadv2(t: &mut Task, a: &Args) -> KResult<u64> {
+    let flags = a.int(5);
+    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND) != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let off = rw2_offset(a)?;
+    check_nowait(t, a.int(0), flags)?;
+    readv_common(t, a.int(0), a.u(1), a.usize(2), off)
+}
+
+/// pwritev2(2): pwritev with flags: RWF_APPEND writes at the end whatever
+/// the offset, RWF_DSYNC/RWF_SYNC make this write durable as fdatasync.
+pub fn sys_pwritev2(t: &mut Task, a: &Args) -> KResult<u64> {
+    let fd = a.int(0);
+    let flags = a.int(5);
+    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND) != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let mut off = rw2_offset(a)?;
+    check_nowait(t, fd, flags)?;
+    if flags & RWF_APPEND != 0 {
+        let f = get_file(t, fd)?;
+        if !f.is_seekable() {
+            off = None;
+        } else {
+            // The write goes at the end; the file position does not move.
+            off = Some(f.size()?);
+        }
+    }
+    let n = writev_common(t, fd, a.u(1), a.usize(2), off)?;
+    if flags & (RWF_DSYNC | RWF_SYNC) != 0 && n > 0 {
+        let f = get_file(t, fd)?;
+        if let FileKind::Passthrough { fd } = &f.kind {
+            nix::unistd::fdatasync(std::os::fd::AsRawFd::as_raw_fd(&**fd))?;
+        }
+    }
+    Ok(n)
+}
+
 pub fn sys_lseek(t: &mut Task, a: &Args) -> KResult<u64> {
     let f = get_file(t, a.int(0))?;
     if matches!(f.kind, FileKind::Path) {

@@ -237,7 +237,14 @@ pub fn confine(
     let mut trees = Vec::new();
     if let Some(ns) = idmap {
         for (m, (fd, _)) in mounts.iter().zip(&sources) {
-            match idmapped_tree(fd.as_fd(), ns) {
+            let tree = match idmapped_tree(fd.as_fd(), ns) {
+                Ok(t) => Ok(Idmapped::Tree(t)),
+                // An overlayfs root cannot be idmapped, but served read-only
+                // its layers can, under an overlay of our own.
+                Err(Errno::EINVAL) if m.readonly => idmapped_layers(fd.as_fd(), ns),
+                Err(e) => Err(e),
+            };
+            match tree {
                 Ok(t) => trees.push(t),
                 Err(e) => {
                     tracing::info!(
@@ -276,9 +283,12 @@ pub fn confine(
                 .map_err(|e| Error::sys(format!("create {target}"), io_errno(&e)))?;
         }
         if idmapped {
-            move_mount(&trees[i], &target).map_err(|e| {
-                Error::sys(format!("attach {} to {target}", m.host_path.display()), e)
-            })?;
+            match &trees[i] {
+                Idmapped::Tree(t) => move_mount(t, &target).map_err(|e| {
+                    Error::sys(format!("attach {} to {target}", m.host_path.display()), e)
+                })?,
+                Idmapped::Layers(layers) => mount_layers(base, i, layers, &target)?,
+            }
         } else {
             let source = format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
             do_mount(
@@ -421,6 +431,144 @@ fn idmapped_tree(fd: BorrowedFd<'_>, ns: BorrowedFd<'_>) -> Result<OwnedFd, Errn
     Ok(tree)
 }
 
+/// A served root seen through the idmap: a detached idmapped copy of its
+/// mount, or (an overlayfs root) idmapped copies of its layers, top first.
+enum Idmapped {
+    Tree(OwnedFd),
+    Layers(Vec<OwnedFd>),
+}
+
+/// The layer directories of the overlayfs mount whose root `fd` is, top
+/// (upperdir) first, from /proc/thread-self/mountinfo. `None` for anything
+/// else: another file system, a subdirectory of the mount, relative layer
+/// paths, data-only layers.
+fn overlay_layers(fd: BorrowedFd<'_>) -> Option<Vec<PathBuf>> {
+    let fdinfo =
+        std::fs::read_to_string(format!("/proc/thread-self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    let mnt_id = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))?
+        .trim()
+        .to_owned();
+    let info = std::fs::read_to_string("/proc/thread-self/mountinfo").ok()?;
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').next() == Some(mnt_id.as_str()))?;
+    let fields: Vec<&str> = line.split(' ').collect();
+    // The fd must be the mount's root directory.
+    let root = fields.get(3)?;
+    let mount_point = unescape_mountinfo(fields.get(4)?);
+    let st = fd_stat(fd).ok()?;
+    let mp = nix::sys::stat::stat(std::ffi::OsStr::from_bytes(&mount_point)).ok()?;
+    if *root != "/" || (mp.st_dev, mp.st_ino) != (st.st_dev, st.st_ino) {
+        return None;
+    }
+    let sep = fields.iter().position(|f| *f == "-")?;
+    if fields.get(sep + 1) != Some(&"overlay") {
+        return None;
+    }
+    let opts = fields.get(sep + 3)?;
+    let mut upper = None;
+    let mut lower = Vec::new();
+    for opt in split_unescaped(opts.as_bytes(), b',') {
+        if let Some(v) = opt.strip_prefix(b"upperdir=") {
+            upper = Some(v.to_vec());
+        } else if let Some(v) = opt.strip_prefix(b"lowerdir=") {
+            lower.extend(split_unescaped(v, b':').into_iter().map(|p| p.to_vec()));
+        } else if let Some(v) = opt.strip_prefix(b"lowerdir+=") {
+            lower.push(v.to_vec());
+        } else if opt.starts_with(b"datadir+=") || opt.starts_with(b"metacopy=on") {
+            return None;
+        }
+    }
+    let mut layers: Vec<PathBuf> = upper
+        .into_iter()
+        .chain(lower)
+        .map(|p| {
+            PathBuf::from(std::ffi::OsStr::from_bytes(&unescape_mountinfo(
+                &String::from_utf8_lossy(&p),
+            )))
+        })
+        .collect();
+    layers.retain(|p| !p.as_os_str().is_empty());
+    if layers.is_empty() || layers.iter().any(|p| !p.is_absolute()) {
+        return None;
+    }
+    Some(layers)
+}
+
+/// Splits `s` at `sep` bytes not escaped by a backslash (overlayfs escapes
+/// ',' and ':' in layer paths so), unescaping only `sep`.
+fn split_unescaped(s: &[u8], sep: u8) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::new()];
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            // An escaped separator is part of the field; other escapes stay
+            // for the next split.
+            b'\\' if i + 1 < s.len() => {
+                if let Some(last) = out.last_mut() {
+                    if s[i + 1] != sep {
+                        last.push(b'\\');
+                    }
+                    last.push(s[i + 1]);
+                }
+                i += 2;
+                continue;
+            }
+            c if c == sep => out.push(Vec::new()),
+            c => {
+                if let Some(last) = out.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Idmapped copies of the layers of the overlayfs root `fd` (see
+/// [`overlay_layers`]), top first; EINVAL when it is not one.
+fn idmapped_layers(fd: BorrowedFd<'_>, ns: BorrowedFd<'_>) -> Result<Idmapped, Errno> {
+    let layers = overlay_layers(fd).ok_or(Errno::EINVAL)?;
+    let mut trees = Vec::with_capacity(layers.len());
+    for l in &layers {
+        let lfd = open_path(l, libc::O_DIRECTORY).map_err(|_| Errno::EINVAL)?;
+        trees.push(idmapped_tree(lfd.as_fd(), ns)?);
+    }
+    Ok(Idmapped::Layers(trees))
+}
+
+/// A read-only overlay at `target` of the idmapped `layers` (top first):
+/// each is attached under the staging directory, the overlay mounted with
+/// them as its lower layers, then they are detached again (the overlay
+/// keeps them), so nothing but the served roots stays in view.
+fn mount_layers(base: &str, i: usize, layers: &[OwnedFd], target: &str) -> Result<(), Error> {
+    let mut dirs = Vec::with_capacity(layers.len());
+    for (k, t) in layers.iter().enumerate() {
+        let dir = format!("{base}/l{i}.{k}");
+        nix::unistd::mkdir(dir.as_str(), Mode::from_bits_truncate(0o700))
+            .map_err(|e| Error::sys(format!("mkdir {dir}"), e))?;
+        move_mount(t, &dir).map_err(|e| Error::sys(format!("attach a layer to {dir}"), e))?;
+        dirs.push(dir);
+    }
+    let opts = format!("lowerdir={}", dirs.join(":"));
+    let r = do_mount(
+        "mount an overlay of idmapped layers",
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(&opts),
+    );
+    for dir in &dirs {
+        let _ = umount2(dir.as_str(), MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(dir);
+    }
+    r
+}
+
 /// Attaches the detached mount `tree` at `target`.
 fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), Errno> {
     let target = std::ffi::CString::new(target).map_err(|_| Errno::EINVAL)?;
@@ -511,6 +659,22 @@ mod tests {
     use super::*;
     use crate::client::Client;
     use std::io::Read;
+
+    #[test]
+    fn overlay_options_split_at_unescaped_separators() {
+        assert_eq!(
+            split_unescaped(b"lowerdir=/a:/b\\:c,upperdir=/u\\,v,workdir=/w", b','),
+            vec![
+                b"lowerdir=/a:/b\\:c".to_vec(),
+                b"upperdir=/u,v".to_vec(),
+                b"workdir=/w".to_vec()
+            ]
+        );
+        assert_eq!(
+            split_unescaped(b"/a:/b\\:c", b':'),
+            vec![b"/a".to_vec(), b"/b:c".to_vec()]
+        );
+    }
 
     const CHILD_ENV: &str = "RVISOR_GOFER_CONFINE_CHILD";
     const SKIP: i32 = 77;

@@ -203,3 +203,53 @@ fn gofer_idmap_rejects_bad_ranges() {
         assert_ne!(out.status, 0, "--gofer-idmap={bad} accepted");
     }
 }
+
+/// An overlayfs rootfs served read-only (docker's, containerd's and
+/// podman's, by default): the gofer stays nobody, seeing the rootfs through
+/// an overlay of its own over idmapped copies of the layers, which shows
+/// what the original does: owners as on disk, the upper layer's changes
+/// and whiteouts.
+#[test]
+fn gofer_is_nobody_on_an_overlay_rootfs_through_its_layers() {
+    let dir = rvisor_tests::TempDir::new("gofer-ovl-layers");
+    let lower = small_rootfs(&dir);
+    std::fs::write(lower.join("etc/motd"), "lower\n").expect("write");
+    std::fs::write(lower.join("etc/gone"), "deleted above\n").expect("write");
+    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    // The upper layer as a container's writes leave it: a changed file
+    // and a whiteout (made through the overlay below).
+    let mount = format!(
+        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {m} && \
+         echo upper > {m}/etc/motd && rm {m}/etc/gone && exec \"$0\" \"$@\"",
+        lower.display(),
+        upper.display(),
+        work.display(),
+        m = merged.display()
+    );
+    let merged_s = merged.display().to_string();
+    let (checked, out) = with_running_gofer_in(
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+        ],
+        &[],
+        &["--rootfs", &merged_s],
+        "/bin/busybox",
+        "cat /etc/shadow /etc/motd; stat -c '%u %g' /u /etc/shadow; \
+         cat /etc/gone 2>/dev/null || echo gone; echo x > /tmp/new && cat /tmp/new",
+        |pid| rvisor_tests::check_gofer_confinement(pid, Some(rvisor_tests::GOFER_NOBODY_MAP)),
+    );
+    checked.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out, "root-only\nupper\n1000 1000\n0 0\ngone\nx\n");
+    // The sandbox's write stayed in its memory: neither layer changed.
+    assert!(!upper.join("tmp/new").exists());
+    assert!(!lower.join("tmp/new").exists());
+}

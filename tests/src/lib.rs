@@ -558,6 +558,61 @@ fn proc_info(pid: i32) -> Option<ProcInfo> {
 }
 
 /// Processes matching `pred` that are not zombies (or dead).
+/// `rvisor [global] --root DIR/state run --bundle BUNDLE ID-PID` with no
+/// stdin: (stdout then stderr, exit code; -1 for a signal).
+pub fn rvisor_run_bundle(dir: &TempDir, bundle: &Path, id: &str, global: &[&str]) -> (String, i32) {
+    let out = Command::new(rvisor_bin())
+        .args(global)
+        .arg("--root")
+        .arg(dir.join("state"))
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(format!("{id}-{}", std::process::id()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("rvisor run");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (text, out.status.code().unwrap_or(-1))
+}
+
+/// A command (rvisor, or a launcher that ends by exec'ing it) started with
+/// piped stdin and stdout, once it printed the line `ready`: the program
+/// in the sandbox is up. Write to `stdin` (or drop it) to let it go on.
+pub struct Running {
+    pub child: std::process::Child,
+    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Running {
+    pub fn start(argv: &[String]) -> Running {
+        use std::io::BufRead;
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read");
+        assert_eq!(line, "ready\n", "the sandbox did not start: {argv:?}");
+        Running { child, stdout }
+    }
+
+    /// Closes stdin (after writing `input`), reads the rest of stdout and
+    /// waits: (the rest, exit status).
+    pub fn finish(mut self, input: &[u8]) -> (String, ExitStatus) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            let _ = stdin.write_all(input);
+        }
+        let mut rest = String::new();
+        let _ = self.stdout.read_to_string(&mut rest);
+        let status = self.child.wait().expect("wait");
+        (rest, status)
+    }
+}
+
 pub fn live_processes(pred: impl Fn(&ProcInfo) -> bool) -> Vec<ProcInfo> {
     processes()
         .into_iter()

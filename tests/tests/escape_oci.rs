@@ -34,18 +34,7 @@ fn bundle(dir: &TempDir, script: &str, edit: impl FnOnce(&mut serde_json::Value)
 }
 
 fn run(dir: &TempDir, b: &Path) -> (String, i32) {
-    let out = Command::new(rvisor_bin())
-        .arg("--root")
-        .arg(dir.join("state"))
-        .args(["run", "--bundle"])
-        .arg(b)
-        .arg(format!("esc-{}", std::process::id()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("rvisor run");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (text, out.status.code().unwrap_or(-1))
+    rvisor_tests::rvisor_run_bundle(dir, b, "esc", &[])
 }
 
 /// Every regular file under `root`, relative.

@@ -3,12 +3,12 @@
 //! natively (same output from the same host server), and only data
 //! crosses (files cannot be sent to the host peer).
 
-use rvisor_tests::{compile_static_c, rvisor_bin, TempDir};
+use rvisor_tests::{compile_static_c, TempDir};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const CLIENT: &str = r#"
 #define _GNU_SOURCE
@@ -142,19 +142,7 @@ fn bundle(dir: &TempDir, client: &Path, shared: &Path, args: &[&str]) -> PathBuf
 }
 
 fn run_rvisor(dir: &TempDir, b: &Path, global: &[&str]) -> (String, i32) {
-    let out = Command::new(rvisor_bin())
-        .args(global)
-        .arg("--root")
-        .arg(dir.join("state"))
-        .args(["run", "--bundle"])
-        .arg(b)
-        .arg(format!("uds-{}", std::process::id()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("rvisor run");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (text, out.status.code().unwrap_or(-1))
+    rvisor_tests::rvisor_run_bundle(dir, b, "uds", global)
 }
 
 struct Setup {

@@ -34,8 +34,6 @@ fn with_running_gofer_in<T>(
     script: &str,
     check: impl FnOnce(i32) -> T,
 ) -> (T, String) {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     require_file(BUSYBOX, "busybox-static");
     let rvisor = rvisor_tests::rvisor_bin();
     let mut argv: Vec<String> = launcher.iter().map(|s| s.to_string()).collect();
@@ -45,25 +43,13 @@ fn with_running_gofer_in<T>(
     argv.extend(do_args.iter().map(|s| s.to_string()));
     let body = format!("echo ready; read x; {script}");
     argv.extend(["--", busybox, "sh", "-c", &body].map(String::from));
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn rvisor");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read");
-    assert_eq!(line, "ready\n", "the sandbox did not start");
-    let gofers = rvisor_tests::gofers_of(child.id() as i32);
+    let run = rvisor_tests::Running::start(&argv);
+    let gofers = rvisor_tests::gofers_of(run.child.id() as i32);
     let result = match gofers.as_slice() {
         [g] => Some(check(g.pid)),
         _ => None,
     };
-    drop(child.stdin.take());
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
-    let status = child.wait().expect("wait");
+    let (rest, status) = run.finish(b"");
     assert!(status.success(), "rvisor do: {status}\n{rest}");
     let result = result.unwrap_or_else(|| panic!("expected one gofer child, found {gofers:?}"));
     (result, rest)
@@ -122,34 +108,60 @@ fn gofer_is_nobody_by_default_and_sees_owners_through_idmapped_mounts() {
     check_owners_on_host(&root, &out);
 }
 
-/// overlayfs cannot be idmapped: on an overlay rootfs (docker's, say) the
-/// default falls back to the identity map, and the sandbox works the same.
-#[test]
-fn gofer_falls_back_to_identity_where_a_root_cannot_be_idmapped() {
-    let dir = rvisor_tests::TempDir::new("gofer-ovl");
-    let lower = small_rootfs(&dir);
-    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
-    for d in [&upper, &work, &merged] {
-        std::fs::create_dir_all(d).expect("mkdir");
+/// An overlay mount of `lower` made in a private mount namespace by the
+/// launcher command that then execs rvisor; `then` (with `{m}` for the
+/// mount point) runs between the mount and the exec.
+struct Overlay {
+    upper: std::path::PathBuf,
+    merged: std::path::PathBuf,
+    script: String,
+}
+
+impl Overlay {
+    fn new(dir: &rvisor_tests::TempDir, lower: &std::path::Path, then: &str) -> Overlay {
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        let m = merged.display().to_string();
+        let script = format!(
+            "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {m} && {}exec \"$0\" \"$@\"",
+            lower.display(),
+            upper.display(),
+            work.display(),
+            then.replace("{m}", &m),
+        );
+        Overlay {
+            upper,
+            merged,
+            script,
+        }
     }
-    let mount = format!(
-        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {} && exec \"$0\" \"$@\"",
-        lower.display(),
-        upper.display(),
-        work.display(),
-        merged.display()
-    );
-    let merged_s = merged.display().to_string();
-    let (checked, out) = with_running_gofer_in(
-        &[
+
+    fn launcher(&self) -> Vec<&str> {
+        vec![
             "unshare",
             "-m",
             "--propagation",
             "private",
             "sh",
             "-c",
-            &mount,
-        ],
+            &self.script,
+        ]
+    }
+}
+
+/// overlayfs cannot be idmapped: on an overlay rootfs (docker's, say) the
+/// default falls back to the identity map, and the sandbox works the same.
+#[test]
+fn gofer_falls_back_to_identity_where_a_root_cannot_be_idmapped() {
+    let dir = rvisor_tests::TempDir::new("gofer-ovl");
+    let lower = small_rootfs(&dir);
+    let ovl = Overlay::new(&dir, &lower, "");
+    let merged_s = ovl.merged.display().to_string();
+    let upper = ovl.upper.clone();
+    let (checked, out) = with_running_gofer_in(
+        &ovl.launcher(),
         &[],
         &["--rootfs", &merged_s, "--overlay", "none"],
         "/bin/busybox",
@@ -215,31 +227,17 @@ fn gofer_is_nobody_on_an_overlay_rootfs_through_its_layers() {
     let lower = small_rootfs(&dir);
     std::fs::write(lower.join("etc/motd"), "lower\n").expect("write");
     std::fs::write(lower.join("etc/gone"), "deleted above\n").expect("write");
-    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
-    for d in [&upper, &work, &merged] {
-        std::fs::create_dir_all(d).expect("mkdir");
-    }
     // The upper layer as a container's writes leave it: a changed file
-    // and a whiteout (made through the overlay below).
-    let mount = format!(
-        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {m} && \
-         echo upper > {m}/etc/motd && rm {m}/etc/gone && exec \"$0\" \"$@\"",
-        lower.display(),
-        upper.display(),
-        work.display(),
-        m = merged.display()
+    // and a whiteout (made through the overlay).
+    let ovl = Overlay::new(
+        &dir,
+        &lower,
+        "echo upper > {m}/etc/motd && rm {m}/etc/gone && ",
     );
-    let merged_s = merged.display().to_string();
+    let merged_s = ovl.merged.display().to_string();
+    let upper = ovl.upper.clone();
     let (checked, out) = with_running_gofer_in(
-        &[
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &mount,
-        ],
+        &ovl.launcher(),
         &[],
         &["--rootfs", &merged_s],
         "/bin/busybox",

@@ -256,26 +256,21 @@ int main(int argc, char **argv) {
 
 #[test]
 fn munmap_writes_a_host_file_back() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
     let dir = TempDir::new("mmap-unmap");
     let exe = compile_static_c(&dir, "unmap", UNMAP);
     let target = dir.join("target.dat");
-    let mut child = Command::new(rvisor_tests::rvisor_bin())
-        .args(["--overlay", "none", "do", "--"])
-        .arg(&exe)
-        .arg(&target)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn rvisor");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read");
-    assert_eq!(line, "ready\n");
+    let argv: Vec<String> = vec![
+        rvisor_tests::rvisor_bin().display().to_string(),
+        "--overlay".into(),
+        "none".into(),
+        "do".into(),
+        "--".into(),
+        exe.display().to_string(),
+        target.display().to_string(),
+    ];
+    let run = rvisor_tests::Running::start(&argv);
     let data = std::fs::read(&target).expect("the host file");
-    let _ = child.stdin.take().expect("stdin").write_all(b"x");
-    let status = child.wait().expect("wait");
+    let (_, status) = run.finish(b"x");
     assert!(status.success());
     assert_eq!(
         &data[..13],

@@ -3,9 +3,8 @@
 //! the rootfs itself is not written.
 
 use rvisor_tests::{require_file, rvisor_bin, TempDir, BUSYBOX};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn listing(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -42,26 +41,25 @@ fn upper_layer_lives_in_a_host_file_beside_the_rootfs() {
     std::fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
     let before_dir = listing(dir.path());
     let before_root = listing(&root.join("tmp"));
-    let mut child = Command::new(rvisor_bin())
-        .args(["--overlay", "self", "do", "--rootfs"])
-        .arg(&root)
-        .args([
-            "--",
-            "/bin/busybox",
-            "sh",
-            "-c",
-            "/bin/busybox dd if=/dev/urandom of=/tmp/big bs=1M count=64 2>/dev/null; \
-             /bin/busybox md5sum /tmp/big > /tmp/sum; echo ready; read x; \
-             /bin/busybox md5sum -c /tmp/sum",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn rvisor");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read");
-    assert_eq!(line, "ready\n");
+    let argv: Vec<String> = [
+        rvisor_bin().display().to_string(),
+        "--overlay".into(),
+        "self".into(),
+        "do".into(),
+        "--rootfs".into(),
+        root.display().to_string(),
+        "--".into(),
+        "/bin/busybox".into(),
+        "sh".into(),
+        "-c".into(),
+        "/bin/busybox dd if=/dev/urandom of=/tmp/big bs=1M count=64 2>/dev/null; \
+         /bin/busybox md5sum /tmp/big > /tmp/sum; echo ready; read x; \
+         /bin/busybox md5sum -c /tmp/sum"
+            .into(),
+    ]
+    .into();
+    let run = rvisor_tests::Running::start(&argv);
+    let child = &run.child;
     let sentries = rvisor_tests::live_processes(|p| p.cmdline.starts_with("rvisor-sentry "));
     let mine: Vec<_> = sentries
         .iter()
@@ -75,10 +73,7 @@ fn upper_layer_lives_in_a_host_file_beside_the_rootfs() {
         [s] => sentry_fds(s.pid),
         _ => Vec::new(),
     };
-    drop(child.stdin.take());
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
-    let status = child.wait().expect("wait");
+    let (rest, status) = run.finish(b"");
     assert!(status.success(), "rvisor: {status}");
     assert_eq!(rest, "/tmp/big: OK\n", "the data read back");
     assert!(

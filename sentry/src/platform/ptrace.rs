@@ -390,27 +390,8 @@ impl PtraceContext {
         }
         let mut buf = Vec::with_capacity(ops.len() * OP_SIZE as usize);
         for op in ops {
-            let words: [u64; 7] = match *op {
-                AsOp::Map {
-                    addr,
-                    len,
-                    off,
-                    prot,
-                } => {
-                    let (fd, off) = self.mf.fd_for(off);
-                    [
-                        libc::SYS_mmap as u64,
-                        addr,
-                        len,
-                        prot as u64,
-                        (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                        fd as u64,
-                        off,
-                    ]
-                }
-                AsOp::Unmap { addr, len } => [libc::SYS_munmap as u64, addr, len, 0, 0, 0, 0],
-            };
-            for w in words {
+            let (nr, args) = self.op_syscall(*op);
+            for w in std::iter::once(nr as u64).chain(args) {
                 buf.extend_from_slice(&w.to_le_bytes());
             }
         }
@@ -437,8 +418,10 @@ impl PtraceContext {
         Ok(())
     }
 
-    fn apply(&mut self, op: AsOp) -> Result<(), PlatformError> {
-        let ret = match op {
+    /// The stub syscall that carries out `op`: the number and arguments
+    /// (maps come from the store, memfd or filestore, holding the range).
+    fn op_syscall(&self, op: AsOp) -> (i64, [u64; 6]) {
+        match op {
             AsOp::Map {
                 addr,
                 len,
@@ -446,7 +429,7 @@ impl PtraceContext {
                 prot,
             } => {
                 let (fd, off) = self.mf.fd_for(off);
-                self.inject(
+                (
                     libc::SYS_mmap,
                     [
                         addr,
@@ -456,10 +439,15 @@ impl PtraceContext {
                         fd as u64,
                         off,
                     ],
-                )?
+                )
             }
-            AsOp::Unmap { addr, len } => self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?,
-        };
+            AsOp::Unmap { addr, len } => (libc::SYS_munmap, [addr, len, 0, 0, 0, 0]),
+        }
+    }
+
+    fn apply(&mut self, op: AsOp) -> Result<(), PlatformError> {
+        let (nr, args) = self.op_syscall(op);
+        let ret = self.inject(nr, args)?;
         if (-4095..0).contains(&ret) {
             tracing::warn!(?op, errno = -ret, "address space change failed in stub");
         }

@@ -54,6 +54,8 @@ same "ctr run env" --env A=b $IMG t-env-$$ sh -c 'echo $A'
 # detach, exec, kill
 c run -d --runtime io.containerd.runc.v2 --runc-binary "$RVISOR_BIN" $IMG t-d-$$ sleep 100 >/dev/null 2>&1
 check "ctr task exec" "$(printf 'in\nrc=0')" "$(c task exec --exec-id e1 t-d-$$ echo in 2>&1; echo rc=$?)"
+check "ctr: gofer is nobody on the image's overlay rootfs" "$NOBODY_MAP" \
+  "$(gofer_map_of "$(c task ls | awk '$1=="t-d-'$$'"{print $2}')")"
 c task pause t-d-$$; check "ctr task pause" PAUSED "$(c task ls | awk '$1=="t-d-'$$'"{print $3}')"
 c task resume t-d-$$; check "ctr task resume" RUNNING "$(c task ls | awk '$1=="t-d-'$$'"{print $3}')"
 c task kill -s SIGKILL t-d-$$; sleep 1

@@ -95,13 +95,8 @@ check_match "exec -u" "^uid=1000[^ ]* gid=1000" "$(dk exec -u 1000:1000 "$C" id 
 check "exec -e -w" "v /tmp" "$(dk exec -e V=v -w /tmp "$C" sh -c 'echo $V $(pwd)' 2>&1)"
 # The gofer serving docker's overlay rootfs is host uid 65534 (an overlay of
 # idmapped copies of its layers).
-P=$(dk inspect -f '{{.State.Pid}}' "$C")
-G=""
-for c in $(cat /proc/"$P"/task/*/children /proc/"$(ps -o ppid= -p "$P" | tr -d ' ')"/task/*/children 2>/dev/null); do
-  case "$(tr '\0' ' ' < /proc/"$c"/cmdline 2>/dev/null)" in rvisor-gofer*) G=$c ;; esac
-done
-check "gofer is nobody on the image's overlay rootfs" "0 65534 4294901761" \
-  "$(awk '{print $1, $2, $3}' /proc/"$G"/uid_map 2>&1)"
+check "gofer is nobody on the image's overlay rootfs" "$NOBODY_MAP" \
+  "$(gofer_map_of "$(dk inspect -f '{{.State.Pid}}' "$C")")"
 RC=$(dk run -d --runtime=runc --network none rvbusybox sleep 300)
 check "exec -it" "$(tty_run "$DOCKER -H unix://$SOCK exec -it $RC sh -c '[ -t 0 ] && echo yes'")" \
   "$(tty_run "$DOCKER -H unix://$SOCK exec -it $C sh -c '[ -t 0 ] && echo yes'")"

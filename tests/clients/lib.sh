@@ -30,6 +30,20 @@ check_match() {
   fi
 }
 
+# The uid_map (first line) of the gofer serving the container whose host
+# pid (the one the runtime wrote to --pid-file) is $1: a child of that
+# process or of its parent.
+gofer_map_of() {
+  g=""
+  for c in $(cat /proc/"$1"/task/*/children /proc/"$(ps -o ppid= -p "$1" | tr -d ' ')"/task/*/children 2>/dev/null); do
+    case "$(tr '\0' ' ' < /proc/"$c"/cmdline 2>/dev/null)" in rvisor-gofer*) g=$c ;; esac
+  done
+  awk 'NR==1{print $1, $2, $3}' /proc/"$g"/uid_map 2>&1
+}
+
+# The gofer's default map: host uid 65534 (nobody) for ids from 0.
+NOBODY_MAP="0 65534 4294901761"
+
 summary() {
   echo "$CLIENT: $PASS passed, $FAIL failed${FAILED:+ ($FAILED )}"
   [ "$FAIL" = 0 ]

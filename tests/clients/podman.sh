@@ -24,5 +24,7 @@ same "podman exit code" rvbusybox sh -c 'exit 3'
 same "podman -e -w" -e A=b -w /tmp rvbusybox sh -c 'echo $A $(pwd)'
 C=$(p --runtime "$RVISOR_BIN" run -d --network none $U rvbusybox sleep 100 2>/dev/null)
 check "podman exec" "$(printf 'in\nrc=0')" "$(p --runtime "$RVISOR_BIN" exec "$C" echo in 2>&1; echo rc=$?)"
+check "podman: gofer is nobody on the image's overlay rootfs" "$NOBODY_MAP" \
+  "$(gofer_map_of "$(p inspect -f '{{.State.Pid}}' "$C")")"
 p --runtime "$RVISOR_BIN" rm -f "$C" >/dev/null 2>&1
 summary

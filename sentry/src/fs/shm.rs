@@ -116,11 +116,12 @@ impl ShmFile {
         if st.mapped() || need > crate::vfs::mem_file_cap() {
             return Err(err);
         }
-        // Room to grow (a relocation copies the data): four times the old
-        // room or twice what is needed, within the sandbox's memory.
+        // Room to grow (a relocation copies the data, and the copy costs
+        // new pages): sixteen times the old room or twice what is needed,
+        // within the sandbox's memory. Only address space is reserved.
         let room = st
             .cap
-            .saturating_mul(4)
+            .saturating_mul(16)
             .max(need.saturating_mul(2))
             .min(crate::vfs::mem_file_cap());
         let cap = page_round_up(need.max(room)).ok_or(err)?;

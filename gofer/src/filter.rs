@@ -47,9 +47,7 @@ pub fn drop_capabilities() -> Result<(), FilterError> {
     Ok(())
 }
 
-/// getxattrat(2) and listxattrat(2) (Linux 6.13), not in the libc crate.
-const SYS_GETXATTRAT: i64 = 464;
-const SYS_LISTXATTRAT: i64 = 465;
+use crate::server::{SYS_GETXATTRAT, SYS_LISTXATTRAT};
 
 /// (syscall, reason): any arguments.
 pub fn allow_list() -> Vec<(i64, &'static str)> {

@@ -980,8 +980,8 @@ impl Server {
 
 /// getxattrat(2) and listxattrat(2) (Linux 6.13; one number on every
 /// architecture). The libc crate has no constants for them yet.
-const SYS_GETXATTRAT: libc::c_long = 464;
-const SYS_LISTXATTRAT: libc::c_long = 465;
+pub(crate) const SYS_GETXATTRAT: libc::c_long = 464;
+pub(crate) const SYS_LISTXATTRAT: libc::c_long = 465;
 /// Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX (also XATTR_LIST_MAX).
 const XATTR_NAME_MAX: usize = 255;
 const XATTR_SIZE_MAX: usize = 65536;

@@ -582,10 +582,24 @@ pub fn rvisor_run_bundle(dir: &TempDir, bundle: &Path, id: &str, global: &[&str]
 pub struct Running {
     pub child: std::process::Child,
     pub stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// The lines printed before `ready`.
+    pub before: Vec<String>,
 }
 
 impl Running {
+    /// Starts `argv`; asserts that `ready` is its first line.
     pub fn start(argv: &[String]) -> Running {
+        let run = Self::start_until_ready(argv);
+        assert!(
+            run.before.is_empty(),
+            "the sandbox did not start: {argv:?} printed {:?}",
+            run.before
+        );
+        run
+    }
+
+    /// Starts `argv` and reads lines up to `ready` (or EOF).
+    pub fn start_until_ready(argv: &[String]) -> Running {
         use std::io::BufRead;
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
@@ -594,10 +608,21 @@ impl Running {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
         let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read");
-        assert_eq!(line, "ready\n", "the sandbox did not start: {argv:?}");
-        Running { child, stdout }
+        let mut before = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = stdout.read_line(&mut line).expect("read");
+            if line == "ready\n" {
+                break;
+            }
+            assert!(n > 0, "no ready line from {argv:?}: {before:?}");
+            before.push(line);
+        }
+        Running {
+            child,
+            stdout,
+            before,
+        }
     }
 
     /// Closes stdin (after writing `input`), reads the rest of stdout and

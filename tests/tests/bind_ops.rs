@@ -132,8 +132,6 @@ fn namespace_ops_in_memory() {
 /// runs shows up, even after the sandbox looked for it and missed.
 #[test]
 fn host_created_file_becomes_visible() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::process::{Command, Stdio};
     rvisor_tests::require_file(rvisor_tests::BUSYBOX, "busybox-static");
     let dir = TempDir::new("bind-host-create");
     let late = dir.join("late");
@@ -143,37 +141,22 @@ fn host_created_file_becomes_visible() {
         p = late.display(),
         d = dir.path().display()
     );
-    let mut child = Command::new(rvisor_tests::rvisor_bin())
-        .args([
-            "do",
-            "--overlay",
-            "none",
-            "--",
-            rvisor_tests::BUSYBOX,
-            "sh",
-            "-c",
-        ])
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn rvisor");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    out.read_line(&mut first).expect("read");
-    let mut ready = String::new();
-    out.read_line(&mut ready).expect("read");
-    assert_eq!((first.as_str(), ready.as_str()), ("missing\n", "ready\n"));
+    let argv: Vec<String> = [
+        rvisor_tests::rvisor_bin().display().to_string(),
+        "do".into(),
+        "--overlay".into(),
+        "none".into(),
+        "--".into(),
+        rvisor_tests::BUSYBOX.into(),
+        "sh".into(),
+        "-c".into(),
+        script,
+    ]
+    .into();
+    let run = rvisor_tests::Running::start_until_ready(&argv);
+    assert_eq!(run.before, ["missing\n"]);
     std::fs::write(&late, b"made by the host\n").expect("host write");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"go\n")
-        .expect("write");
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).expect("read");
-    let status = child.wait().expect("wait");
+    let (rest, status) = run.finish(b"go\n");
     assert_eq!(rest, "found\n1\n");
     assert!(status.success(), "{status}");
 }

@@ -33,6 +33,27 @@ pub enum VmaKind {
     Stack,
 }
 
+impl VmaKind {
+    /// The same kind for a mapping starting `delta` bytes further in (a
+    /// file mapping's file offset moves with it).
+    fn advanced(&self, delta: u64) -> VmaKind {
+        match self {
+            VmaKind::File {
+                path,
+                dev,
+                ino,
+                file_off,
+            } => VmaKind::File {
+                path: path.clone(),
+                dev: *dev,
+                ino: *ino,
+                file_off: file_off + delta,
+            },
+            k => k.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Vma {
     pub start: u64,
@@ -347,9 +368,7 @@ impl MemoryManager {
         let mut hi = v.clone();
         v.end = at;
         hi.off += at - hi.start;
-        if let VmaKind::File { file_off, .. } = &mut hi.kind {
-            *file_off += at - hi.start;
-        }
+        hi.kind = hi.kind.advanced(at - hi.start);
         hi.start = at;
         self.vmas.insert(at, hi);
     }
@@ -617,20 +636,7 @@ impl MemoryManager {
         if first + new_len > owner.off + owner.len {
             return Err(Errno::ENOMEM);
         }
-        let kind_at = |delta: u64| match &v.kind {
-            VmaKind::File {
-                path,
-                dev,
-                ino,
-                file_off,
-            } => VmaKind::File {
-                path: path.clone(),
-                dev: *dev,
-                ino: *ino,
-                file_off: file_off + delta,
-            },
-            k => k.clone(),
-        };
+        let kind_at = |delta: u64| v.kind.advanced(delta);
         let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
         if flags & MREMAP_FIXED == 0
             && old_end == v.end

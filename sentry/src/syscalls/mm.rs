@@ -125,21 +125,22 @@ pub fn sys_mmap(t: &mut Task, a: &Args) -> KResult<u64> {
             };
             let data = lock(data);
             let start = (off as usize).min(data.len());
-            lock(&mm).mmap(
+            let place = Place {
                 addr,
                 len,
                 prot,
-                false,
                 fixed,
                 noreplace,
-                Backing::Bytes {
-                    data: &data[start..],
-                    path,
-                    dev,
-                    ino,
-                    file_off: off,
-                    file_size: data.len() as u64,
-                },
+            };
+            map_private_copy(
+                t,
+                place,
+                &data[start..],
+                data.len() as u64,
+                off,
+                path,
+                dev,
+                ino,
             )
         }
         FileKind::Dev(crate::fs::dev::DevKind::Zero) => {
@@ -287,21 +288,53 @@ fn map_shm(
         let mut data = vec![0u8; size.saturating_sub(off).min(len) as usize];
         let n = shm.pread(&mut data, off)?;
         data.truncate(n);
-        lock(&mm).mmap(
+        let place = Place {
             addr,
             len,
             prot,
-            false,
             fixed,
             noreplace,
-            Backing::Bytes {
-                data: &data,
-                path,
-                dev,
-                ino,
-                file_off: off,
-                file_size: size,
-            },
-        )
+        };
+        map_private_copy(t, place, &data, size, off, path, dev, ino)
     }
+}
+
+/// Where and how a mapping goes (mmap's own arguments).
+struct Place {
+    addr: u64,
+    len: u64,
+    prot: Prot,
+    fixed: bool,
+    noreplace: bool,
+}
+
+/// A private mapping holding a copy of `data`, the bytes of a file of
+/// `file_size` bytes from `file_off` on.
+#[allow(clippy::too_many_arguments)]
+fn map_private_copy(
+    t: &Task,
+    p: Place,
+    data: &[u8],
+    file_size: u64,
+    file_off: u64,
+    path: String,
+    dev: u64,
+    ino: u64,
+) -> KResult<u64> {
+    lock(&t.mm()).mmap(
+        p.addr,
+        p.len,
+        p.prot,
+        false,
+        p.fixed,
+        p.noreplace,
+        Backing::Bytes {
+            data,
+            path,
+            dev,
+            ino,
+            file_off,
+            file_size,
+        },
+    )
 }

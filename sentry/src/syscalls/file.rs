@@ -587,12 +587,9 @@ fn write_common(t: &mut Task, fd: i32, buf: u64, count: usize, off: Option<u64>)
     if matches!(f.kind, FileKind::Passthrough { .. } | FileKind::Mem(_)) {
         // A host file, or a file in the memory file: written straight from
         // the workload's pages.
-        let pieces = {
-            let mm = t.mm();
-            let mm = lock(&mm);
-            mm.read_pieces(buf, n)?
-        };
-        if let Some(r) = f.write_direct(&t.k.mf, &pieces, off) {
+        let mm = t.mm();
+        let pieces = || lock(&mm).read_pieces(buf, n);
+        if let Some(r) = f.write_direct(&t.k.mf, n, pieces, off) {
             if let (Some(d), Ok(1..)) = (&f.dentry, &r) {
                 crate::fs::inotify::modified(d);
             }

@@ -437,14 +437,18 @@ impl File {
     /// the memory-file ranges `pieces` (workload memory), without a copy
     /// through the heap. `None` where that does not apply (another kind of
     /// file, O_APPEND, a shared-mapped host file, whose pages must follow).
+    ///
+    /// `pieces` gives the memory-file ranges of the `len` bytes to write;
+    /// it is asked only when the write goes this way.
     pub fn write_direct(
         &self,
         mf: &crate::mm::memfile::MemoryFile,
-        pieces: &[(u64, usize)],
+        len: usize,
+        pieces: impl FnOnce() -> KResult<Vec<(u64, usize)>>,
         off: Option<u64>,
     ) -> Option<KResult<usize>> {
         if let FileKind::Mem(inode) = &self.kind {
-            return self.write_direct_mem(inode, pieces, off).transpose();
+            return self.write_direct_mem(inode, len, pieces, off).transpose();
         }
         let FileKind::Passthrough { fd } = &self.kind else {
             return None;
@@ -452,10 +456,14 @@ impl File {
         if self.flags() & O_APPEND != 0 || self.host_shared().is_some() {
             return None;
         }
+        let pieces = match pieces() {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
         let mut pos = lock(&self.pos);
         let start = off.unwrap_or(*pos);
         let mut done = 0usize;
-        for &(p, len) in pieces {
+        for &(p, len) in &pieces {
             match mf.write_to_fd(p, len, fd.as_raw_fd(), start + done as u64) {
                 Ok(n) => {
                     done += n;
@@ -487,11 +495,11 @@ impl File {
     fn write_direct_mem(
         &self,
         inode: &Arc<Inode>,
-        pieces: &[(u64, usize)],
+        len: usize,
+        pieces: impl FnOnce() -> KResult<Vec<(u64, usize)>>,
         off: Option<u64>,
     ) -> KResult<Option<usize>> {
         use crate::fs::shm::{take_pieces, Src};
-        let len: usize = pieces.iter().map(|&(_, n)| n).sum();
         let append = self.flags() & O_APPEND != 0;
         let mut pos = lock(&self.pos);
         let at = off.unwrap_or(*pos);
@@ -499,6 +507,8 @@ impl File {
             Node::Shm(f) => f,
             Node::Mem(data) => {
                 if inode.shared.get().is_none() {
+                    // Still in the heap: written there unless it now grows
+                    // past the heap's share.
                     let (heap_max, filestore) = super::file_store(self.dentry.as_ref());
                     let start = if append { lock(data).len() as u64 } else { at };
                     if start.saturating_add(len as u64) <= heap_max {
@@ -510,11 +520,12 @@ impl File {
             }
             _ => return Ok(None),
         };
+        let pieces = pieces()?;
         let start = if append { f.size() } else { at };
         let end = start.checked_add(len as u64).ok_or(Errno::EFBIG)?;
         // A sized tmpfs may take only part of it (ENOSPC: none).
         let end = crate::fs::tmpfs::charge_write(self.dentry.as_ref(), inode, start, end)?;
-        let part = take_pieces(pieces, (end - start) as usize);
+        let part = take_pieces(&pieces, (end - start) as usize);
         let (n, new_end) = f.pwrite_src(Src::Pieces(&part), at, append)?;
         if off.is_none() {
             *pos = if append { new_end } else { at + n as u64 };

@@ -83,7 +83,7 @@ pub fn allow_list() -> Vec<(i64, Vec<SeccompRule>, &'static str)> {
         ),
         (SYS_munmap, vec![], "sentry heap; stubs unmap workload ranges (injected)"),
         (SYS_mprotect, vec![rule(vec![masked(2, PROT_EXEC as u64, 0)])], "thread stack guard pages (never executable)"),
-        (SYS_madvise, vec![], "allocator returns memory"),
+        (SYS_madvise, vec![], "allocator returns memory; MADV_POPULATE_WRITE before large copies into the memory file"),
         (SYS_mremap, vec![], "allocator growth"),
         (SYS_brk, vec![], "allocator"),
         (SYS_futex, vec![], "sentry locks and condition variables"),

@@ -6,7 +6,8 @@
 
 use rvisor_tests::{compile_static_c, Invocation, TempDir};
 
-const XATTR: &str = r#"
+/// What the xattr programs share: headers and helpers.
+const HEADER: &str = r#"
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -20,19 +21,11 @@ const XATTR: &str = r#"
 #define E(x) ((x) < 0 ? strerror(errno) : "ok")
 
 static int cmp(const void *a, const void *b) { return strcmp(*(char **)a, *(char **)b); }
+"#;
 
-/* Names sorted: the order of listxattr is the filesystem's. */
-static void list(const char *what, ssize_t n, char *buf) {
-    if (n < 0) { printf("%s: %s\n", what, strerror(errno)); return; }
-    char *names[64]; int k = 0;
-    for (char *p = buf; p < buf + n && k < 64; p += strlen(p) + 1) names[k++] = p;
-    qsort(names, k, sizeof names[0], cmp);
-    printf("%s: %zd bytes:", what, n);
-    for (int i = 0; i < k; i++) printf(" %s", names[i]);
-    printf("\n");
-}
-
-int main(int argc, char **argv) {
+/// The start of their main: files of each kind in argv[1], then the basic
+/// get/set/replace/size cases on the regular file.
+const SETUP_AND_BASICS: &str = r#"
     char f[256], d[256], l[256], fifo[256];
     snprintf(f, sizeof f, "%s/file", argv[1]);
     snprintf(d, sizeof d, "%s/dir", argv[1]);
@@ -58,6 +51,31 @@ int main(int argc, char **argv) {
     printf("create new: %s\n", E(fsetxattr(fd, "user.b", "", 0, XATTR_CREATE)));
     printf("empty value: %zd\n", getxattr(f, "user.b", buf, sizeof buf));
     printf("bad flags: %s\n", E(setxattr(f, "user.c", "x", 1, 4)));
+"#;
+
+/// A program: HEADER, then `body` with its `SETUP_AND_BASICS` line filled.
+fn program(body: &str) -> String {
+    format!(
+        "{HEADER}{}",
+        body.replace("    SETUP_AND_BASICS\n", SETUP_AND_BASICS)
+    )
+}
+
+const XATTR: &str = r#"
+
+/* Names sorted: the order of listxattr is the filesystem's. */
+static void list(const char *what, ssize_t n, char *buf) {
+    if (n < 0) { printf("%s: %s\n", what, strerror(errno)); return; }
+    char *names[64]; int k = 0;
+    for (char *p = buf; p < buf + n && k < 64; p += strlen(p) + 1) names[k++] = p;
+    qsort(names, k, sizeof names[0], cmp);
+    printf("%s: %zd bytes:", what, n);
+    for (int i = 0; i < k; i++) printf(" %s", names[i]);
+    printf("\n");
+}
+
+int main(int argc, char **argv) {
+    SETUP_AND_BASICS
     list("list", listxattr(f, buf, sizeof buf), buf);
     printf("list size query: %zd\n", listxattr(f, NULL, 0));
     printf("list small: %s\n", E(listxattr(f, buf, 3)));
@@ -119,7 +137,7 @@ int main(int argc, char **argv) {
 #[test]
 fn xattr_semantics() {
     let dir = TempDir::new("xattr");
-    let exe = compile_static_c(&dir, "xattr", XATTR);
+    let exe = compile_static_c(&dir, "xattr", &program(XATTR));
     let native = TempDir::new("xattr-native");
     let n = Invocation::new(&[exe.to_str().unwrap(), native.path().to_str().unwrap()]).run_native();
     let sandboxed = TempDir::new("xattr-rvisor");
@@ -133,19 +151,6 @@ fn xattr_semantics() {
 /// what was set. trusted.* and security.* writes are left out: the gofer
 /// refuses them (EPERM) where the host's root may.
 const XATTR_HOST: &str = r#"
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/xattr.h>
-#include <unistd.h>
-
-#define E(x) ((x) < 0 ? strerror(errno) : "ok")
-
-static int cmp(const void *a, const void *b) { return strcmp(*(char **)a, *(char **)b); }
 
 static void list(const char *what, ssize_t n, char *buf) {
     if (n < 0) { printf("%s: %s\n", what, strerror(errno)); return; }
@@ -159,31 +164,7 @@ static void list(const char *what, ssize_t n, char *buf) {
 }
 
 int main(int argc, char **argv) {
-    char f[256], d[256], l[256], fifo[256];
-    snprintf(f, sizeof f, "%s/file", argv[1]);
-    snprintf(d, sizeof d, "%s/dir", argv[1]);
-    snprintf(l, sizeof l, "%s/link", argv[1]);
-    snprintf(fifo, sizeof fifo, "%s/fifo", argv[1]);
-    int fd = open(f, O_RDWR | O_CREAT, 0644);
-    mkdir(d, 0755);
-    symlink("file", l);
-    mkfifo(fifo, 0644);
-    char buf[512];
-
-    printf("get missing: %s\n", E(getxattr(f, "user.a", buf, sizeof buf)));
-    printf("set: %s\n", E(setxattr(f, "user.a", "hello", 5, 0)));
-    printf("size query: %zd\n", getxattr(f, "user.a", NULL, 0));
-    ssize_t n = getxattr(f, "user.a", buf, sizeof buf);
-    printf("get: %zd %.*s\n", n, (int)n, buf);
-    printf("small buffer: %s\n", E(getxattr(f, "user.a", buf, 2)));
-    printf("create existing: %s\n", E(setxattr(f, "user.a", "x", 1, XATTR_CREATE)));
-    printf("replace missing: %s\n", E(setxattr(f, "user.b", "x", 1, XATTR_REPLACE)));
-    printf("replace: %s\n", E(setxattr(f, "user.a", "world!", 6, XATTR_REPLACE)));
-    n = fgetxattr(fd, "user.a", buf, sizeof buf);
-    printf("fget: %zd %.*s\n", n, (int)n, buf);
-    printf("create new: %s\n", E(fsetxattr(fd, "user.b", "", 0, XATTR_CREATE)));
-    printf("empty value: %zd\n", getxattr(f, "user.b", buf, sizeof buf));
-    printf("bad flags: %s\n", E(setxattr(f, "user.c", "x", 1, 4)));
+    SETUP_AND_BASICS
     list("list", listxattr(f, buf, sizeof buf), buf);
     printf("list small: %s\n", E(listxattr(f, buf, 3)));
     list("flist", flistxattr(fd, buf, sizeof buf), buf);
@@ -252,7 +233,7 @@ fn host_setxattr(path: &std::path::Path, name: &str, value: &[u8]) {
 #[test]
 fn xattr_through_the_gofer() {
     let dir = TempDir::new("xattr-host");
-    let exe = compile_static_c(&dir, "xattr_host", XATTR_HOST);
+    let exe = compile_static_c(&dir, "xattr_host", &program(XATTR_HOST));
     let native = dir.join("native");
     let sandboxed = dir.join("rvisor");
     std::fs::create_dir(&native).expect("mkdir");
